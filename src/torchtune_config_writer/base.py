@@ -1,0 +1,133 @@
+"""The base config of an experiment: a recipe config, recorded like a lock file, or a file.
+
+A recipe name resolves to the bytes ``tune cp`` copies. Those bytes are recorded in the generated
+folder (``base.lock.yaml``) with the recipe name and torchtune version, and reused while the
+recipe name is unchanged, so that generating needs no torchtune and gives the same bytes whatever
+torchtune (if any) is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigWriterError
+from .experiment import Experiment
+from .recipes import require_torchtune
+from .yaml_io import Document, parse_yaml, read_yaml_file, type_name
+
+LOCK_FILE_NAME = "base.lock.yaml"
+_LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
+
+
+@dataclass(frozen=True)
+class Base:
+    """A resolved base config.
+
+    Attributes:
+        label: What the experiment names: the recipe config name or the file as written.
+        document: The parsed base (positions point into the file it was read from).
+        recipe: The recipe config name, or ``None`` for a file base.
+        torchtune_version: The torchtune the recipe config came from.
+        raw: The exact bytes of the recipe config (what ``tune cp`` writes).
+        recorded: True when read from the recorded lock rather than from torchtune.
+    """
+
+    label: str
+    document: Document
+    recipe: str | None = None
+    torchtune_version: str | None = None
+    raw: bytes = b""
+    recorded: bool = False
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The base config's values."""
+        data: dict[str, Any] = self.document.data
+        return data
+
+
+def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = False) -> Base:
+    """Resolve the experiment's base config.
+
+    Args:
+        experiment: The checked experiment.
+        lock_dir: Where a recorded base may be (``configs/``); ``None`` never reuses one.
+        refresh: Resolve a recipe from the installed torchtune even if one is recorded.
+
+    Raises:
+        ConfigWriterError: unknown recipe, missing file, no torchtune when one is needed,
+            or a base that is not a YAML mapping.
+    """
+    file_path = experiment.base_config_path()
+    if file_path is not None:
+        if not file_path.is_file():
+            problem = "is a folder" if file_path.is_dir() else "does not exist"
+            raise experiment.error(
+                f"base_config_file {file_path} {problem}: give the path of a YAML config "
+                "(relative paths start at the experiment's folder)",
+                ("framework_config", "base_config_file"),
+            )
+        assert experiment.base_config_file is not None
+        return _checked(Base(experiment.base_config_file, read_yaml_file(file_path)))
+
+    recipe = experiment.base_config
+    assert recipe is not None
+    if lock_dir is not None and not refresh:
+        recorded = read_lock(lock_dir / LOCK_FILE_NAME)
+        if recorded is not None and recorded.recipe == recipe:
+            return _checked(recorded)
+    return _checked(_from_torchtune(experiment, recipe))
+
+
+def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
+    torchtune = require_torchtune(f"base_config '{recipe}' (not recorded in configs/ yet)")
+    config = torchtune.find(recipe)
+    if config is None:
+        close = torchtune.close_matches(recipe)
+        hint = f"did you mean {' or '.join(repr(name) for name in close)}? " if close else ""
+        raise experiment.error(
+            f"'{recipe}' is not a torchtune {torchtune.version} recipe config: {hint}"
+            "See `torchtune-config-writer recipes` for the list",
+            ("framework_config", "base_config"),
+        )
+    raw = config.path.read_bytes()
+    return Base(recipe, parse_yaml(raw, config.path), recipe, torchtune.version, raw)
+
+
+def _checked(base: Base) -> Base:
+    if not isinstance(base.document.data, dict):
+        found = "empty" if base.document.data is None else f"a {type_name(base.document.data)}"
+        raise base.document.error(f"a base config must be a mapping of keys, but this one is {found}")
+    return base
+
+
+def render_lock(base: Base) -> bytes:
+    """The recorded base: a short header of comments, then the recipe config's exact bytes."""
+    header = (
+        f"{_LOCK_FIRST_LINE}\n"
+        f"# recipe: {base.recipe}\n"
+        f"# torchtune: {base.torchtune_version}\n"
+        f"# The bytes of `tune cp {base.recipe}` follow. Refresh with `generate --refresh-base`.\n"
+    )
+    return header.encode("utf-8") + base.raw
+
+
+def read_lock(path: Path) -> Base | None:
+    """The base recorded at ``path``, or ``None`` if there is none or it is not one of ours.
+
+    Raises:
+        ConfigWriterError: the recorded config is not valid YAML.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    lines = raw.split(b"\n", 4)
+    if len(lines) < 5 or lines[0].decode("utf-8", "replace") != _LOCK_FIRST_LINE:
+        return None
+    recipe = lines[1].decode("utf-8", "replace").removeprefix("# recipe: ")
+    version = lines[2].decode("utf-8", "replace").removeprefix("# torchtune: ")
+    # The whole file parses as the config (the header is comments), so lines stay true.
+    return Base(recipe, parse_yaml(raw, path), recipe, version, lines[4], recorded=True)

@@ -1,0 +1,57 @@
+"""The one error type of the tool: bad input that the user can fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ConfigWriterError(Exception):
+    """Bad input: a file, an optional position in it, and what to do about it.
+
+    The command line turns every instance into one ``error:`` line and exit code 2.
+    Any other exception is a bug and is allowed to show its traceback.
+
+    Args:
+        message: What is wrong and how to fix it.
+        path: The file the problem is in, if any.
+        line: 1-based line in ``path``, where known.
+        column: 1-based column in ``path``, where known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.column = column
+
+    def location(self) -> str:
+        """``file:line:column`` with the parts that are known, file relative to the cwd."""
+        if self.path is None:
+            return ""
+        parts = [display_path(self.path)]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        return f"{where}: {self.message}" if where else self.message
+
+
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the cwd when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel

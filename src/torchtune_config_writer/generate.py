@@ -1,0 +1,86 @@
+"""The public API: generate an experiment's folder, as the command line, hook and Action do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .experiment import DEFAULT_MAX_RUNS
+from .plan import CONFIGS_DIR, Plan, plan_experiment, render_files
+from .write import WriteResult, write_generated_folder, write_new_folder
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What :func:`generate` produced for one experiment.
+
+    Attributes:
+        plan: The checked experiment and base.
+        folder: The folder holding the run configs (``configs/``).
+        run_mapping: The ``run_mapping.yaml`` written.
+        write: What changed on disk (for an in-repo folder).
+    """
+
+    plan: Plan
+    folder: Path
+    run_mapping: Path
+    write: WriteResult | None
+
+    @property
+    def run_files(self) -> list[Path]:
+        """The run config files, in run order."""
+        return sorted(self.folder.glob("run_[0-9]*.yaml"))
+
+
+def generate(
+    path: Path | str,
+    *,
+    output_base_dir: Path | str | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    refresh_base: bool = False,
+) -> Generated:
+    """Generate the configs of one experiment.
+
+    Args:
+        path: ``experiment.yaml`` or its folder.
+        output_base_dir: Write a new timestamped folder here instead of ``configs/`` beside the
+            experiment (overrides ``output.base_dir``).
+        max_runs: Refuse sweeps with more runs than this.
+        refresh_base: Re-read a recipe base from the installed torchtune.
+
+    Returns:
+        What was generated.
+
+    Raises:
+        ConfigWriterError: bad input; nothing on disk has changed.
+    """
+    return generate_many([path], output_base_dir=output_base_dir, max_runs=max_runs,
+                         refresh_base=refresh_base)[0]
+
+
+def generate_many(
+    paths: Sequence[Path | str],
+    *,
+    output_base_dir: Path | str | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    refresh_base: bool = False,
+) -> list[Generated]:
+    """Generate several experiments: all are checked before any is written."""
+    plans = [plan_experiment(Path(p), max_runs=max_runs, refresh_base=refresh_base) for p in paths]
+    return [_write(plan, output_base_dir) for plan in plans]
+
+
+def _write(plan: Plan, output_base_dir: Path | str | None) -> Generated:
+    experiment = plan.experiment
+    base_dir = Path(output_base_dir) if output_base_dir is not None else None
+    if base_dir is None and experiment.output_base_dir is not None:
+        base_dir = experiment.folder / Path(experiment.output_base_dir).expanduser()
+    if base_dir is None:
+        folder = experiment.folder / CONFIGS_DIR
+        result = write_generated_folder(folder, render_files(plan))
+        return Generated(plan, folder, folder / "run_mapping.yaml", result)
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    root = write_new_folder(base_dir, f"{experiment.output_name}_{stamp}", render_files(plan, timestamped=True))
+    return Generated(plan, root / CONFIGS_DIR, root / "run_mapping.yaml", None)

@@ -1,0 +1,197 @@
+"""Where in the base config a parameter name of the experiment file points."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .experiment import Experiment, Parameter
+from .yaml_io import KeyPath
+
+# Names the seed documents that are not keys of torchtune's configs.
+ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("optimizer", "lr")}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A parameter and the key path in the config that it sets.
+
+    Attributes:
+        parameter: The entry of the experiment file.
+        path: The resolved key path, e.g. ``("model", "lora_rank")``.
+        section: ``"variables"`` or ``"controls"``.
+    """
+
+    parameter: Parameter
+    path: KeyPath
+    section: str
+
+    @property
+    def dotted(self) -> str:
+        """The path as a dotted name, ``model.lora_rank``."""
+        return dotted(self.path)
+
+
+def dotted(path: KeyPath) -> str:
+    """``("model", "lora_rank")`` as ``model.lora_rank``."""
+    return ".".join(str(part) for part in path)
+
+
+def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Placement, ...]:
+    """Resolve every control and variable against ``base``, controls first.
+
+    Raises:
+        ConfigWriterError: a name that points nowhere, at several places, at a key that ``+``
+            says is new but exists, or at a key another parameter sets too.
+    """
+    placements = tuple(
+        Placement(parameter, resolve_parameter(experiment, parameter, base), section)
+        for section, parameters in (("controls", experiment.controls), ("variables", experiment.variables))
+        for parameter in parameters
+    )
+    _check_no_key_set_twice(experiment, placements)
+    return placements
+
+
+def resolve_parameter(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
+    """The key path that ``parameter.name`` means in ``base``.
+
+    A dotted name is that path; ``+name`` adds a new key; a bare name is the top-level key, else
+    an alias (``learning_rate`` → ``optimizer.lr``), else the one place where that key occurs.
+    """
+    name = parameter.name
+    if name.startswith("+"):
+        return _new_key_path(experiment, parameter, base)
+    path = _split(name, base)
+    if len(path) > 1:
+        if _lookup(base, path) is _MISSING:
+            raise experiment.error(_not_found_message(name, base), parameter.keypath)
+        return path
+    if name in base:
+        return (name,)
+    alias = ALIASES.get(name)
+    if alias is not None and _lookup(base, alias) is not _MISSING:
+        return alias
+    places = [place for place in _key_paths(base) if place[-1] == name]
+    if len(places) == 1:
+        return places[0]
+    if places:
+        listing = ", ".join(dotted(place) for place in places)
+        raise experiment.error(
+            f"'{name}' occurs in several places of the base config ({listing}): "
+            "write the dotted path of the one you mean",
+            parameter.keypath,
+        )
+    raise experiment.error(_not_found_message(name, base), parameter.keypath)
+
+
+def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
+    name = parameter.name[1:]
+    path = _split(name, base)
+    if _lookup(base, path) is not _MISSING:
+        raise experiment.error(
+            f"'+{name}' adds a new key, but the base config already has {dotted(path)}: "
+            f"write {name} without the +",
+            parameter.keypath,
+        )
+    for depth in range(1, len(path)):
+        parent = _lookup(base, path[:depth])
+        if parent is _MISSING:
+            break
+        if not isinstance(parent, dict):
+            raise experiment.error(
+                f"'+{name}' cannot add a key under {dotted(path[:depth])}, which is not a mapping",
+                parameter.keypath,
+            )
+    return path
+
+
+_MISSING = object()
+
+
+def _split(name: str, base: dict[str, Any]) -> KeyPath:
+    # A part that is a number indexes a list (dataset.0.source), as torchtune's overrides do.
+    path: list[str | int] = []
+    node: Any = base
+    for part in name.split("."):
+        if isinstance(node, list) and part.isdigit():
+            path.append(int(part))
+            node = node[int(part)] if int(part) < len(node) else None
+        else:
+            path.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(path)
+
+
+def _lookup(config: Any, path: KeyPath) -> Any:
+    node = config
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
+    """Every key path in ``config``, depth first in file order."""
+    items: Any = config.items() if isinstance(config, dict) else (
+        enumerate(config) if isinstance(config, list) else ()
+    )
+    for key, value in items:
+        path = (*prefix, key)
+        if isinstance(key, str):
+            yield path
+        yield from _key_paths(value, path)
+
+
+def _not_found_message(name: str, base: dict[str, Any]) -> str:
+    candidates = {dotted(path): path for path in _key_paths(base)}
+    candidates.update({alias: path for alias, path in ALIASES.items()})
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close:  # a misspelt last part of a known key: lora_rnk → model.lora_rank
+        leaves = {str(path[-1]): dotted(path) for path in candidates.values()}
+        leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
+        close = [leaves[leaf[0]]] if leaf else []
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (
+        f"'{name}' is not in the base config: {hint}To add it as a new key on purpose, write '+{name}'"
+    )
+
+
+def _leaf_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
+    """The key paths a value sets when merged at ``path`` (mappings merge, so their leaves)."""
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _leaf_paths(inner, (*path, key))
+    else:
+        yield path
+
+
+def _check_no_key_set_twice(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+    owners: dict[KeyPath, Placement] = {}
+    for placement in placements:
+        for value in placement.parameter.values:
+            for leaf in _leaf_paths(value, placement.path):
+                for other_path, other in owners.items():
+                    if other is placement or not _overlap(leaf, other_path):
+                        continue
+                    both = "a variable and a control" if other.section != placement.section else (
+                        f"two {placement.section}"
+                    )
+                    raise experiment.error(
+                        f"'{other.parameter.name}' and '{placement.parameter.name}' both set "
+                        f"{dotted(min(leaf, other_path, key=len))}: a key may not be set by {both}; "
+                        "keep one",
+                        placement.parameter.keypath,
+                    )
+                owners[leaf] = placement
+
+
+def _overlap(a: KeyPath, b: KeyPath) -> bool:
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    return longer[: len(shorter)] == shorter

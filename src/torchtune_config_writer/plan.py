@@ -1,0 +1,123 @@
+"""The one path from an experiment file to the bytes of its generated files.
+
+``generate`` writes what :func:`render_files` yields and ``check`` compares it with disk, so the
+two cannot disagree. Everything that can fail is checked in :func:`plan_experiment`, before the
+first byte is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import LOCK_FILE_NAME, Base, load_base, render_lock
+from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
+from .merge import MergeConflict, merge_at
+from .parameters import Placement, place_parameters
+from .render import render_run, render_run_mapping
+from .sweep import OUTPUT_DIR, iter_runs, runs_share_output_dir
+from .yaml_io import KeyPath
+
+CONFIGS_DIR = "configs"
+RUN_MAPPING = "run_mapping.yaml"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment checked against its base, ready to render.
+
+    Attributes:
+        experiment: The experiment file.
+        base: Its resolved base config.
+        controlled: The base with the controls merged in.
+        variables: The variables, resolved and type-checked.
+        split_output_dir: Each run gets its run id appended to ``output_dir``.
+    """
+
+    experiment: Experiment
+    base: Base
+    controlled: dict[str, Any]
+    variables: tuple[Placement, ...]
+    split_output_dir: bool
+
+    @property
+    def run_count(self) -> int:
+        """The number of runs."""
+        return self.experiment.run_count
+
+
+def plan_experiment(
+    path: Path,
+    *,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    refresh_base: bool = False,
+    reuse_recorded_base: bool = True,
+) -> Plan:
+    """Read an experiment, resolve its base and parameters, and check every value.
+
+    Args:
+        path: ``experiment.yaml`` or its folder.
+        max_runs: The run limit, checked before anything else is done.
+        refresh_base: Resolve a recipe from torchtune even when one is recorded.
+        reuse_recorded_base: Look for a recorded base in the experiment's ``configs/``.
+
+    Raises:
+        ConfigWriterError: anything wrong with the experiment or its base.
+    """
+    experiment = load_experiment(path, max_runs=max_runs)
+    lock_dir = experiment.folder / CONFIGS_DIR if reuse_recorded_base else None
+    base = load_base(experiment, lock_dir, refresh=refresh_base)
+    placements = place_parameters(experiment, base.config)
+    controlled: dict[str, Any] = base.config
+    for placement in placements:
+        for index, value in enumerate(placement.parameter.values):
+            merged = _merge_checked(experiment, controlled, placement, value, index)
+            if placement.section == "controls":
+                controlled = merged
+    variables = tuple(p for p in placements if p.section == "variables")
+    split = runs_share_output_dir(controlled, variables, experiment.run_count)
+    return Plan(experiment, base, controlled, variables, split)
+
+
+def _merge_checked(
+    experiment: Experiment, config: dict[str, Any], placement: Placement, value: Any, index: int
+) -> dict[str, Any]:
+    try:
+        merged: dict[str, Any] = merge_at(config, placement.path, value)
+    except MergeConflict as conflict:
+        keypath: KeyPath = placement.parameter.keypath
+        if placement.section == "variables":
+            keypath = (*keypath, index)
+        # A conflict inside a mapping value points at its inner key in the experiment file.
+        keypath = (*keypath, *conflict.path[len(placement.path) :])
+        raise experiment.error(str(conflict), keypath) from None
+    return merged
+
+
+def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str, bytes]]:
+    """Every generated file as (path relative to the written folder, bytes), runs streamed.
+
+    Args:
+        plan: The checked plan.
+        timestamped: The layout of a timestamped output folder (the experiment file copied in,
+            ``run_mapping.yaml`` beside ``configs/``) instead of the in-repo ``configs/``.
+    """
+    experiment = plan.experiment
+    configs = f"{CONFIGS_DIR}/" if timestamped else ""
+    from_config = f"../{experiment.path.name}"
+    entries = []
+    for run in iter_runs(plan.controlled, plan.variables, plan.run_count, plan.split_output_dir):
+        yield f"{configs}{run.id}.yaml", render_run(run, experiment.name, from_config)
+        entry: dict[str, Any] = {"id": run.id, "params": run.params}
+        if isinstance(run.config.get(OUTPUT_DIR), str):
+            entry[OUTPUT_DIR] = run.config[OUTPUT_DIR]
+        entries.append(entry)
+    from_mapping = experiment.path.name if timestamped else from_config
+    mapping = render_run_mapping(entries, experiment.name, plan.base.label, from_mapping)
+    yield RUN_MAPPING, mapping
+    if plan.base.recipe is not None:
+        yield f"{configs}{LOCK_FILE_NAME}", render_lock(plan.base)
+    if timestamped:
+        yield experiment.path.name, experiment.document.raw

@@ -1,0 +1,145 @@
+"""torchtune's built-in configs, found in the installed package without importing torch.
+
+``import torchtune`` imports torch (seconds). The list of recipes and configs lives in
+``torchtune/_recipe_registry.py``, which needs only ``dataclasses`` and ``typing``, so it is run
+on its own; the config files are read from where ``tune cp`` copies them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.metadata
+import importlib.util
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from .errors import ConfigWriterError
+
+
+@dataclass(frozen=True)
+class BuiltinConfig:
+    """One of torchtune's built-in configs, as ``tune ls`` lists it.
+
+    Attributes:
+        name: The config name, e.g. ``llama3_2/1B_lora_single_device``.
+        recipe: The recipe that runs it, e.g. ``lora_finetune_single_device``.
+        path: The file ``tune cp`` copies.
+    """
+
+    name: str
+    recipe: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Torchtune:
+    """The installed torchtune: its version and built-in configs in registry order."""
+
+    version: str
+    configs: tuple[BuiltinConfig, ...]
+    recipes: tuple[str, ...]
+
+    def find(self, name: str) -> BuiltinConfig | None:
+        """The config ``tune cp NAME`` would copy: the first registry entry of that name."""
+        return next((config for config in self.configs if config.name == name), None)
+
+    def close_matches(self, name: str) -> list[str]:
+        """Config names that look like ``name``, best first."""
+        names = list(dict.fromkeys(config.name for config in self.configs))
+        matches = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        if not matches:  # a recipe name or a bare model size: offer configs that contain it
+            stem = name.rsplit("/", 1)[-1].lower()
+            matches = [candidate for candidate in names if stem and stem in candidate.lower()][:3]
+        return matches
+
+
+@cache
+def installed_torchtune() -> Torchtune | None:
+    """The torchtune installed beside this package, or ``None`` when there is none.
+
+    Raises:
+        ConfigWriterError: torchtune is installed but its recipe registry cannot be read.
+    """
+    spec = importlib.util.find_spec("torchtune")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    registry_file = package_dir / "_recipe_registry.py"
+    try:
+        registry = _run_standalone(registry_file)
+        all_recipes = registry.get_all_recipes()
+        version = importlib.metadata.version("torchtune")
+    except Exception as exc:  # noqa: BLE001 - any failure means a torchtune we cannot read
+        raise ConfigWriterError(
+            f"cannot read torchtune's recipe list ({type(exc).__name__}: {exc}): "
+            "reinstall torchtune",
+            registry_file,
+        ) from None
+    # tune cp copies from <site-packages>/recipes/configs/<file_path>.
+    config_root = package_dir.parent / "recipes" / "configs"
+    configs = tuple(
+        BuiltinConfig(config.name, recipe.name, config_root / config.file_path)
+        for recipe in all_recipes
+        for config in recipe.configs
+    )
+    return Torchtune(version, configs, tuple(recipe.name for recipe in all_recipes))
+
+
+def _run_standalone(path: Path) -> ModuleType:
+    name = "_torchtune_config_writer_recipe_registry"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+def require_torchtune(purpose: str) -> Torchtune:
+    """The installed torchtune, or an error saying that ``purpose`` needs it."""
+    torchtune = installed_torchtune()
+    if torchtune is None:
+        raise ConfigWriterError(
+            f"{purpose} needs torchtune, which is not installed: "
+            "pip install torchtune (after PyTorch for your machine)"
+        )
+    return torchtune
+
+
+def list_configs(pattern: str | None = None) -> list[BuiltinConfig]:
+    """Built-in configs whose config or recipe name matches ``pattern``.
+
+    Args:
+        pattern: A glob (``llama3_2/*lora*``) or a plain substring; case-insensitive.
+            ``None`` lists everything.
+    """
+    configs = require_torchtune("listing recipes").configs
+    if not pattern:
+        return list(configs)
+    needle = pattern.lower()
+    is_glob = any(char in pattern for char in "*?[")
+
+    def matches(text: str) -> bool:
+        text = text.lower()
+        return fnmatch.fnmatchcase(text, needle) if is_glob else needle in text
+
+    return [config for config in configs if matches(config.name) or matches(config.recipe)]
+
+
+def format_listing(configs: list[BuiltinConfig]) -> str:
+    """The ``tune ls`` table: the recipe name on its first config only."""
+    lines = [f"{'RECIPE':<40} {'CONFIG':<40}".rstrip()]
+    previous = None
+    for config in configs:
+        recipe = config.recipe if config.recipe != previous else ""
+        lines.append(f"{recipe:<40} {config.name}")
+        previous = config.recipe
+    return "\n".join(lines) + "\n"

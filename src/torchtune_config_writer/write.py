@@ -1,0 +1,170 @@
+"""Writing generated folders all or nothing, leaving files the tool did not write alone.
+
+A ``configs/`` folder is replaced by renames, so an interrupted write (even SIGKILL) leaves the
+old folder or the new one; the next write finishes or discards what the interrupted one left:
+
+1. our files are written to ``.configs.tcw-new`` (interrupted: discarded next time);
+2. it is renamed ``.configs.tcw-ready``: from here on the new folder is complete;
+3. files we did not write are moved from ``configs/`` into it;
+4. ``configs/`` is renamed ``.configs.tcw-old`` and ``.configs.tcw-ready`` to ``configs/``;
+5. ``.configs.tcw-old``, which holds only our old files, is removed.
+
+Steps 3 to 5 are repeated by the next write if interrupted (roll forward).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigWriterError
+
+# The files of a generated folder that the tool wrote; everything else is the user's.
+_OWNED = re.compile(r"run_[0-9]{3,}\.yaml|run_mapping\.yaml|base\.lock\.yaml")
+
+
+def is_owned(name: str) -> bool:
+    """Whether a file name in a generated folder is one the tool writes."""
+    return _OWNED.fullmatch(name) is not None
+
+
+@dataclass
+class WriteResult:
+    """What a write changed.
+
+    Attributes:
+        folder: The folder written.
+        changed: Files written with new content (added or modified), sorted.
+        removed: Our files that the new sweep no longer produces, sorted.
+    """
+
+    folder: Path
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        """Nothing on disk needed to change."""
+        return not self.changed and not self.removed
+
+
+def _siblings(folder: Path) -> tuple[Path, Path, Path]:
+    return tuple(folder.with_name(f".{folder.name}.tcw-{stage}") for stage in ("new", "ready", "old"))  # type: ignore[return-value]
+
+
+def recover_interrupted_write(folder: Path) -> None:
+    """Finish or discard a write of ``folder`` that was interrupted."""
+    new, ready, old = _siblings(folder)
+    if new.exists():
+        shutil.rmtree(new)
+    if ready.exists():
+        _swap_in(folder, ready, old)
+    elif old.exists():
+        shutil.rmtree(old)
+
+
+def _swap_in(folder: Path, ready: Path, old: Path) -> None:
+    if folder.exists():
+        for entry in folder.iterdir():
+            if not is_owned(entry.name):
+                entry.rename(ready / entry.name)
+        folder.rename(old)
+    ready.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:
+    """Make our files in ``folder`` exactly ``files``, all or nothing.
+
+    Files that the new set does not contain but the tool wrote (a run a smaller sweep no longer
+    produces) are removed; other files are kept as they are. Nothing is written when nothing
+    changed.
+
+    Args:
+        folder: The generated folder, e.g. ``<experiment>/configs``.
+        files: (name, bytes) pairs; names are plain file names.
+
+    Raises:
+        ConfigWriterError: the folder is a symlink, or the disk refuses the write.
+    """
+    if folder.is_symlink():
+        raise ConfigWriterError(
+            "is a symlink: generated folders are written only as real folders; remove the link",
+            folder,
+        )
+    try:
+        recover_interrupted_write(folder)
+        new, ready, old = _siblings(folder)
+        new.mkdir()
+        result = WriteResult(folder)
+        written = set()
+        try:
+            for name, content in files:
+                (new / name).write_bytes(content)
+                written.add(name)
+                if _read_or_none(folder / name) != content:
+                    result.changed.append(name)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        if folder.is_dir():
+            result.removed = sorted(
+                entry.name for entry in folder.iterdir() if is_owned(entry.name) and entry.name not in written
+            )
+        result.changed.sort()
+        if result.unchanged:
+            shutil.rmtree(new)
+            return result
+        new.rename(ready)
+        _swap_in(folder, ready, old)
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot write the generated folder: {exc.strerror or exc}", exc.filename or folder) from None
+    return result
+
+
+def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]) -> Path:
+    """Write ``files`` to a new folder ``parent/name`` (``name_2``, ... if taken), all or nothing.
+
+    Args:
+        parent: Where the folder goes; created if missing.
+        name: The folder's name.
+        files: (relative path, bytes) pairs; paths may name sub-folders.
+
+    Returns:
+        The folder written.
+    """
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
+        try:
+            for relative, content in files:
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            for attempt in range(1, 1000):
+                folder = parent / (name if attempt == 1 else f"{name}_{attempt}")
+                try:
+                    os.mkdir(folder)  # claims the name; rename then replaces the empty folder
+                except FileExistsError:
+                    continue
+                staging.rename(folder)
+                return folder
+            raise ConfigWriterError(f"too many folders named {name}_*", parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot write the output folder: {exc.strerror or exc}", exc.filename or parent) from None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

@@ -1,0 +1,316 @@
+"""Every YAML setting of the tool: read as torchtune reads, write what it reads back exactly.
+
+torchtune loads configs with ``OmegaConf.load``, whose loader differs from PyYAML's safe loader in
+two ways that change values: ``3e-4`` is a float (YAML 1.1 wants a dot), and dates stay strings.
+The loader here follows those rules (tests compare it with OmegaConf on every recipe config), and
+also refuses duplicate keys and alias bombs and keeps the position of every key for messages.
+The dumper quotes every string that either loader would read as something else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigWriterError
+
+try:  # libyaml's parser and emitter; the constructors and representers stay Python.
+    from yaml import CSafeDumper as _SafeDumper
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+KeyPath = tuple[str | int, ...]
+
+# OmegaConf 2.4's float rule (omegaconf/_yaml.py): exponent without a dot is a float.
+_OMEGACONF_FLOAT = re.compile(
+    r"""^(?:
+     [-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+    |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9]+(?:_[0-9]+)*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+# OmegaConf 2.3's looser rule: the dumper quotes anything that it too would read as a float.
+_OMEGACONF_23_FLOAT = re.compile(
+    r"""^(?:
+     [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_FLOAT_FIRST = list("-+0123456789.")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+# Aliases may repeat a block, but not blow a small file up into millions of nodes.
+_MAX_ALIAS_EXPANSION_RATIO = 100
+_MIN_NODES_BEFORE_RATIO = 1_000
+# Wide enough that no value is ever folded onto a second line.
+_WIDTH = 1_000_000
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Checked before merge keys are expanded: an explicit key may override a merged one.
+        seen: dict[tuple[str, str], yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            ident = (key_node.tag, key_node.value)
+            if ident in seen:
+                first = seen[ident].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key_node.value}' (first at line {first}): keep one",
+                    key_node.start_mark,
+                )
+            seen[ident] = key_node
+        super().flatten_mapping(node)
+
+
+_Loader.add_implicit_resolver(_FLOAT_TAG, _OMEGACONF_FLOAT, _FLOAT_FIRST)
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+
+
+class FlowMapping(dict[Any, Any]):
+    """A mapping written on one line, ``{a: 1, b: 2}`` (run parameters in ``run_mapping.yaml``)."""
+
+
+class _Dumper(_SafeDumper):  # type: ignore[misc, valid-type]
+    pass
+
+
+# The timestamp resolver stays: a date-like string is quoted, which every reader agrees on.
+_Dumper.add_implicit_resolver(_FLOAT_TAG, _OMEGACONF_FLOAT, _FLOAT_FIRST)
+_Dumper.add_implicit_resolver(_FLOAT_TAG, _OMEGACONF_23_FLOAT, _FLOAT_FIRST)
+
+
+def _represent_dict(dumper: _Dumper, data: dict[Any, Any]) -> yaml.Node:
+    return dumper.represent_mapping(_MAP_TAG, data, flow_style=False)
+
+
+def _represent_flow_dict(dumper: _Dumper, data: dict[Any, Any]) -> yaml.Node:
+    return dumper.represent_mapping(_MAP_TAG, data, flow_style=True)
+
+
+def _represent_list(dumper: _Dumper, data: list[Any]) -> yaml.Node:
+    # [q_proj, v_proj] on one line, as torchtune's configs write them; lists of mappings as blocks.
+    flat = all(not isinstance(item, (dict, list)) for item in data)
+    return dumper.represent_sequence(_SEQ_TAG, data, flow_style=flat)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(FlowMapping, _represent_flow_dict)
+_Dumper.add_representer(list, _represent_list)
+
+
+class _InlineDumper(_Dumper):
+    pass
+
+
+def _represent_inline_str(dumper: _InlineDumper, data: str) -> yaml.Node:
+    # Escaped newlines keep the value on one line (plain and single quotes fold them).
+    style = '"' if "\n" in data or "\r" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_InlineDumper.add_representer(dict, _represent_flow_dict)
+_InlineDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence(_SEQ_TAG, data, flow_style=True)
+)
+_InlineDumper.add_representer(str, _represent_inline_str)
+
+
+def dump_yaml(data: Any) -> str:
+    """Render ``data`` as block YAML that OmegaConf reads back to exactly ``data``.
+
+    Keys keep their order; lists of scalars are written on one line.
+    """
+    text: str = yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=_WIDTH,
+        default_flow_style=False,
+    )
+    return text
+
+
+def dump_inline(value: Any) -> str:
+    """One value on one line, as YAML flow syntax (for comments and messages)."""
+    text: str = yaml.dump(
+        value, Dumper=_InlineDumper, sort_keys=False, allow_unicode=True, width=_WIDTH
+    )
+    # A lone scalar ends with a document-end marker; neither it nor the newline belongs inline.
+    return text.removesuffix("\n").removesuffix("\n...")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed YAML file: its data and the position of every key, for messages.
+
+    Attributes:
+        path: The file the document was read from.
+        data: The plain Python value (dicts, lists, scalars).
+        positions: 1-based (line, column) of each key path; a mapping entry points at its key.
+        raw: The bytes the document was parsed from.
+    """
+
+    path: Path
+    data: Any
+    positions: dict[tuple[str, ...], tuple[int, int]]
+    raw: bytes = b""
+
+    def position(self, keypath: KeyPath) -> tuple[int, int] | None:
+        """The position of ``keypath``, or of its nearest enclosing key that has one."""
+        key = tuple(str(part) for part in keypath)
+        while key:
+            if key in self.positions:
+                return self.positions[key]
+            key = key[:-1]
+        return self.positions.get(())
+
+    def error(self, message: str, keypath: KeyPath = ()) -> ConfigWriterError:
+        """A :class:`ConfigWriterError` pointing at ``keypath`` in this file."""
+        pos = self.position(keypath)
+        line, column = pos if pos else (None, None)
+        return ConfigWriterError(message, self.path, line, column)
+
+
+def read_yaml_file(path: Path) -> Document:
+    """Read and parse a YAML file; every failure is a :class:`ConfigWriterError`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigWriterError("file not found", path) from None
+    except IsADirectoryError:
+        raise ConfigWriterError("is a folder, expected a YAML file", path) from None
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot read: {exc.strerror}", path) from None
+    return parse_yaml(raw, path)
+
+
+def parse_yaml(raw: bytes, path: Path) -> Document:
+    """Parse YAML bytes (UTF-8) as OmegaConf would, keeping key positions.
+
+    Raises:
+        ConfigWriterError: not UTF-8, not YAML, a duplicate key, an unsafe tag, an alias bomb.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigWriterError(
+            f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8", path, line, column
+        ) from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Document(path, None, {(): (1, 1)}, raw)
+        _refuse_alias_bombs(node)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise _marked_error(exc, path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigWriterError(f"not valid YAML: {exc}", path) from None
+    finally:
+        loader.dispose()
+    return Document(path, data, dict(_key_positions(node)), raw)
+
+
+def _marked_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigWriterError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "not valid YAML"
+    if "could not determine a constructor" in problem:
+        tag = problem.split("tag ", 1)[-1].strip()
+        problem = f"the tag {tag} is not allowed: write plain YAML values"
+    elif isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
+        problem = f"not valid YAML: {problem}"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    return ConfigWriterError(problem, path, line, column)
+
+
+def _refuse_alias_bombs(root: yaml.Node) -> None:
+    unique: set[int] = set()
+    expanded: dict[int, int] = {}
+    limit = _MAX_ALIAS_EXPANSION_RATIO * _MIN_NODES_BEFORE_RATIO * 100
+
+    def count(node: yaml.Node, visiting: frozenset[int]) -> int:
+        ident = id(node)
+        if ident in visiting:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to itself: remove the recursion", node.start_mark
+            )
+        unique.add(ident)
+        if ident in expanded:
+            return expanded[ident]
+        total = 1
+        if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
+            inner = visiting | {ident}
+            children = node.value if isinstance(node, yaml.SequenceNode) else [
+                child for pair in node.value for child in pair
+            ]
+            for child in children:
+                total += count(child, inner)
+                if total > limit:
+                    break
+        expanded[ident] = total
+        return total
+
+    total = count(root, frozenset())
+    if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(unique):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"aliases expand {len(unique)} nodes to {total}: refused as an alias bomb",
+            root.start_mark,
+        )
+
+
+def _key_positions(root: yaml.Node) -> Iterator[tuple[tuple[str, ...], tuple[int, int]]]:
+    stack: list[tuple[tuple[str, ...], yaml.Node, yaml.Node]] = [((), root, root)]
+    while stack:
+        path, mark_node, node = stack.pop()
+        yield path, (mark_node.start_mark.line + 1, mark_node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                    stack.append(((*path, key_node.value), key_node, value_node))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                stack.append(((*path, str(index)), item, item))
+
+
+def type_name(value: Any) -> str:
+    """The YAML word for a value's type, for messages."""
+    if value is None:
+        return "null"
+    for kind, word in ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string")):
+        if isinstance(value, kind):
+            return word
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
