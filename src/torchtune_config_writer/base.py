@@ -92,7 +92,14 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
             "See `torchtune-config-writer recipes` for the list",
             ("framework_config", "base_config"),
         )
-    raw = config.path.read_bytes()
+    try:
+        raw = config.path.read_bytes()
+    except OSError as exc:  # torchtune 0.6.1 lists llama2/7B_full_early_exit but ships no file
+        raise experiment.error(
+            f"torchtune {torchtune.version} lists '{recipe}', but its file is not in the installed "
+            f"package ({exc.strerror}): `tune cp` fails too; choose another recipe config",
+            ("framework_config", "base_config"),
+        ) from None
     return Base(recipe, parse_yaml(raw, config.path), recipe, torchtune.version, raw)
 
 

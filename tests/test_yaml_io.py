@@ -1,0 +1,128 @@
+"""The YAML layer reads as torchtune (OmegaConf) reads and writes what OmegaConf reads back."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from torchtune_config_writer import yaml_io
+from torchtune_config_writer.errors import ConfigWriterError
+from torchtune_config_writer.recipes import installed_torchtune
+
+RECIPE_FILES = sorted(c.path for c in installed_torchtune().configs if c.path.exists())
+
+
+def omegaconf_reads(text: str) -> Any:
+    return OmegaConf.to_container(OmegaConf.load(io.StringIO(text)), resolve=False)
+
+
+def test_every_recipe_config_is_read_exactly_as_omegaconf_reads_it() -> None:
+    assert len(RECIPE_FILES) > 100
+    for path in RECIPE_FILES:
+        ours = yaml_io.read_yaml_file(path).data
+        assert ours == OmegaConf.to_container(OmegaConf.load(path), resolve=False), path
+
+
+def test_every_recipe_config_survives_a_dump_and_omegaconf_read() -> None:
+    for path in RECIPE_FILES:
+        data = yaml_io.read_yaml_file(path).data
+        assert omegaconf_reads(yaml_io.dump_yaml(data)) == data, path
+
+
+SCALARS = [
+    "3e-4", "1e5", "-2E+3", "1.5", ".5", "1_000", "1_0.5", "0x1F", "0o17", "017", "1:30",
+    "yes", "No", "on", "OFF", "true", "True", "null", "~", "Null", "2025-11-12",
+    "2025-11-12T10:00:00", ".inf", "-.Inf", ".nan", "${output_dir}/logs", "${oc.env:HOME}",
+    "???", "", "plain text",
+]
+
+
+@pytest.mark.parametrize("scalar", SCALARS)
+def test_scalars_are_typed_as_omegaconf_types_them(scalar: str) -> None:
+    text = f"k: {scalar}\n"
+    ours = yaml_io.parse_yaml(text.encode(), Path("x.yaml")).data["k"]
+    theirs = omegaconf_reads(text)["k"]
+    if isinstance(theirs, float) and math.isnan(theirs):
+        assert math.isnan(ours)
+    else:
+        assert (type(ours), ours) == (type(theirs), theirs)
+
+
+@pytest.mark.parametrize("scalar", SCALARS)
+def test_a_string_that_looks_like_another_type_is_written_so_it_stays_a_string(scalar: str) -> None:
+    text = yaml_io.dump_yaml({"k": scalar})
+    assert omegaconf_reads(text) == {"k": scalar}
+
+
+def test_exponent_floats_are_read_as_floats_where_plain_yaml_reads_strings() -> None:
+    assert yaml.safe_load("lr: 3e-4") == {"lr": "3e-4"}
+    assert yaml_io.parse_yaml(b"lr: 3e-4", Path("x.yaml")).data == {"lr": 0.0003}
+
+
+def test_duplicate_keys_are_errors_with_the_line_of_the_second() -> None:
+    with pytest.raises(ConfigWriterError) as info:
+        yaml_io.parse_yaml(b"a:\n  b: 1\n  c: 2\n  b: 3\n", Path("x.yaml"))
+    assert (info.value.line, info.value.column) == (4, 3)
+    assert "duplicate key 'b' (first at line 2)" in info.value.message
+
+
+def test_merge_keys_may_be_overridden_without_a_duplicate_error() -> None:
+    doc = yaml_io.parse_yaml(b"base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  y: 3\n", Path("x.yaml"))
+    assert doc.data["run"] == {"x": 1, "y": 3}
+
+
+def test_alias_bombs_are_refused() -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigWriterError, match="alias bomb"):
+        yaml_io.parse_yaml("\n".join(lines).encode(), Path("x.yaml"))
+
+
+def test_positions_point_at_keys_and_list_items() -> None:
+    doc = yaml_io.parse_yaml(b"a:\n  b: 1\n  c: [x, y]\n", Path("x.yaml"))
+    assert doc.position(("a", "b")) == (2, 3)
+    assert doc.position(("a", "c", 1)) == (3, 10)
+    assert doc.position(("a", "missing")) == (1, 1)
+
+
+def test_inline_values_stay_on_one_line() -> None:
+    assert yaml_io.dump_inline({"a": [1, {"b": "x\ny"}]}) == '{a: [1, {b: "x\\ny"}]}'
+    assert yaml_io.dump_inline(3e-4) == "0.0003"
+
+
+def test_python_and_libyaml_emitters_write_the_same_bytes() -> None:
+    # Output must not depend on whether PyYAML was built with libyaml.
+    class PureDumper(yaml.SafeDumper):
+        pass
+
+    PureDumper.yaml_implicit_resolvers = yaml_io._Dumper.yaml_implicit_resolvers
+    PureDumper.yaml_representers = yaml_io._Dumper.yaml_representers
+    for path in RECIPE_FILES:
+        data = yaml_io.read_yaml_file(path).data
+        pure = yaml.dump(data, Dumper=PureDumper, sort_keys=False, allow_unicode=True,
+                         width=yaml_io._WIDTH, default_flow_style=False)
+        assert pure == yaml_io.dump_yaml(data), path
+
+
+keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=8)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    | st.sampled_from(SCALARS)
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, values, min_size=1, max_size=5))
+def test_omegaconf_reads_back_exactly_what_was_written(config: dict[str, Any]) -> None:
+    assert omegaconf_reads(yaml_io.dump_yaml(config)) == config
