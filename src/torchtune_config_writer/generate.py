@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +78,7 @@ def _write(plan: Plan, output_base_dir: Path | str | None) -> Generated:
     base_dir = Path(output_base_dir) if output_base_dir is not None else None
     if base_dir is None and experiment.output_base_dir is not None:
         base_dir = experiment.folder / Path(experiment.output_base_dir).expanduser()
+        base_dir = Path(os.path.normpath(base_dir))  # exp/../outputs reads as outputs
     if base_dir is None:
         folder = experiment.folder / CONFIGS_DIR
         result = write_generated_folder(folder, render_files(plan))

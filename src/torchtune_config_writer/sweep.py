@@ -29,8 +29,8 @@ class Run:
 
 
 def run_id(index: int, count: int) -> str:
-    """``run_007``: three digits, more when a sweep has 1000 runs or more."""
-    return f"run_{index:0{max(3, len(str(count - 1)))}d}"
+    """``run_007``: three digits, more when a sweep has 1000 runs or more (``run_0007``)."""
+    return f"run_{index:0{max(3, len(str(count)))}d}"
 
 
 def iter_runs(

@@ -1,0 +1,113 @@
+"""The seed's examples generate what the seed states, and every config passes `tune validate`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from torchtune_config_writer import generate
+
+from .conftest import EXAMPLES, snapshot
+
+EXAMPLE_NAMES = sorted(path.parent.name for path in EXAMPLES.glob("*/experiment.yaml"))
+
+
+def load_runs(folder: Path) -> list[dict]:
+    files = sorted(folder.glob("configs/run_[0-9]*.yaml"))
+    return [OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in files]
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_committed_example_folder_is_exactly_what_generate_writes(name: str, tmp_path: Path) -> None:
+    copy = tmp_path / name
+    shutil.copytree(EXAMPLES / name, copy)
+    shutil.rmtree(copy / "configs")
+    generate(copy)
+    assert snapshot(copy) == snapshot(EXAMPLES / name)
+
+
+def test_example_1_sweeps_lora_rank_with_the_float_learning_rate() -> None:
+    runs = load_runs(EXAMPLES / "lora_rank_study")
+    assert [run["model"]["lora_rank"] for run in runs] == [8, 16, 32, 64]
+    for index, run in enumerate(runs):
+        assert run["optimizer"]["lr"] == 0.0003 and isinstance(run["optimizer"]["lr"], float)
+        assert run["model"]["lora_alpha"] == 16
+        assert (run["epochs"], run["batch_size"]) == (3, 4)
+        # The dataset mapping merges: its component stays, the two keys are set.
+        assert run["dataset"] == {
+            "_component_": "torchtune.datasets.alpaca_cleaned_dataset",
+            "packed": True,
+            "data_files": "/scratch/data/alpaca.json",
+        }
+        assert run["output_dir"] == f"/scratch/results/lora_study/run_{index:03d}"
+        assert run["checkpointer"]["output_dir"] == "${output_dir}"
+
+
+def test_example_2_is_a_3_by_3_grid_with_the_last_variable_fastest() -> None:
+    runs = load_runs(EXAMPLES / "lr_batch_sweep")
+    grid = [(run["optimizer"]["lr"], run["batch_size"]) for run in runs]
+    assert grid == [(lr, bs) for lr in (1e-4, 3e-4, 5e-4) for bs in (2, 4, 8)]
+    assert {(run["epochs"], run["seed"]) for run in runs} == {(5, 42)}
+    # The custom base's own choices survive.
+    assert {run["compile"] for run in runs} == {True}
+    assert {run["tokenizer"]["max_seq_len"] for run in runs} == {2048}
+
+
+def test_example_3_switches_the_logger_and_keeps_its_interpolation() -> None:
+    runs = load_runs(EXAMPLES / "cap_viz_test")
+    assert [run["model"]["lora_rank"] for run in runs] == [8, 16]
+    for run in runs:
+        assert run["metric_logger"] == {
+            "_component_": "torchtune.training.metric_logging.WandBLogger",
+            "log_dir": "${output_dir}/logs",
+            "project": "capitalization",
+            "mode": "offline",
+        }
+        assert run["dataset"]["field"] == "train"
+        assert (run["epochs"], run["batch_size"]) == (2, 16)
+
+
+def test_run_mapping_lists_each_run_with_its_values() -> None:
+    mapping = OmegaConf.to_container(OmegaConf.load(EXAMPLES / "lr_batch_sweep/configs/run_mapping.yaml"))
+    assert mapping["experiment"] == "lr_batch_sweep"
+    assert mapping["base"] == "my_gpu_optimized.yaml"
+    assert mapping["runs"][4] == {
+        "id": "run_004",
+        "params": {"learning_rate": 0.0003, "batch_size": 4},
+        "output_dir": "/scratch/torchtune/llama3_2_1B_lora/run_004",
+    }
+
+
+ALL_CONFIGS = sorted(EXAMPLES.glob("*/configs/run_[0-9]*.yaml"))
+
+
+def test_every_example_config_passes_torchtunes_validation() -> None:
+    # The function `tune validate` calls, on every config in one process.
+    from torchtune import config
+
+    assert len(ALL_CONFIGS) == 15
+    for path in ALL_CONFIGS:
+        config.validate(OmegaConf.load(path))
+
+
+def test_the_real_tune_validate_accepts_first_and_last_run_of_each_example() -> None:
+    tune = Path(sys.executable).with_name("tune")
+    picks = []
+    for name in EXAMPLE_NAMES:
+        runs = sorted((EXAMPLES / name / "configs").glob("run_[0-9]*.yaml"))
+        picks += [runs[0], runs[-1]]
+
+    def validate(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(tune), "validate", str(path)], capture_output=True, text=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(validate, picks))
+    for path, result in zip(picks, results):
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Config is well-formed!" in result.stdout
