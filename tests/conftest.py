@@ -50,7 +50,9 @@ def write_experiment(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def experiment_text(variables: str = "", controls: str = "", base: str = f"base_config: {RECIPE}") -> str:
+def experiment_text(
+    variables: str = "", controls: str = "", base: str = f"base_config: {RECIPE}"
+) -> str:
     """A minimal valid experiment around the given (already indented) sections."""
     text = f"""\
 experiment:

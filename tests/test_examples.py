@@ -24,7 +24,9 @@ def load_runs(folder: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_committed_example_folder_is_exactly_what_generate_writes(name: str, tmp_path: Path) -> None:
+def test_committed_example_folder_is_exactly_what_generate_writes(
+    name: str, tmp_path: Path
+) -> None:
     copy = tmp_path / name
     shutil.copytree(EXAMPLES / name, copy)
     shutil.rmtree(copy / "configs")
@@ -74,7 +76,9 @@ def test_example_3_switches_the_logger_and_keeps_its_interpolation() -> None:
 
 
 def test_run_mapping_lists_each_run_with_its_values() -> None:
-    mapping = OmegaConf.to_container(OmegaConf.load(EXAMPLES / "lr_batch_sweep/configs/run_mapping.yaml"))
+    mapping = OmegaConf.to_container(
+        OmegaConf.load(EXAMPLES / "lr_batch_sweep/configs/run_mapping.yaml")
+    )
     assert mapping["experiment"] == "lr_batch_sweep"
     assert mapping["base"] == "my_gpu_optimized.yaml"
     assert mapping["runs"][4] == {
@@ -108,6 +112,6 @@ def test_the_real_tune_validate_accepts_first_and_last_run_of_each_example() -> 
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(validate, picks))
-    for path, result in zip(picks, results):
+    for path, result in zip(picks, results, strict=True):
         assert result.returncode == 0, (path, result.stderr)
         assert "Config is well-formed!" in result.stdout

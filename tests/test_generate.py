@@ -30,13 +30,18 @@ def only_run(write_experiment: Callable[..., Path], **sections: str) -> dict[str
 # Parameter names
 
 
-def test_dotted_bare_alias_and_unique_place_names_all_resolve(write_experiment: Callable[..., Path]) -> None:
-    run = only_run(write_experiment, controls="""
+def test_dotted_bare_alias_and_unique_place_names_all_resolve(
+    write_experiment: Callable[..., Path],
+) -> None:
+    run = only_run(
+        write_experiment,
+        controls="""
         optimizer.weight_decay: 0.1
         batch_size: 8
         learning_rate: 1e-5
         lora_rank: 4
-    """)
+    """,
+    )
     assert run["optimizer"]["weight_decay"] == 0.1
     assert run["batch_size"] == 8
     assert run["optimizer"]["lr"] == 1e-5
@@ -44,34 +49,47 @@ def test_dotted_bare_alias_and_unique_place_names_all_resolve(write_experiment: 
 
 
 def test_plus_adds_new_keys_after_the_base_keys(write_experiment: Callable[..., Path]) -> None:
-    path = write_experiment(experiment_text(controls="""
+    path = write_experiment(
+        experiment_text(
+            controls="""
         +custom_flag: true
         +optimizer.foreach: false
-    """))
+    """
+        )
+    )
     generate(path)
     run = runs_of(path)[0]
     assert list(run)[-1] == "custom_flag" and run["custom_flag"] is True
     assert list(run["optimizer"]) == ["_component_", "fused", "weight_decay", "lr", "foreach"]
 
 
-def test_a_numeric_part_indexes_a_list(write_experiment: Callable[..., Path], tmp_path: Path) -> None:
+def test_a_numeric_part_indexes_a_list(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
     base = tmp_path / "exp" / "base.yaml"
     base.parent.mkdir()
     base.write_text("datasets:\n- {source: a, packed: false}\n- {source: b, packed: false}\n")
-    run = only_run(write_experiment, base="base_config_file: base.yaml", controls="datasets.1.packed: true")
+    run = only_run(
+        write_experiment, base="base_config_file: base.yaml", controls="datasets.1.packed: true"
+    )
     assert run["datasets"] == [{"source": "a", "packed": False}, {"source": "b", "packed": True}]
 
 
 # Merging
 
 
-def test_nested_controls_merge_and_keep_the_keys_they_do_not_name(write_experiment: Callable[..., Path]) -> None:
-    run = only_run(write_experiment, controls="""
+def test_nested_controls_merge_and_keep_the_keys_they_do_not_name(
+    write_experiment: Callable[..., Path],
+) -> None:
+    run = only_run(
+        write_experiment,
+        controls="""
         metric_logger:
           project: demo
         profiler:
           enabled: true
-    """)
+    """,
+    )
     assert run["metric_logger"] == {
         "_component_": "torchtune.training.metric_logging.DiskLogger",
         "log_dir": "${output_dir}/logs",
@@ -108,32 +126,53 @@ def test_compatible_types_are_accepted_and_written_exactly(
 # The sweep
 
 
-def test_full_factorial_in_written_order_last_variable_fastest(write_experiment: Callable[..., Path]) -> None:
-    path = write_experiment(experiment_text(variables="""
+def test_full_factorial_in_written_order_last_variable_fastest(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
         seed: [1, 2]
         lora_rank: [4, 8, 16]
         shuffle: [true, false]
-    """))
+    """
+        )
+    )
     generate(path)
     combos = [(run["seed"], run["model"]["lora_rank"], run["shuffle"]) for run in runs_of(path)]
     assert combos == [(s, r, sh) for s in (1, 2) for r in (4, 8, 16) for sh in (True, False)]
 
 
 def test_variable_values_may_be_lists_and_mappings(write_experiment: Callable[..., Path]) -> None:
-    path = write_experiment(experiment_text(variables="""
+    path = write_experiment(
+        experiment_text(
+            variables="""
         model.lora_attn_modules: [[q_proj, v_proj], [q_proj, k_proj, v_proj]]
         dataset:
           - {packed: true}
           - {_component_: torchtune.datasets.slimorca_dataset}
-    """))
+    """
+        )
+    )
     generate(path)
     runs = runs_of(path)
-    assert [run["model"]["lora_attn_modules"] for run in runs[::2]] == [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj"]]
-    assert runs[0]["dataset"] == {"_component_": "torchtune.datasets.alpaca_cleaned_dataset", "packed": True}
-    assert runs[1]["dataset"] == {"_component_": "torchtune.datasets.slimorca_dataset", "packed": False}
+    assert [run["model"]["lora_attn_modules"] for run in runs[::2]] == [
+        ["q_proj", "v_proj"],
+        ["q_proj", "k_proj", "v_proj"],
+    ]
+    assert runs[0]["dataset"] == {
+        "_component_": "torchtune.datasets.alpaca_cleaned_dataset",
+        "packed": True,
+    }
+    assert runs[1]["dataset"] == {
+        "_component_": "torchtune.datasets.slimorca_dataset",
+        "packed": False,
+    }
 
 
-def test_no_variables_gives_one_run_with_the_base_output_dir(write_experiment: Callable[..., Path]) -> None:
+def test_no_variables_gives_one_run_with_the_base_output_dir(
+    write_experiment: Callable[..., Path],
+) -> None:
     run = only_run(write_experiment, controls="epochs: 2")
     assert run["output_dir"] == "/tmp/torchtune/llama3_2_1B/lora_single_device"
 
@@ -152,18 +191,25 @@ def test_output_dir_variable_keeps_each_runs_own_dir(write_experiment: Callable[
     assert [run["output_dir"] for run in runs_of(path)] == ["/out/a", "/out/b"]
 
 
-def test_runs_sharing_an_output_dir_variable_value_are_split(write_experiment: Callable[..., Path]) -> None:
+def test_runs_sharing_an_output_dir_variable_value_are_split(
+    write_experiment: Callable[..., Path],
+) -> None:
     path = write_experiment(experiment_text(variables="output_dir: [/out/a, /out/b]\nseed: [1, 2]"))
     generate(path)
     assert [run["output_dir"] for run in runs_of(path)] == [
-        "/out/a/run_000", "/out/a/run_001", "/out/b/run_002", "/out/b/run_003",
+        "/out/a/run_000",
+        "/out/a/run_001",
+        "/out/b/run_002",
+        "/out/b/run_003",
     ]
 
 
 # The generated folder
 
 
-def test_header_says_where_the_file_comes_from_and_what_the_run_is(write_experiment: Callable[..., Path]) -> None:
+def test_header_says_where_the_file_comes_from_and_what_the_run_is(
+    write_experiment: Callable[..., Path],
+) -> None:
     path = write_experiment(experiment_text(variables="lora_rank: [8, 16]\nlearning_rate: [3e-4]"))
     generate(path)
     lines = (path.parent / "configs/run_001.yaml").read_text().splitlines()
@@ -187,12 +233,18 @@ def test_a_smaller_sweep_removes_stale_runs_and_keeps_foreign_files(
     result = cli("generate", path)
     assert result.code == 0 and "(removed 1 stale)" in result.out
     assert sorted(p.name for p in (path.parent / "configs").iterdir()) == [
-        "NOTES.md", "base.lock.yaml", "run_000.yaml", "run_001.yaml", "run_mapping.yaml",
+        "NOTES.md",
+        "base.lock.yaml",
+        "run_000.yaml",
+        "run_001.yaml",
+        "run_mapping.yaml",
     ]
     assert notes.read_text() == "our notes\n" and notes.stat().st_ino == inode
 
 
-def test_regenerating_unchanged_writes_nothing(write_experiment: Callable[..., Path], cli: Callable[..., CliResult]) -> None:
+def test_regenerating_unchanged_writes_nothing(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
     path = write_experiment(experiment_text(variables="seed: [1, 2]"))
     generate(path)
     configs = path.parent / "configs"
@@ -202,8 +254,11 @@ def test_regenerating_unchanged_writes_nothing(write_experiment: Callable[..., P
     assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in configs.iterdir()} == before
 
 
-def test_generate_prints_the_seeds_three_lines(write_experiment: Callable[..., Path], cli: Callable[..., CliResult],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generate_prints_the_seeds_three_lines(
+    write_experiment: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     path = write_experiment(experiment_text(variables="lora_rank: [8, 16, 32, 64]"))
     monkeypatch.chdir(path.parent)
     result = cli("generate", "experiment.yaml")
@@ -215,7 +270,9 @@ def test_generate_prints_the_seeds_three_lines(write_experiment: Callable[..., P
     ]
 
 
-def test_an_interrupted_write_is_finished_by_the_next_run(write_experiment: Callable[..., Path]) -> None:
+def test_an_interrupted_write_is_finished_by_the_next_run(
+    write_experiment: Callable[..., Path],
+) -> None:
     path = write_experiment(experiment_text(variables="seed: [1, 2]"))
     generate(path)
     configs = path.parent / "configs"
@@ -244,15 +301,22 @@ def test_a_half_written_new_folder_is_discarded(write_experiment: Callable[..., 
 def test_timestamped_output_folder_holds_the_experiment_configs_and_mapping(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    text = experiment_text(variables="seed: [1, 2]") + "output:\n  base_dir: ../outputs\n  experiment_name: seeds\n"
+    text = (
+        experiment_text(variables="seed: [1, 2]")
+        + "output:\n  base_dir: ../outputs\n  experiment_name: seeds\n"
+    )
     path = write_experiment(text)
     first, second = generate(path), generate(path)
     root = first.folder.parent
     assert root.parent == tmp_path / "outputs" and root.name.startswith("seeds_")
     assert second.folder.parent != root  # a second folder, never a mix
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
-        "configs", "configs/base.lock.yaml", "configs/run_000.yaml", "configs/run_001.yaml",
-        "experiment.yaml", "run_mapping.yaml",
+        "configs",
+        "configs/base.lock.yaml",
+        "configs/run_000.yaml",
+        "configs/run_001.yaml",
+        "experiment.yaml",
+        "run_mapping.yaml",
     ]
     assert (root / "experiment.yaml").read_bytes() == path.read_bytes()
     assert "from experiment.yaml:" in (root / "run_mapping.yaml").read_text()
@@ -262,8 +326,9 @@ def test_timestamped_output_folder_holds_the_experiment_configs_and_mapping(
 # The recorded base
 
 
-def test_recorded_base_is_reused_without_torchtune(write_experiment: Callable[..., Path],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recorded_base_is_reused_without_torchtune(
+    write_experiment: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_experiment(experiment_text(variables="seed: [1, 2]"))
     generate(path)
     before = snapshot(path.parent / "configs")
@@ -271,13 +336,19 @@ def test_recorded_base_is_reused_without_torchtune(write_experiment: Callable[..
     monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
     generated = generate(path)
     assert generated.plan.base.recorded and snapshot(path.parent / "configs") == before
-    path.write_text(experiment_text(variables="seed: [1, 2]", base="base_config: llama3_2/3B_lora_single_device"))
+    path.write_text(
+        experiment_text(
+            variables="seed: [1, 2]", base="base_config: llama3_2/3B_lora_single_device"
+        )
+    )
     with pytest.raises(ConfigWriterError, match="needs torchtune, which is not installed"):
         generate(path)
     assert snapshot(path.parent / "configs") == before
 
 
-def test_refresh_base_rereads_the_installed_torchtune(write_experiment: Callable[..., Path]) -> None:
+def test_refresh_base_rereads_the_installed_torchtune(
+    write_experiment: Callable[..., Path],
+) -> None:
     path = write_experiment(experiment_text(variables="seed: [1, 2]"))
     generate(path)
     lock = path.parent / "configs" / "base.lock.yaml"
@@ -293,7 +364,9 @@ def test_refresh_base_rereads_the_installed_torchtune(write_experiment: Callable
 # Determinism
 
 
-def test_two_checkouts_give_identical_bytes(write_experiment: Callable[..., Path], tmp_path: Path) -> None:
+def test_two_checkouts_give_identical_bytes(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
     text = experiment_text(variables="lora_rank: [8, 16]", controls="dataset: {packed: true}")
     one = write_experiment(text, folder="a/deep/checkout/exp")
     two = write_experiment(text, folder="b/exp")

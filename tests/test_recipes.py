@@ -1,4 +1,4 @@
-"""Recipe names resolve to what `tune cp` copies, without importing torch; `recipes` is `tune ls`."""
+"""Recipe names resolve to what `tune cp` copies, without torch; `recipes` is `tune ls`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def test_recorded_base_holds_exactly_the_bytes_tune_cp_writes(
 ) -> None:
     path = write_experiment(experiment_text())
     generate(path)
-    subprocess.run([TUNE, "cp", RECIPE, str(tmp_path / "copied.yaml")], check=True, capture_output=True)
+    subprocess.run(
+        [TUNE, "cp", RECIPE, str(tmp_path / "copied.yaml")], check=True, capture_output=True
+    )
     lock = (path.parent / "configs" / LOCK_FILE_NAME).read_bytes()
     header, _, recorded = lock.partition(b"follow. Refresh with `generate --refresh-base`.\n")
     assert recorded == (tmp_path / "copied.yaml").read_bytes()
@@ -37,7 +39,8 @@ def test_generate_and_recipes_never_import_torch(write_experiment: Callable[...,
         from torchtune_config_writer.cli import main
         assert main(["generate", {str(path)!r}, "--refresh-base"]) == 0
         assert main(["recipes", "lora"]) == 0
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchtune", "torchao"))
+        heavy = ("torch", "torchtune", "torchao")
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         assert not loaded, loaded
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -69,20 +72,29 @@ def test_unknown_recipe_suggests_close_names(
     path = write_experiment(experiment_text(base="base_config: llama3_2/1B_lora_single"))
     result = cli("generate", path)
     assert result.code == 2
-    assert result.err.startswith(f"error: {display_path(path)}:5:3: 'llama3_2/1B_lora_single' is not a torchtune")
+    assert result.err.startswith(
+        f"error: {display_path(path)}:5:3: 'llama3_2/1B_lora_single' is not a torchtune"
+    )
     assert "did you mean 'llama3_2/1B_lora_single_device'" in result.err
 
 
 def test_same_bytes_under_other_hash_seeds_locales_and_working_folders(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    text = experiment_text(variables="lora_rank: [8, 16]\nlearning_rate: [1e-4, 3e-4]",
-                           controls="dataset: {data_files: /data/ünïcode.json}")
+    text = experiment_text(
+        variables="lora_rank: [8, 16]\nlearning_rate: [1e-4, 3e-4]",
+        controls="dataset: {data_files: /data/ünïcode.json}",
+    )
     folders = []
     for index, (seed, locale) in enumerate([("0", "C"), ("1234", "C.UTF-8"), ("random", "POSIX")]):
         path = write_experiment(text, folder=f"checkout{index}/exp")
         env = {**os.environ, "PYTHONHASHSEED": seed, "LC_ALL": locale, "LANG": locale}
-        subprocess.run([sys.executable, "-m", "torchtune_config_writer", "generate", str(path)],
-                       check=True, capture_output=True, env=env, cwd=tmp_path if index else path.parent)
+        subprocess.run(
+            [sys.executable, "-m", "torchtune_config_writer", "generate", str(path)],
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=tmp_path if index else path.parent,
+        )
         folders.append(snapshot(path.parent))
     assert folders[0] == folders[1] == folders[2]

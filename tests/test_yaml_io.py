@@ -38,10 +38,36 @@ def test_every_recipe_config_survives_a_dump_and_omegaconf_read() -> None:
 
 
 SCALARS = [
-    "3e-4", "1e5", "-2E+3", "1.5", ".5", "1_000", "1_0.5", "0x1F", "0o17", "017", "1:30",
-    "yes", "No", "on", "OFF", "true", "True", "null", "~", "Null", "2025-11-12",
-    "2025-11-12T10:00:00", ".inf", "-.Inf", ".nan", "${output_dir}/logs", "${oc.env:HOME}",
-    "???", "", "plain text",
+    "3e-4",
+    "1e5",
+    "-2E+3",
+    "1.5",
+    ".5",
+    "1_000",
+    "1_0.5",
+    "0x1F",
+    "0o17",
+    "017",
+    "1:30",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "true",
+    "True",
+    "null",
+    "~",
+    "Null",
+    "2025-11-12",
+    "2025-11-12T10:00:00",
+    ".inf",
+    "-.Inf",
+    ".nan",
+    "${output_dir}/logs",
+    "${oc.env:HOME}",
+    "???",
+    "",
+    "plain text",
 ]
 
 
@@ -107,19 +133,33 @@ def test_python_and_libyaml_emitters_write_the_same_bytes() -> None:
     PureDumper.yaml_representers = yaml_io._Dumper.yaml_representers
     for path in RECIPE_FILES:
         data = yaml_io.read_yaml_file(path).data
-        pure = yaml.dump(data, Dumper=PureDumper, sort_keys=False, allow_unicode=True,
-                         width=yaml_io._WIDTH, default_flow_style=False)
+        pure = yaml.dump(
+            data,
+            Dumper=PureDumper,
+            sort_keys=False,
+            allow_unicode=True,
+            width=yaml_io._WIDTH,
+            default_flow_style=False,
+        )
         assert pure == yaml_io.dump_yaml(data), path
 
 
-keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=8)
+keys = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=8
+)
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
     | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
     | st.sampled_from(SCALARS)
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None)

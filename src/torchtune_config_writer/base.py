@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigWriterError
 from .experiment import Experiment
 from .recipes import require_torchtune
 from .yaml_io import Document, parse_yaml, read_yaml_file, type_name
@@ -106,7 +105,9 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
 def _checked(base: Base) -> Base:
     if not isinstance(base.document.data, dict):
         found = "empty" if base.document.data is None else f"a {type_name(base.document.data)}"
-        raise base.document.error(f"a base config must be a mapping of keys, but this one is {found}")
+        raise base.document.error(
+            f"a base config must be a mapping of keys, but this one is {found}"
+        )
     return base
 
 

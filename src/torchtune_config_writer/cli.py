@@ -31,24 +31,46 @@ def _build_parser() -> argparse.ArgumentParser:
         "variables.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     gen = commands.add_parser("generate", help="write each experiment's generated folder")
-    gen.add_argument("experiments", nargs="+", type=Path, metavar="EXP",
-                     help="an experiment.yaml, or the folder holding one")
-    gen.add_argument("--max-runs", type=_positive_int, default=DEFAULT_MAX_RUNS, metavar="N",
-                     help=f"refuse sweeps of more runs than N (default {DEFAULT_MAX_RUNS:,})")
-    gen.add_argument("--refresh-base", action="store_true",
-                     help="re-read a recipe base from the installed torchtune instead of the "
-                     "one recorded in configs/")
-    gen.add_argument("--output-base-dir", type=Path, metavar="DIR",
-                     help="write a new timestamped folder in DIR instead of configs/ beside "
-                     "the experiment (like output.base_dir)")
+    gen.add_argument(
+        "experiments",
+        nargs="+",
+        type=Path,
+        metavar="EXP",
+        help="an experiment.yaml, or the folder holding one",
+    )
+    gen.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help=f"refuse sweeps of more runs than N (default {DEFAULT_MAX_RUNS:,})",
+    )
+    gen.add_argument(
+        "--refresh-base",
+        action="store_true",
+        help="re-read a recipe base from the installed torchtune instead of the "
+        "one recorded in configs/",
+    )
+    gen.add_argument(
+        "--output-base-dir",
+        type=Path,
+        metavar="DIR",
+        help="write a new timestamped folder in DIR instead of configs/ beside "
+        "the experiment (like output.base_dir)",
+    )
 
     recipes = commands.add_parser("recipes", help="list torchtune's built-in configs (tune ls)")
-    recipes.add_argument("pattern", nargs="?", metavar="PATTERN",
-                         help="only configs or recipes containing this text or matching this glob")
+    recipes.add_argument(
+        "pattern",
+        nargs="?",
+        metavar="PATTERN",
+        help="only configs or recipes containing this text or matching this glob",
+    )
     return parser
 
 
@@ -82,8 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    results = generate_many(args.experiments, output_base_dir=args.output_base_dir,
-                            max_runs=args.max_runs, refresh_base=args.refresh_base)
+    results = generate_many(
+        args.experiments,
+        output_base_dir=args.output_base_dir,
+        max_runs=args.max_runs,
+        refresh_base=args.refresh_base,
+    )
     for generated in results:
         _report(generated)
     return EXIT_OK
@@ -94,8 +120,10 @@ def _report(generated: Generated) -> None:
     base = generated.plan.base
     source = ""
     if base.recipe is not None:
-        source = f" (recorded, torchtune {base.torchtune_version})" if base.recorded else (
-            f" (torchtune {base.torchtune_version})"
+        source = (
+            f" (recorded, torchtune {base.torchtune_version})"
+            if base.recorded
+            else (f" (torchtune {base.torchtune_version})")
         )
     count = generated.plan.run_count
     notes = []
@@ -106,10 +134,15 @@ def _report(generated: Generated) -> None:
             notes.append(f"removed {len(generated.write.removed)} stale")
     note = f" ({', '.join(notes)})" if notes else ""
     print(f"{mark} Loaded base config: {base.label}{source}")
-    print(f"{mark} Generated {count} config{'s' if count != 1 else ''} in "
-          f"{display_path(generated.folder)}/{note}")
-    print(f"{mark} Created {display_path(generated.run_mapping)}"
-          if generated.write is None else f"{mark} Created run_mapping.yaml")
+    print(
+        f"{mark} Generated {count} config{'s' if count != 1 else ''} in "
+        f"{display_path(generated.folder)}/{note}"
+    )
+    print(
+        f"{mark} Created {display_path(generated.run_mapping)}"
+        if generated.write is None
+        else f"{mark} Created run_mapping.yaml"
+    )
 
 
 def _check_mark() -> str:

@@ -97,7 +97,9 @@ def find_experiment_file(path: Path) -> Path:
     if path.is_dir():
         found = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
         if len(found) != 1:
-            problem = "has both experiment.yaml and experiment.yml" if found else "has no experiment.yaml"
+            problem = (
+                "has both experiment.yaml and experiment.yml" if found else "has no experiment.yaml"
+            )
             raise ConfigWriterError(f"{problem}: keep exactly one experiment file here", path)
         return found[0]
     if not path.exists():
@@ -126,7 +128,9 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     data = doc.data
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type_name(data)}"
-        raise doc.error(f"expected the experiment sections (experiment:, variables:, ...), found {found}")
+        raise doc.error(
+            f"expected the experiment sections (experiment:, variables:, ...), found {found}"
+        )
     _reject_unknown_keys(doc, data, _SECTIONS, (), "section")
 
     meta = _section(doc, data, "experiment", required=True)
@@ -148,10 +152,15 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     if tags is not None and not (
         isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
     ):
-        raise doc.error('experiment.tags must be a list of text, e.g. ["lora", "llama3"]', ("experiment", "tags"))
+        raise doc.error(
+            'experiment.tags must be a list of text, e.g. ["lora", "llama3"]',
+            ("experiment", "tags"),
+        )
 
     framework_config = _section(doc, data, "framework_config", required=True)
-    _reject_unknown_keys(doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key")
+    _reject_unknown_keys(
+        doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key"
+    )
     given = [key for key in _FRAMEWORK_CONFIG_KEYS if framework_config.get(key) is not None]
     if len(given) != 1:
         problem = "has both" if given else "needs one of"
@@ -216,7 +225,9 @@ def _required_string(doc: Document, mapping: dict[str, Any], keypath: tuple[str,
     if value is None:
         raise doc.error(f"{dotted} is required", keypath if key in mapping else keypath[:-1])
     if not isinstance(value, str):
-        raise doc.error(f"{dotted} must be text, found the {type_name(value)} {dump_inline(value)}", keypath)
+        raise doc.error(
+            f"{dotted} must be text, found the {type_name(value)} {dump_inline(value)}", keypath
+        )
     if not value.strip():
         raise doc.error(f"{dotted} is empty", keypath)
     return value
@@ -238,7 +249,9 @@ def _reject_unknown_keys(
         if key not in allowed:
             where = f" in {'.'.join(map(str, keypath))}" if keypath else ""
             close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
+            hint = (
+                f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
+            )
             raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))
 
 

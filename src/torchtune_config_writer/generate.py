@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,8 +57,9 @@ def generate(
     Raises:
         ConfigWriterError: bad input; nothing on disk has changed.
     """
-    return generate_many([path], output_base_dir=output_base_dir, max_runs=max_runs,
-                         refresh_base=refresh_base)[0]
+    return generate_many(
+        [path], output_base_dir=output_base_dir, max_runs=max_runs, refresh_base=refresh_base
+    )[0]
 
 
 def generate_many(
@@ -84,5 +85,7 @@ def _write(plan: Plan, output_base_dir: Path | str | None) -> Generated:
         result = write_generated_folder(folder, render_files(plan))
         return Generated(plan, folder, folder / "run_mapping.yaml", result)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    root = write_new_folder(base_dir, f"{experiment.output_name}_{stamp}", render_files(plan, timestamped=True))
+    root = write_new_folder(
+        base_dir, f"{experiment.output_name}_{stamp}", render_files(plan, timestamped=True)
+    )
     return Generated(plan, root / CONFIGS_DIR, root / "run_mapping.yaml", None)

@@ -40,9 +40,9 @@ def _merge_at(node: Any, path: KeyPath, depth: int, value: Any) -> Any:
         return merge_value(node, value, path)
     key = path[depth]
     if isinstance(node, list) and isinstance(key, int):
-        copy = list(node)
-        copy[key] = _merge_at(node[key], path, depth + 1, value)
-        return copy
+        items = list(node)
+        items[key] = _merge_at(node[key], path, depth + 1, value)
+        return items
     if node is None:  # a '+' path through keys that do not exist yet
         node = {}
     if not isinstance(node, dict):

@@ -48,14 +48,19 @@ def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Plac
     """
     placements = tuple(
         Placement(parameter, resolve_parameter(experiment, parameter, base), section)
-        for section, parameters in (("controls", experiment.controls), ("variables", experiment.variables))
+        for section, parameters in (
+            ("controls", experiment.controls),
+            ("variables", experiment.variables),
+        )
         for parameter in parameters
     )
     _check_no_key_set_twice(experiment, placements)
     return placements
 
 
-def resolve_parameter(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
+def resolve_parameter(
+    experiment: Experiment, parameter: Parameter, base: dict[str, Any]
+) -> KeyPath:
     """The key path that ``parameter.name`` means in ``base``.
 
     A dotted name is that path; ``+name`` adds a new key; a bare name is the top-level key, else
@@ -139,8 +144,10 @@ def _lookup(config: Any, path: KeyPath) -> Any:
 
 def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
     """Every key path in ``config``, depth first in file order."""
-    items: Any = config.items() if isinstance(config, dict) else (
-        enumerate(config) if isinstance(config, list) else ()
+    items: Any = (
+        config.items()
+        if isinstance(config, dict)
+        else (enumerate(config) if isinstance(config, list) else ())
     )
     for key, value in items:
         path = (*prefix, key)
@@ -159,7 +166,8 @@ def _not_found_message(name: str, base: dict[str, Any]) -> str:
         close = [leaves[leaf[0]]] if leaf else []
     hint = f"did you mean '{close[0]}'? " if close else ""
     return (
-        f"'{name}' is not in the base config: {hint}To add it as a new key on purpose, write '+{name}'"
+        f"'{name}' is not in the base config: {hint}"
+        f"To add it as a new key on purpose, write '+{name}'"
     )
 
 
@@ -180,13 +188,15 @@ def _check_no_key_set_twice(experiment: Experiment, placements: tuple[Placement,
                 for other_path, other in owners.items():
                     if other is placement or not _overlap(leaf, other_path):
                         continue
-                    both = "a variable and a control" if other.section != placement.section else (
-                        f"two {placement.section}"
+                    both = (
+                        "a variable and a control"
+                        if other.section != placement.section
+                        else (f"two {placement.section}")
                     )
                     raise experiment.error(
                         f"'{other.parameter.name}' and '{placement.parameter.name}' both set "
-                        f"{dotted(min(leaf, other_path, key=len))}: a key may not be set by {both}; "
-                        "keep one",
+                        f"{dotted(min(leaf, other_path, key=len))}: a key may not be set by "
+                        f"{both}; keep one",
                         placement.parameter.keypath,
                     )
                 owners[leaf] = placement

@@ -48,13 +48,13 @@ def iter_runs(
     combinations = itertools.product(*(placement.parameter.values for placement in variables))
     for index, values in enumerate(combinations):
         config = controlled
-        for placement, value in zip(variables, values):
+        for placement, value in zip(variables, values, strict=True):
             config = merge_at(config, placement.path, value)
         ident = run_id(index, count)
         if split_output_dir:
             config = dict(config)  # the key keeps its place in the order
             config[OUTPUT_DIR] = f"{str(config[OUTPUT_DIR]).rstrip('/')}/{ident}"
-        yield Run(ident, dict(zip(names, values)), config)
+        yield Run(ident, dict(zip(names, values, strict=True)), config)
 
 
 def runs_share_output_dir(

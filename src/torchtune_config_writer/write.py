@@ -54,7 +54,9 @@ class WriteResult:
 
 
 def _siblings(folder: Path) -> tuple[Path, Path, Path]:
-    return tuple(folder.with_name(f".{folder.name}.tcw-{stage}") for stage in ("new", "ready", "old"))  # type: ignore[return-value]
+    return tuple(
+        folder.with_name(f".{folder.name}.tcw-{stage}") for stage in ("new", "ready", "old")
+    )  # type: ignore[return-value]
 
 
 def recover_interrupted_write(folder: Path) -> None:
@@ -115,7 +117,9 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             raise
         if folder.is_dir():
             result.removed = sorted(
-                entry.name for entry in folder.iterdir() if is_owned(entry.name) and entry.name not in written
+                entry.name
+                for entry in folder.iterdir()
+                if is_owned(entry.name) and entry.name not in written
             )
         result.changed.sort()
         if result.unchanged:
@@ -124,7 +128,9 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         new.rename(ready)
         _swap_in(folder, ready, old)
     except OSError as exc:
-        raise ConfigWriterError(f"cannot write the generated folder: {exc.strerror or exc}", exc.filename or folder) from None
+        raise ConfigWriterError(
+            f"cannot write the generated folder: {exc.strerror or exc}", exc.filename or folder
+        ) from None
     return result
 
 
@@ -160,7 +166,9 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
             shutil.rmtree(staging, ignore_errors=True)
             raise
     except OSError as exc:
-        raise ConfigWriterError(f"cannot write the output folder: {exc.strerror or exc}", exc.filename or parent) from None
+        raise ConfigWriterError(
+            f"cannot write the output folder: {exc.strerror or exc}", exc.filename or parent
+        ) from None
 
 
 def _read_or_none(path: Path) -> bytes | None:

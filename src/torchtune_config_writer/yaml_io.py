@@ -63,7 +63,7 @@ _MIN_NODES_BEFORE_RATIO = 1_000
 _WIDTH = 1_000_000
 
 
-class _Loader(_SafeLoader):  # type: ignore[misc, valid-type]
+class _Loader(_SafeLoader):
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         # Checked before merge keys are expanded: an explicit key may override a merged one.
         seen: dict[tuple[str, str], yaml.Node] = {}
@@ -94,7 +94,7 @@ class FlowMapping(dict[Any, Any]):
     """A mapping written on one line, ``{a: 1, b: 2}`` (run parameters in ``run_mapping.yaml``)."""
 
 
-class _Dumper(_SafeDumper):  # type: ignore[misc, valid-type]
+class _Dumper(_SafeDumper):
     pass
 
 
@@ -268,9 +268,11 @@ def _refuse_alias_bombs(root: yaml.Node) -> None:
         total = 1
         if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
             inner = visiting | {ident}
-            children = node.value if isinstance(node, yaml.SequenceNode) else [
-                child for pair in node.value for child in pair
-            ]
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [child for pair in node.value for child in pair]
+            )
             for child in children:
                 total += count(child, inner)
                 if total > limit:
