@@ -14,7 +14,7 @@ from typing import Any
 
 from .experiment import Experiment
 from .recipes import require_torchtune
-from .yaml_io import Document, parse_yaml, read_yaml_file, type_name
+from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 LOCK_FILE_NAME = "base.lock.yaml"
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
@@ -64,8 +64,8 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
         if not file_path.is_file():
             problem = "is a folder" if file_path.is_dir() else "does not exist"
             raise experiment.error(
-                f"base_config_file {file_path} {problem}: give the path of a YAML config "
-                "(relative paths start at the experiment's folder)",
+                f"base_config_file {experiment.base_config_file} {problem}: give the path of a "
+                "YAML config (relative paths start at the experiment's folder)",
                 ("framework_config", "base_config_file"),
             )
         assert experiment.base_config_file is not None
@@ -104,7 +104,7 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
 
 def _checked(base: Base) -> Base:
     if not isinstance(base.document.data, dict):
-        found = "empty" if base.document.data is None else f"a {type_name(base.document.data)}"
+        found = "empty" if base.document.data is None else a_type_name(base.document.data)
         raise base.document.error(
             f"a base config must be a mapping of keys, but this one is {found}"
         )

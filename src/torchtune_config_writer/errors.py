@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
 
 class ConfigWriterError(Exception):
     """Bad input: a file, an optional position in it, and what to do about it.
@@ -45,7 +51,8 @@ class ConfigWriterError(Exception):
 
     def __str__(self) -> str:
         where = self.location()
-        return f"{where}: {self.message}" if where else self.message
+        text = f"{where}: {self.message}" if where else self.message
+        return text.translate(_ESCAPES)  # one line, whatever the user's text holds
 
 
 def display_path(path: Path) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigWriterError
-from .yaml_io import Document, KeyPath, dump_inline, read_yaml_file, type_name
+from .yaml_io import Document, KeyPath, a_type_name, dump_inline, read_yaml_file, type_name
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
 DEFAULT_MAX_RUNS = 1000
@@ -127,7 +127,7 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     doc = read_yaml_file(path)
     data = doc.data
     if not isinstance(data, dict):
-        found = "an empty file" if data is None else f"a {type_name(data)}"
+        found = "an empty file" if data is None else a_type_name(data)
         raise doc.error(
             f"expected the experiment sections (experiment:, variables:, ...), found {found}"
         )
@@ -138,6 +138,10 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     name = _required_string(doc, meta, ("experiment", "name"))
     _check_safe_name(doc, name, ("experiment", "name"))
     framework = _required_string(doc, meta, ("experiment", "framework"))
+    if framework.lower() == "torchtune" and framework != "torchtune":
+        raise doc.error(
+            "write the framework in lower case: framework: torchtune", ("experiment", "framework")
+        )
     if framework != "torchtune":
         planned = " is planned but" if framework in _FRAMEWORKS_PLANNED else ""
         raise doc.error(
@@ -214,7 +218,7 @@ def _section(doc: Document, data: dict[str, Any], key: str, required: bool) -> d
             raise doc.error(f"missing the '{key}:' section", (key,) if key in data else ())
         return {}
     if not isinstance(value, dict):
-        raise doc.error(f"'{key}:' must be a mapping of keys, found a {type_name(value)}", (key,))
+        raise doc.error(f"'{key}:' must be a mapping of keys, found {a_type_name(value)}", (key,))
     return value
 
 

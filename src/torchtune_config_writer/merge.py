@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .parameters import dotted
-from .yaml_io import KeyPath, dump_inline, type_name
+from .yaml_io import KeyPath, a_type_name, dump_inline
 
 
 class MergeConflict(Exception):
@@ -47,7 +47,7 @@ def _merge_at(node: Any, path: KeyPath, depth: int, value: Any) -> Any:
         node = {}
     if not isinstance(node, dict):
         raise MergeConflict(
-            f"{dotted(path[:depth])} is a {type_name(node)} in the base, not a mapping with keys",
+            f"{dotted(path[:depth])} is {a_type_name(node)} in the base, not a mapping with keys",
             path[:depth],
         )
     copy = dict(node)
@@ -68,8 +68,8 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
         return merged
     if not _compatible(old, new):
         raise MergeConflict(
-            f"{dotted(path)} is a {type_name(old)} in the base ({_short(old)}), but the experiment "
-            f"gives a {type_name(new)} ({_short(new)}): give a {type_name(old)}",
+            f"{dotted(path)} is {a_type_name(old)} in the base ({_short(old)}), but the experiment "
+            f"gives {a_type_name(new)} ({_short(new)}): give {a_type_name(old)}",
             path,
         )
     return new

@@ -100,6 +100,8 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             "is a symlink: generated folders are written only as real folders; remove the link",
             folder,
         )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
     try:
         recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)

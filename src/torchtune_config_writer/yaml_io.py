@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -56,9 +56,17 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
-# Aliases may repeat a block, but not blow a small file up into millions of nodes.
+# Aliases may repeat a block, but not blow a small file up into millions of nodes
+# (OmegaConf 2.4's rule).
 _MAX_ALIAS_EXPANSION_RATIO = 100
 _MIN_NODES_BEFORE_RATIO = 1_000
+# Deeper than any config; keeps every recursive walk far from Python's recursion limit.
+_MAX_DEPTH = 100
+# Tags of plain data; anything else (!!python/..., !!set, !!binary, local tags) is refused.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+)
 # Wide enough that no value is ever folded onto a second line.
 _WIDTH = 1_000_000
 
@@ -228,12 +236,19 @@ def parse_yaml(raw: bytes, path: Path) -> Document:
         node = loader.get_single_node()
         if node is None:
             return Document(path, None, {(): (1, 1)}, raw)
-        _refuse_alias_bombs(node)
+        _check_nodes(node)
         data = loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigWriterError(
+            f"the character #x{exc.character:04x} is not allowed in YAML ({exc.reason}): remove it",
+            path,
+            line,
+            column,
+        ) from None
     except yaml.MarkedYAMLError as exc:
         raise _marked_error(exc, path) from None
-    except yaml.YAMLError as exc:
-        raise ConfigWriterError(f"not valid YAML: {exc}", path) from None
     finally:
         loader.dispose()
     return Document(path, data, dict(_key_positions(node)), raw)
@@ -242,52 +257,78 @@ def parse_yaml(raw: bytes, path: Path) -> Document:
 def _marked_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigWriterError:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "not valid YAML"
-    if "could not determine a constructor" in problem:
-        tag = problem.split("tag ", 1)[-1].strip()
-        problem = f"the tag {tag} is not allowed: write plain YAML values"
-    elif isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
+    if "found another document" in problem:
+        problem = "a second YAML document starts here, but the file must be a single document"
+    elif exc.context and exc.context_mark and ("flow" in exc.context or "quoted" in exc.context):
+        # An unclosed bracket or quote is noticed lines later: point where it opens.
+        noticed = f", noticed at line {mark.line + 1}" if mark else ""
+        what = exc.context.split(" a ", 1)[-1]  # "while parsing a flow mapping"
+        problem = f"the {what} that starts here is not closed ({problem}{noticed})"
+        mark = exc.context_mark
+    if isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
         problem = f"not valid YAML: {problem}"
     line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
     return ConfigWriterError(problem, path, line, column)
 
 
-def _refuse_alias_bombs(root: yaml.Node) -> None:
-    unique: set[int] = set()
-    expanded: dict[int, int] = {}
-    limit = _MAX_ALIAS_EXPANSION_RATIO * _MIN_NODES_BEFORE_RATIO * 100
+def _fail(message: str, node: yaml.Node) -> NoReturn:
+    raise yaml.constructor.ConstructorError(None, None, message, node.start_mark)
 
-    def count(node: yaml.Node, visiting: frozenset[int]) -> int:
+
+def _children(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+    """(node to point at, child) pairs: a mapping's values are pointed at by their keys."""
+    if isinstance(node, yaml.MappingNode):
+        return [pair for key, value in node.value for pair in ((key, key), (key, value))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, item) for item in node.value]
+    return []
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse what must not be constructed: unsafe tags, recursion, deep nesting, alias bombs.
+
+    Aliases make the node tree a graph, so sizes are memoised per node: the check is linear
+    in the file's size however far its aliases expand.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # node → (nodes once aliases expand, height)
+    visiting: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
         ident = id(node)
         if ident in visiting:
-            raise yaml.constructor.ConstructorError(
-                None, None, "an alias refers to itself: remove the recursion", node.start_mark
-            )
-        unique.add(ident)
-        if ident in expanded:
-            return expanded[ident]
-        total = 1
-        if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
-            inner = visiting | {ident}
-            children = (
-                node.value
-                if isinstance(node, yaml.SequenceNode)
-                else [child for pair in node.value for child in pair]
-            )
-            for child in children:
-                total += count(child, inner)
-                if total > limit:
-                    break
-        expanded[ident] = total
-        return total
+            _fail("an alias refers to the mapping or list that contains it: remove the loop", node)
+        if ident in sizes:
+            return sizes[ident]
+        if node.tag not in _PLAIN_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            _fail(f"the tag {tag} is not allowed: write plain YAML values", node)
+        if depth > _MAX_DEPTH:
+            _fail(f"nested more than {_MAX_DEPTH} levels deep: flatten it", node)
+        visiting.add(ident)
+        count, height = 1, 1
+        for _, child in _children(node):
+            child_count, child_height = visit(child, depth + 1)
+            count, height = count + child_count, max(height, child_height + 1)
+        visiting.discard(ident)
+        sizes[ident] = (count, height)
+        return count, height
 
-    total = count(root, frozenset())
-    if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(unique):
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            f"aliases expand {len(unique)} nodes to {total}: refused as an alias bomb",
-            root.start_mark,
-        )
+    total, height = visit(root, 1)
+    if height > _MAX_DEPTH:  # only through aliases: point at where the deepest path gets too deep
+        node, depth = root, 1
+        while depth <= _MAX_DEPTH:
+            node = max(_children(node), key=lambda pair: sizes[id(pair[1])][1])[1]
+            depth += 1
+        _fail(f"aliases nest this more than {_MAX_DEPTH} levels deep: flatten it", node)
+    if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(sizes):
+        # Point at the key that holds most of the expansion.
+        marker, node = root, root
+        while True:
+            pair = max(_children(node), key=lambda pair: sizes[id(pair[1])][0], default=None)
+            if pair is None or 2 * sizes[id(pair[1])][0] <= sizes[id(node)][0]:
+                break
+            marker, node = pair
+        _fail(f"aliases expand {len(sizes):,} nodes to {total:,}: refused as an alias bomb", marker)
 
 
 def _key_positions(root: yaml.Node) -> Iterator[tuple[tuple[str, ...], tuple[int, int]]]:
@@ -316,3 +357,11 @@ def type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "mapping"
     return type(value).__name__
+
+
+def a_type_name(value: Any) -> str:
+    """``an integer``, ``a list``, ``null``: the type of a value for a sentence."""
+    word = type_name(value)
+    if word == "null":
+        return word
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"

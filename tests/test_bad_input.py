@@ -1,0 +1,726 @@
+"""Bad experiment input is refused through the command line, and nothing on disk changes.
+
+Every case runs ``generate`` on an experiment whose folder already holds a generated
+``configs/``, after replacing ``experiment.yaml`` with the bad version, and checks the contract
+of the product: exit code 2, nothing on stdout, exactly one ``error:`` line on stderr naming the
+file (and the line where the YAML gives one), no traceback, and every file left as it was.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import RECIPE, CliResult, experiment_text, snapshot
+
+# A valid experiment: generated first, so that each bad version has a folder it could damage.
+VALID = experiment_text(variables="lora_rank: [8, 16]", controls="learning_rate: 0.0002")
+
+
+def test_experiment_text_starts_with_five_lines() -> None:
+    # The table counts on it: `variables:`/`controls:` is line 6, its first entry line 7.
+    assert experiment_text().splitlines() == [
+        "experiment:",
+        "  name: study",
+        "  framework: torchtune",
+        "framework_config:",
+        f"  base_config: {RECIPE}",
+    ]
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
+
+
+def listing(folder: Path) -> list[str]:
+    """Every file and folder under ``folder``, so that a stray new one is noticed too."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def assert_refused(
+    result: CliResult, where: str, line: int | None, fragment: str | tuple[str, ...]
+) -> str:
+    """The one-line refusal of the product; returns the message after the location.
+
+    Args:
+        result: What the command line did.
+        where: The file the message must name, as shown (relative to the cwd).
+        line: The line it must point at, or ``None`` for a path with no position in it (a
+            folder, a file of the wrong name).
+        fragment: Text the message must contain (or several texts, all of them).
+    """
+    assert "Traceback" not in result.out + result.err
+    assert result.code == 2, result.err
+    assert result.out == ""
+    assert result.err.endswith("\n")
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    error = lines[0]
+    assert error.startswith("error: "), error
+    location = f"error: {where}:{line}:" if line is not None else f"error: {where}: "
+    assert error.startswith(location), f"expected {location!r} in {error!r}"
+    if line is not None:  # file:line:column: message
+        column, _, message = error[len(location) :].partition(": ")
+        assert column.isdigit(), error
+    else:
+        message = error[len(location) :]
+    for part in (fragment,) if isinstance(fragment, str) else fragment:
+        assert part in message, f"expected {part!r} in {error!r}"
+    return message
+
+
+@pytest.fixture
+def generated(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+    write_experiment: Callable[..., Path],
+) -> Path:
+    """``exp/experiment.yaml`` with its ``configs/`` generated; the cwd is ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    path = write_experiment(VALID)
+    result = cli("generate", path)
+    assert result.code == 0, result.err
+    assert (path.parent / "configs" / "run_001.yaml").is_file()
+    return path
+
+
+def generate_bad(
+    cli: Callable[..., CliResult], path: Path, text: str | bytes, *options: str
+) -> CliResult:
+    """Overwrite the generated experiment ``path`` with ``text`` and run ``generate`` on it.
+
+    Asserts that nothing on disk changed: the generated ``configs/`` byte for byte, and no file
+    or folder appeared, changed or went anywhere under the cwd (no half-written folder, no file
+    made by a command smuggled into the YAML).
+    """
+    configs = path.parent / "configs"
+    generated_files = snapshot(configs)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(dedent(text), encoding="utf-8")
+    everything = snapshot(Path.cwd())
+    entries = listing(Path.cwd())
+    result = cli("generate", path, *options)
+    assert snapshot(configs) == generated_files
+    assert listing(Path.cwd()) == entries
+    assert snapshot(Path.cwd()) == everything
+    return result
+
+
+# (experiment text, line the error points at, a distinctive part of the message)
+CASES = [
+    # ---- not YAML, or YAML the tool refuses to read ----
+    pytest.param(
+        """
+        experiment:
+          name: study: two
+          framework: torchtune
+        """,
+        2,
+        "not valid YAML: mapping values are not allowed",
+        id="broken-yaml-syntax",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        variables:
+          lora_rank: [8, 16
+        controls:
+          learning_rate: 0.0002
+        """,
+        7,
+        "not valid YAML",
+        id="unclosed-flow-list",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        experiment:
+          name: other
+        """,
+        6,
+        "duplicate key 'experiment' (first at line 1)",
+        id="duplicate-top-level-key",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        controls:
+          optimizer:
+            lr: 0.0002
+            weight_decay: 0.1
+            lr: 0.0003
+        """,
+        10,
+        "duplicate key 'lr' (first at line 8)",
+        id="duplicate-nested-key",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        ---
+        experiment:
+          name: second
+        """,
+        6,
+        "a single document",
+        id="second-yaml-document",
+    ),
+    pytest.param(
+        experiment_text().replace("name: study", "name: stu\x07dy"),
+        2,
+        "not allowed",
+        id="control-character",
+    ),
+    pytest.param(
+        # 3,000 levels of [[[...]]]: refused where the 101st level opens.
+        experiment_text() + "variable: " + "[" * 3000 + "]" * 3000 + "\n",
+        6,
+        "nested more than 100 levels deep",
+        id="deeply-nested-value",
+    ),
+    pytest.param("", 1, "found an empty file", id="empty-file"),
+    pytest.param(
+        """
+        - experiment
+        - variables
+        """,
+        1,
+        "expected the experiment sections (experiment:, variables:, ...), found a list",
+        id="list-not-mapping",
+    ),
+    # ---- sections and keys ----
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        variable:
+          lora_rank: [8, 16]
+        """,
+        6,
+        "unknown section 'variable': did you mean 'variables'?",
+        id="unknown-section",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+          owner: ada
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        4,
+        "unknown key 'owner' in experiment",
+        id="unknown-key-in-experiment",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+          recipe: lora_finetune_single_device
+        """,
+        6,
+        "unknown key 'recipe' in framework_config",
+        id="unknown-key-in-framework-config",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        output:
+          base_directory: results
+        """,
+        7,
+        "unknown key 'base_directory' in output: did you mean 'base_dir'?",
+        id="unknown-key-in-output",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        1,
+        "experiment.name is required",
+        id="missing-name",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        1,
+        "experiment.framework is required",
+        id="missing-framework",
+    ),
+    pytest.param(
+        f"""
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        1,
+        "missing the 'experiment:' section",
+        id="missing-experiment-section",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: inspect
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        3,
+        "multi-framework support is not in this version",
+        id="framework-inspect",
+    ),
+    pytest.param(
+        f"""
+        experiment:
+          name: ../evil
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+        """,
+        2,
+        "experiment.name '../evil' becomes a folder name",
+        id="unsafe-name",
+    ),
+    pytest.param(
+        experiment_text().replace("name: study", 'name: "evil\\nname"'),
+        2,
+        "becomes a folder name",
+        id="unsafe-name-with-newline",
+    ),
+    # ---- the base config ----
+    pytest.param(
+        f"""
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: {RECIPE}
+          base_config_file: base.yaml
+        """,
+        6,
+        "framework_config has both base_config",
+        id="both-base-config-and-file",
+    ),
+    pytest.param(
+        """
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config: {}
+        """,
+        4,
+        "framework_config needs one of base_config",
+        id="neither-base-config-nor-file",
+    ),
+    pytest.param(
+        """
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config: llama3_2/1B_lora_single_devise
+        """,
+        5,
+        "did you mean 'llama3_2/1B_lora_single_device'",
+        id="unknown-recipe",
+    ),
+    pytest.param(
+        """
+        experiment:
+          name: study
+          framework: torchtune
+        framework_config:
+          base_config_file: configs/missing.yaml
+        """,
+        5,
+        "does not exist",
+        id="base-config-file-missing",
+    ),
+    pytest.param(
+        experiment_text(controls="+tags: !!set {lora, llama3}"),
+        7,
+        "is not allowed",
+        id="set-tag",
+    ),
+    # ---- variables and controls (experiment_text: the section on line 6, entries from 7) ----
+    pytest.param(
+        experiment_text(variables="lora_rank: 8"),
+        7,
+        "variables.lora_rank must be a list of the values to sweep",
+        id="variable-scalar-not-list",
+    ),
+    pytest.param(
+        experiment_text(variables="lora_rank: []"),
+        7,
+        "variables.lora_rank is an empty list",
+        id="variable-empty-list",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="""
+            lora_rank:
+              - 8
+              - 16
+              - 8
+        """
+        ),
+        10,
+        "variables.lora_rank repeats the value 8 (items 1 and 3)",
+        id="variable-repeated-value",
+    ),
+    pytest.param(
+        experiment_text(variables="lora_rank: [8, 16]", controls="lora_rank: 32"),
+        9,
+        "'lora_rank' is both a variable and a control",
+        id="variable-and-control",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="learning_rate: [0.0001, 0.0003]",
+            controls="""
+            optimizer:
+              lr: 0.0002
+        """,
+        ),
+        7,
+        "both set optimizer.lr",
+        id="alias-and-mapping-set-one-key",
+    ),
+    pytest.param(
+        experiment_text(controls="lora_rnk: 8"),
+        7,
+        "'lora_rnk' is not in the base config: did you mean 'model.lora_rank'?",
+        id="unknown-parameter",
+    ),
+    pytest.param(
+        experiment_text(controls="_component_: torch.optim.SGD"),
+        7,
+        "'_component_' occurs in several places of the base config (model._component_, "
+        "tokenizer._component_",
+        id="bare-name-in-several-places",
+    ),
+    pytest.param(
+        experiment_text(controls="+clip_grad_norm: 1.0"),
+        7,
+        "'+clip_grad_norm' adds a new key, but the base config already has clip_grad_norm",
+        id="plus-on-existing-key",
+    ),
+    # ---- types: the message names the key path and both types ----
+    pytest.param(
+        experiment_text(controls="device: 1.5"),
+        7,
+        "device is a string in the base (cuda), but the experiment gives a float (1.5)",
+        id="float-over-string",
+    ),
+    pytest.param(
+        experiment_text(controls='learning_rate: "fast"'),
+        7,
+        "optimizer.lr is a float in the base (0.0003), but the experiment gives a string (fast)",
+        id="string-over-float",
+    ),
+    pytest.param(
+        experiment_text(controls="batch_size: [4, 8]"),
+        7,
+        ("batch_size is a", "integer in the base (4), but the experiment gives a list ([4, 8])"),
+        id="list-over-int",
+    ),
+    pytest.param(
+        experiment_text(controls="dtype: {name: bf16}"),
+        7,
+        "dtype is a string in the base (bf16), but the experiment gives a mapping",
+        id="mapping-over-scalar",
+    ),
+    pytest.param(
+        experiment_text(controls="batch_size: true"),
+        7,
+        ("batch_size is a", "integer in the base (4), but the experiment gives a boolean (true)"),
+        id="bool-over-int",
+    ),
+    pytest.param(
+        experiment_text(
+            controls="""
+            optimizer:
+              weight_decay: 0.1
+              lr: fast
+        """
+        ),
+        9,
+        "optimizer.lr is a float in the base (0.0003), but the experiment gives a string",
+        id="type-error-in-nested-control",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="""
+            lora_rank:
+              - 8
+              - sixteen
+        """
+        ),
+        9,
+        (
+            "model.lora_rank is a",
+            "integer in the base (64), but the experiment gives a string (sixteen)",
+        ),
+        id="type-error-in-variable-value",
+    ),
+    pytest.param(
+        experiment_text(controls="batch_size: [4, 8]"),
+        7,
+        "batch_size is an integer in the base (4), but the experiment gives a list ([4, 8]): "
+        "give an integer",
+        id="type-error-wording",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), CASES)
+def test_bad_experiment_is_refused_and_nothing_changes(
+    generated: Path,
+    cli: Callable[..., CliResult],
+    text: str,
+    line: int,
+    fragment: str | tuple[str, ...],
+) -> None:
+    result = generate_bad(cli, generated, text)
+    assert_refused(result, "exp/experiment.yaml", line, fragment)
+
+
+def test_python_tag_is_refused_and_not_run(generated: Path, cli: Callable[..., CliResult]) -> None:
+    tag = '!!python/object/apply:os.system ["echo hi > pwned.txt"]'
+    text = experiment_text(controls=f"+note: {tag}")
+    result = generate_bad(cli, generated, text)
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        7,
+        (
+            "the tag !!python/object/apply:os.system is not allowed",
+            "write plain YAML values",
+        ),
+    )
+    assert not list(Path.cwd().rglob("pwned.txt"))
+
+
+# Billion laughs: nine levels of nine aliases, 387 million strings if expanded.
+BOMB = (
+    "\n".join(
+        ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    )
+    + "\n"
+)
+
+
+def test_alias_bomb_is_refused_quickly(generated: Path, cli: Callable[..., CliResult]) -> None:
+    start = time.monotonic()
+    result = generate_bad(cli, generated, BOMB)
+    assert time.monotonic() - start < 5
+    # Pointed at the key that holds the expansion: a8, on line 9.
+    assert_refused(result, "exp/experiment.yaml", 9, "refused as an alias bomb")
+
+
+def test_alias_bomb_points_at_the_bomb(generated: Path, cli: Callable[..., CliResult]) -> None:
+    # After a valid experiment (9 lines) the bomb runs from line 10; a8 holds it, on line 18.
+    result = generate_bad(cli, generated, VALID + BOMB)
+    assert_refused(result, "exp/experiment.yaml", 18, "refused as an alias bomb")
+
+
+def test_not_utf8_points_at_the_byte(generated: Path, cli: Callable[..., CliResult]) -> None:
+    # A Latin-1 "café" in a comment on line 3: the byte 0xe9 is the line's 29th.
+    text = VALID.encode().replace(b"framework: torchtune", b"framework: torchtune # caf\xe9")
+    result = generate_bad(cli, generated, text)
+    assert_refused(
+        result, "exp/experiment.yaml", 3, "not UTF-8 (byte 0xe9): save the file as UTF-8"
+    )
+    assert result.err.startswith("error: exp/experiment.yaml:3:29: ")
+
+
+# ---- a base_config_file that is not a config: the message names that file ----
+
+
+def test_base_config_file_that_is_a_list(generated: Path, cli: Callable[..., CliResult]) -> None:
+    (generated.parent / "base.yaml").write_text("- lr: 0.1\n- lr: 0.2\n", encoding="utf-8")
+    result = generate_bad(cli, generated, experiment_text(base="base_config_file: base.yaml"))
+    assert_refused(
+        result,
+        "exp/base.yaml",
+        1,
+        "a base config must be a mapping of keys, but this one is a list",
+    )
+
+
+def test_base_config_file_that_is_empty(generated: Path, cli: Callable[..., CliResult]) -> None:
+    (generated.parent / "base.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    result = generate_bad(cli, generated, experiment_text(base="base_config_file: base.yaml"))
+    assert_refused(
+        result, "exp/base.yaml", 1, "a base config must be a mapping of keys, but this one is empty"
+    )
+
+
+def test_base_config_file_that_is_not_yaml(generated: Path, cli: Callable[..., CliResult]) -> None:
+    (generated.parent / "base.yaml").write_text("lr: 0.1\nmodel: {rank: 8\n", encoding="utf-8")
+    result = generate_bad(cli, generated, experiment_text(base="base_config_file: base.yaml"))
+    assert_refused(result, "exp/base.yaml", 2, "the flow mapping that starts here is not closed")
+
+
+# ---- the run limit: checked before any other work (the base is never looked at) ----
+
+
+def values(count: int) -> str:
+    """A YAML list of ``count`` different integers."""
+    return "[" + ", ".join(str(n) for n in range(1, count + 1)) + "]"
+
+
+def test_sweep_over_the_default_limit(generated: Path, cli: Callable[..., CliResult]) -> None:
+    # 11 × 10 × 10 = 1,100 runs, with other mistakes that only the base would show: a recipe
+    # that does not exist, a parameter that is in no base, a value of the wrong type.
+    text = experiment_text(
+        base="base_config: llama3_2/no_such_recipe",
+        variables=f"lora_rank: {values(11)}\nseed: {values(10)}\nnot_a_key: {values(10)}",
+        controls="batch_size: many",
+    )
+    result = generate_bad(cli, generated, text)
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        6,
+        (
+            "the variables give 1,100 runs (11 × 10 × 10), more than the limit of 1,000",
+            "--max-runs",
+        ),
+    )
+
+
+def test_huge_sweep_is_refused_without_enumerating_it(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    text = experiment_text(variables="\n".join(f"v{i}: {values(1000)}" for i in range(4)))
+    start = time.monotonic()
+    result = generate_bad(cli, generated, text)
+    assert time.monotonic() - start < 5
+    assert_refused(result, "exp/experiment.yaml", 6, "give 1,000,000,000,000 runs")
+
+
+def test_sweep_over_a_lower_max_runs(generated: Path, cli: Callable[..., CliResult]) -> None:
+    text = experiment_text(
+        base="base_config_file: no/such/base.yaml",
+        variables="lora_rank: [8, 16]\nseed: [1, 2]",
+    )
+    result = generate_bad(cli, generated, text, "--max-runs", "3")
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        6,
+        (
+            "the variables give 4 runs (2 × 2), more than the limit of 3",
+            "--max-runs",
+        ),
+    )
+
+
+# ---- which file: an experiment file is found and is named experiment.yaml ----
+
+
+def test_experiment_file_with_another_name(generated: Path, cli: Callable[..., CliResult]) -> None:
+    other = generated.with_name("study.yaml")
+    other.write_text(VALID, encoding="utf-8")
+    everything = snapshot(Path.cwd())
+    entries = listing(Path.cwd())
+    result = cli("generate", other)
+    assert_refused(result, "exp/study.yaml", None, "experiment files are named experiment.yaml")
+    assert listing(Path.cwd()) == entries
+    assert snapshot(Path.cwd()) == everything
+
+
+def test_folder_without_an_experiment_file(generated: Path, cli: Callable[..., CliResult]) -> None:
+    (Path.cwd() / "empty").mkdir()
+    everything = snapshot(Path.cwd())
+    entries = listing(Path.cwd())
+    result = cli("generate", "empty")
+    assert_refused(result, "empty", None, "has no experiment.yaml")
+    assert listing(Path.cwd()) == entries
+    assert snapshot(Path.cwd()) == everything
+
+
+def test_folder_with_two_experiment_files(generated: Path, cli: Callable[..., CliResult]) -> None:
+    generated.with_name("experiment.yml").write_text(VALID, encoding="utf-8")
+    everything = snapshot(Path.cwd())
+    entries = listing(Path.cwd())
+    result = cli("generate", "exp")
+    assert_refused(result, "exp", None, "has both experiment.yaml and experiment.yml")
+    assert listing(Path.cwd()) == entries
+    assert snapshot(Path.cwd()) == everything
+
+
+def test_experiment_path_that_does_not_exist(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    entries = listing(Path.cwd())
+    result = cli("generate", "nowhere/experiment.yaml")
+    assert_refused(result, "nowhere/experiment.yaml", None, "file not found")
+    assert listing(Path.cwd()) == entries
+
+
+# ---- several experiments on one command line: all are checked before any is written ----
+
+
+def test_a_bad_second_experiment_stops_the_first_from_being_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+    write_experiment: Callable[..., Path],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = write_experiment(VALID, folder="first")
+    second = write_experiment(VALID, folder="second")
+    assert cli("generate", first, second).code == 0
+    # The first changes validly (a third run), the second breaks.
+    first.write_text(experiment_text(variables="lora_rank: [8, 16, 32]"), encoding="utf-8")
+    second.write_text(experiment_text(controls="lora_rnk: 8"), encoding="utf-8")
+    everything = snapshot(tmp_path)
+    entries = listing(tmp_path)
+    result = cli("generate", first, second)
+    assert_refused(result, "second/experiment.yaml", 7, "did you mean 'model.lora_rank'?")
+    assert listing(tmp_path) == entries
+    assert snapshot(tmp_path) == everything
+    assert not (tmp_path / "first" / "configs" / "run_002.yaml").exists()
