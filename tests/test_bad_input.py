@@ -461,7 +461,7 @@ CASES = [
     pytest.param(
         experiment_text(controls="batch_size: [4, 8]"),
         7,
-        ("batch_size is a", "integer in the base (4), but the experiment gives a list ([4, 8])"),
+        "batch_size is an integer in the base (4), but the experiment gives a list ([4, 8])",
         id="list-over-int",
     ),
     pytest.param(
@@ -473,7 +473,7 @@ CASES = [
     pytest.param(
         experiment_text(controls="batch_size: true"),
         7,
-        ("batch_size is a", "integer in the base (4), but the experiment gives a boolean (true)"),
+        "batch_size is an integer in the base (4), but the experiment gives a boolean (true)",
         id="bool-over-int",
     ),
     pytest.param(
@@ -497,10 +497,7 @@ CASES = [
         """
         ),
         9,
-        (
-            "model.lora_rank is a",
-            "integer in the base (64), but the experiment gives a string (sixteen)",
-        ),
+        "model.lora_rank is an integer in the base (64), but the experiment gives a string",
         id="type-error-in-variable-value",
     ),
     pytest.param(
