@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.base import LOCK_FILE_NAME
+from torchtune_config_writer.layout import LOCK_FILE
 from torchtune_config_writer.errors import display_path
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
@@ -26,7 +26,7 @@ def test_recorded_base_holds_exactly_the_bytes_tune_cp_writes(
     subprocess.run(
         [TUNE, "cp", RECIPE, str(tmp_path / "copied.yaml")], check=True, capture_output=True
     )
-    lock = (path.parent / "configs" / LOCK_FILE_NAME).read_bytes()
+    lock = (path.parent / "configs" / LOCK_FILE).read_bytes()
     header, _, recorded = lock.partition(b"follow. Refresh with `generate --refresh-base`.\n")
     assert recorded == (tmp_path / "copied.yaml").read_bytes()
     assert header.splitlines()[1:3] == [f"# recipe: {RECIPE}".encode(), b"# torchtune: 0.6.1"]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .experiment import Experiment
+from .layout import LOCK_FILE
 from .recipes import require_torchtune
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
-LOCK_FILE_NAME = "base.lock.yaml"
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
 
 
@@ -74,7 +74,7 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
     recipe = experiment.base_config
     assert recipe is not None
     if lock_dir is not None and not refresh:
-        recorded = read_lock(lock_dir / LOCK_FILE_NAME)
+        recorded = read_lock(lock_dir / LOCK_FILE)
         if recorded is not None and recorded.recipe == recipe:
             return _checked(recorded)
     return _checked(_from_torchtune(experiment, recipe))

@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .experiment import DEFAULT_MAX_RUNS
-from .plan import CONFIGS_DIR, Plan, plan_experiment, render_files
+from .layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
+from .plan import Plan, plan_experiment, render_files
 from .write import WriteResult, write_generated_folder, write_new_folder
 
 
@@ -32,7 +33,7 @@ class Generated:
     @property
     def run_files(self) -> list[Path]:
         """The run config files, in run order."""
-        return sorted(self.folder.glob("run_[0-9]*.yaml"))
+        return sorted(self.folder.glob(RUN_FILE_GLOB))
 
 
 def generate(
@@ -83,9 +84,9 @@ def _write(plan: Plan, output_base_dir: Path | str | None) -> Generated:
     if base_dir is None:
         folder = experiment.folder / CONFIGS_DIR
         result = write_generated_folder(folder, render_files(plan))
-        return Generated(plan, folder, folder / "run_mapping.yaml", result)
+        return Generated(plan, folder, folder / RUN_MAPPING, result)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     root = write_new_folder(
         base_dir, f"{experiment.output_name}_{stamp}", render_files(plan, timestamped=True)
     )
-    return Generated(plan, root / CONFIGS_DIR, root / "run_mapping.yaml", None)
+    return Generated(plan, root / CONFIGS_DIR, root / RUN_MAPPING, None)

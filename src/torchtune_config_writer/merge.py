@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .parameters import dotted
-from .yaml_io import KeyPath, a_type_name, dump_inline
+from .yaml_io import KeyPath, a_type_name, dotted, dump_inline
 
 
 class MergeConflict(Exception):

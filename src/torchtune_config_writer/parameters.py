@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .experiment import Experiment, Parameter
-from .yaml_io import KeyPath
+from .yaml_io import KeyPath, dotted
 
 # Names the seed documents that are not keys of torchtune's configs.
 ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("optimizer", "lr")}
@@ -32,11 +32,6 @@ class Placement:
     def dotted(self) -> str:
         """The path as a dotted name, ``model.lora_rank``."""
         return dotted(self.path)
-
-
-def dotted(path: KeyPath) -> str:
-    """``("model", "lora_rank")`` as ``model.lora_rank``."""
-    return ".".join(str(part) for part in path)
 
 
 def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Placement, ...]:

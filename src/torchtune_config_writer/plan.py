@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import LOCK_FILE_NAME, Base, load_base, render_lock
+from .base import Base, load_base, render_lock
 from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
+from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
 from .render import render_run, render_run_mapping
 from .sweep import OUTPUT_DIR, iter_runs, runs_share_output_dir
 from .yaml_io import KeyPath
-
-CONFIGS_DIR = "configs"
-RUN_MAPPING = "run_mapping.yaml"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def plan_experiment(
             if placement.section == "controls":
                 controlled = merged
     variables = tuple(p for p in placements if p.section == "variables")
-    split = runs_share_output_dir(controlled, variables, experiment.run_count)
+    split = runs_share_output_dir(controlled, variables)
     return Plan(experiment, base, controlled, variables, split)
 
 
@@ -108,8 +106,8 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     configs = f"{CONFIGS_DIR}/" if timestamped else ""
     from_config = f"../{experiment.path.name}"
     entries = []
-    for run in iter_runs(plan.controlled, plan.variables, plan.run_count, plan.split_output_dir):
-        yield f"{configs}{run.id}.yaml", render_run(run, experiment.name, from_config)
+    for run in iter_runs(plan.controlled, plan.variables, plan.split_output_dir):
+        yield configs + run_file(run.id), render_run(run, experiment.name, from_config)
         entry: dict[str, Any] = {"id": run.id, "params": run.params}
         if isinstance(run.config.get(OUTPUT_DIR), str):
             entry[OUTPUT_DIR] = run.config[OUTPUT_DIR]
@@ -118,6 +116,6 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     mapping = render_run_mapping(entries, experiment.name, plan.base.label, from_mapping)
     yield RUN_MAPPING, mapping
     if plan.base.recipe is not None:
-        yield f"{configs}{LOCK_FILE_NAME}", render_lock(plan.base)
+        yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:
         yield experiment.path.name, experiment.document.raw

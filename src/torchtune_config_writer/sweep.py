@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,17 +34,22 @@ def run_id(index: int, count: int) -> str:
     return f"run_{index:0{max(3, len(str(count)))}d}"
 
 
+def run_count(variables: tuple[Placement, ...]) -> int:
+    """The number of runs: the product of the variables' lengths (1 without variables)."""
+    return math.prod(len(placement.parameter.values) for placement in variables)
+
+
 def iter_runs(
-    controlled: dict[str, Any], variables: tuple[Placement, ...], count: int, split_output_dir: bool
+    controlled: dict[str, Any], variables: tuple[Placement, ...], split_output_dir: bool
 ) -> Iterator[Run]:
     """Every run of the sweep, the last variable changing fastest.
 
     Args:
         controlled: The base with the controls merged in.
         variables: The variables, resolved and type-checked against ``controlled``.
-        count: The number of runs (the product of the variables' lengths).
         split_output_dir: Give each run its own ``output_dir`` by appending the run id.
     """
+    count = run_count(variables)
     names = [placement.parameter.name for placement in variables]
     combinations = itertools.product(*(placement.parameter.values for placement in variables))
     for index, values in enumerate(combinations):
@@ -57,14 +63,13 @@ def iter_runs(
         yield Run(ident, dict(zip(names, values, strict=True)), config)
 
 
-def runs_share_output_dir(
-    controlled: dict[str, Any], variables: tuple[Placement, ...], count: int
-) -> bool:
+def runs_share_output_dir(controlled: dict[str, Any], variables: tuple[Placement, ...]) -> bool:
     """Whether runs would write checkpoints to one ``output_dir`` (torchtune would mix them).
 
     Each value of a variable occurs in ``count / len(values)`` runs, so runs share an
     ``output_dir`` exactly when no variable sets it to a value of its own for every run.
     """
+    count = run_count(variables)
     for placement in variables:
         if placement.path == (OUTPUT_DIR,):
             values = placement.parameter.values

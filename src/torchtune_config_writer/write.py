@@ -15,7 +15,6 @@ Steps 3 to 5 are repeated by the next write if interrupted (roll forward).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -23,14 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigWriterError
-
-# The files of a generated folder that the tool wrote; everything else is the user's.
-_OWNED = re.compile(r"run_[0-9]{3,}\.yaml|run_mapping\.yaml|base\.lock\.yaml")
-
-
-def is_owned(name: str) -> bool:
-    """Whether a file name in a generated folder is one the tool writes."""
-    return _OWNED.fullmatch(name) is not None
+from .layout import is_owned
 
 
 @dataclass
@@ -59,7 +51,7 @@ def _siblings(folder: Path) -> tuple[Path, Path, Path]:
     )  # type: ignore[return-value]
 
 
-def recover_interrupted_write(folder: Path) -> None:
+def _recover_interrupted_write(folder: Path) -> None:
     """Finish or discard a write of ``folder`` that was interrupted."""
     new, ready, old = _siblings(folder)
     if new.exists():
@@ -103,7 +95,7 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
     if folder.exists() and not folder.is_dir():
         raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
     try:
-        recover_interrupted_write(folder)
+        _recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)
         new.mkdir()
         result = WriteResult(folder)

@@ -1,0 +1,84 @@
+"""What a YAML file may hold before it is turned into values: plain data of sane size.
+
+Checked on the node tree, before construction, so that nothing unsafe is ever built: tags other
+than plain data (``!!python/...`` would run code), loops of aliases, nesting deeper than any
+config, and aliases that blow a small file up into millions of values.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import yaml
+
+# Aliases may repeat a block, but not blow a small file up into millions of nodes
+# (OmegaConf 2.4's rule).
+_MAX_ALIAS_EXPANSION_RATIO = 100
+_MIN_NODES_BEFORE_RATIO = 1_000
+# Deeper than any config; keeps every recursive walk far from Python's recursion limit.
+_MAX_DEPTH = 100
+# Tags of plain data; anything else (!!python/..., !!set, !!binary, local tags) is refused.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
+)
+
+
+def _fail(message: str, node: yaml.Node) -> NoReturn:
+    raise yaml.constructor.ConstructorError(None, None, message, node.start_mark)
+
+
+def _children(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+    """(node to point at, child) pairs: a mapping's values are pointed at by their keys."""
+    if isinstance(node, yaml.MappingNode):
+        return [pair for key, value in node.value for pair in ((key, key), (key, value))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(item, item) for item in node.value]
+    return []
+
+
+def check_nodes(root: yaml.Node) -> None:
+    """Refuse what must not be constructed: unsafe tags, recursion, deep nesting, alias bombs.
+
+    Aliases make the node tree a graph, so sizes are memoised per node: the check is linear
+    in the file's size however far its aliases expand.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # node → (nodes once aliases expand, height)
+    visiting: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
+        ident = id(node)
+        if ident in visiting:
+            _fail("an alias refers to the mapping or list that contains it: remove the loop", node)
+        if ident in sizes:
+            return sizes[ident]
+        if node.tag not in _PLAIN_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            _fail(f"the tag {tag} is not allowed: write plain YAML values", node)
+        if depth > _MAX_DEPTH:
+            _fail(f"nested more than {_MAX_DEPTH} levels deep: flatten it", node)
+        visiting.add(ident)
+        count, height = 1, 1
+        for _, child in _children(node):
+            child_count, child_height = visit(child, depth + 1)
+            count, height = count + child_count, max(height, child_height + 1)
+        visiting.discard(ident)
+        sizes[ident] = (count, height)
+        return count, height
+
+    total, height = visit(root, 1)
+    if height > _MAX_DEPTH:  # only through aliases: point at where the deepest path gets too deep
+        node, depth = root, 1
+        while depth <= _MAX_DEPTH:
+            node = max(_children(node), key=lambda pair: sizes[id(pair[1])][1])[1]
+            depth += 1
+        _fail(f"aliases nest this more than {_MAX_DEPTH} levels deep: flatten it", node)
+    if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(sizes):
+        # Point at the key that holds most of the expansion.
+        marker, node = root, root
+        while True:
+            pair = max(_children(node), key=lambda pair: sizes[id(pair[1])][0], default=None)
+            if pair is None or 2 * sizes[id(pair[1])][0] <= sizes[id(node)][0]:
+                break
+            marker, node = pair
+        _fail(f"aliases expand {len(sizes):,} nodes to {total:,}: refused as an alias bomb", marker)
