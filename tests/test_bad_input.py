@@ -721,3 +721,86 @@ def test_a_bad_second_experiment_stops_the_first_from_being_written(
     assert listing(tmp_path) == entries
     assert snapshot(tmp_path) == everything
     assert not (tmp_path / "first" / "configs" / "run_002.yaml").exists()
+
+
+def test_a_second_experiment_whose_configs_is_a_file_stops_the_first(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+    write_experiment: Callable[..., Path],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = write_experiment(VALID, folder="first")
+    second = write_experiment(VALID, folder="second")
+    (second.parent / "configs").write_text("not a folder\n")
+    everything = snapshot(tmp_path)
+    result = cli("generate", first, second)
+    assert_refused(result, "second/configs", None, "is a file where the generated folder goes")
+    assert snapshot(tmp_path) == everything and not (tmp_path / "first" / "configs").exists()
+
+
+# ---- what the review found: each once gave a traceback, a crash or a wrong position ----
+
+
+def test_flow_nesting_that_would_crash_libyaml_is_refused_at_its_line(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    # libyaml recurses in C while building nodes: 30,000 levels ended in a segfault.
+    # The 101st "[" stands at column 7 + 100 of "  +x: [[[...".
+    text = experiment_text(controls="+x: " + "[" * 30_000 + "]" * 30_000)
+    result = generate_bad(cli, generated, text)
+    assert_refused(result, "exp/experiment.yaml", 7, "nested more than 100 levels deep")
+    assert result.err.startswith("error: exp/experiment.yaml:7:107: ")
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        ("framework_config:\n  base_config_file: ~nosuchuser/base.yaml\n", 5),
+        (f"framework_config:\n  base_config: {RECIPE}\noutput:\n  base_dir: ~nosuchuser/out\n", 7),
+    ],
+    ids=["base-config-file", "output-base-dir"],
+)
+def test_a_home_folder_of_no_user_is_refused(
+    generated: Path, cli: Callable[..., CliResult], section: str, line: int
+) -> None:
+    text = "experiment:\n  name: study\n  framework: torchtune\n" + section
+    result = generate_bad(cli, generated, text)
+    assert_refused(result, "exp/experiment.yaml", line, "cannot expand '~nosuchuser/")
+
+
+def test_a_base_config_file_name_too_long_for_the_file_system(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    text = experiment_text(base=f"base_config_file: {'b' * 300}.yaml")
+    result = generate_bad(cli, generated, text)
+    assert_refused(result, "exp/experiment.yaml", 5, "cannot read base_config_file bbb")
+
+
+def test_an_experiment_path_too_long_for_the_file_system(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    result = cli("generate", "x" * 5000)
+    assert_refused(result, "x" * 5000, None, "cannot read: File name too long")
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [("model: {null: 1}", "null"), ("dataset: {1: a}", "1"), ("dataset: {yes: a}", "yes")],
+)
+def test_keys_that_are_not_text_are_refused(
+    generated: Path, cli: Callable[..., CliResult], entry: str, key: str
+) -> None:
+    # OmegaConf refuses a null key, and would read 1 and '1' as two different keys.
+    result = generate_bad(cli, generated, experiment_text(controls=entry))
+    assert_refused(result, "exp/experiment.yaml", 7, f"a key must be text: quote it ('{key}')")
+
+
+def test_a_control_character_after_wide_characters_is_placed_in_characters(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    # libyaml reports a byte offset; the message counts characters, as editors do.
+    text = experiment_text().replace("name: study", "name: " + "€" * 10 + "\x01")
+    result = generate_bad(cli, generated, text)
+    assert_refused(result, "exp/experiment.yaml", 2, "the character #x0001 is not allowed")
+    assert result.err.startswith("error: exp/experiment.yaml:2:19: ")

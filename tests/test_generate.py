@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -378,3 +380,80 @@ def test_two_checkouts_give_identical_bytes(
     finally:
         os.chdir(previous)
     assert snapshot(one.parent) == snapshot(two.parent)
+
+
+# What the review found
+
+
+def test_plus_adds_a_key_inside_a_list_item(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    base = tmp_path / "exp" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text("datasets:\n- {source: a}\n- {source: b}\n")
+    run = only_run(
+        write_experiment, base="base_config_file: base.yaml", controls="+datasets.1.packed: true"
+    )
+    assert run["datasets"] == [{"source": "a"}, {"source": "b", "packed": True}]
+
+
+def test_line_separators_in_values_keep_the_header_a_comment(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(variables='+note: ["a\\u2028x: 1", "b\\x85c", "d\\ne"]')
+    )
+    generate(path)
+    assert [run["note"] for run in runs_of(path)] == ["a\u2028x: 1", "b\x85c", "d\ne"]
+    header = (path.parent / "configs" / "run_000.yaml").read_text().split("\noutput_dir:")[0]
+    assert header.endswith('# run_000 of study: +note="a\\Lx: 1"')
+
+
+def test_a_base_that_repeats_blocks_with_aliases_is_written_out_in_full(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    base = tmp_path / "exp" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text("common: &c {lr: 0.1}\nfirst: *c\nsecond: *c\n")
+    path = write_experiment(experiment_text(base="base_config_file: base.yaml"))
+    generate(path)
+    text = (path.parent / "configs" / "run_000.yaml").read_text()
+    assert "&" not in text and "*" not in text
+    assert runs_of(path)[0] == {"common": {"lr": 0.1}, "first": {"lr": 0.1}, "second": {"lr": 0.1}}
+
+
+def test_an_interrupted_write_keeps_the_recorded_base(
+    write_experiment: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_experiment(experiment_text(variables="seed: [1, 2]"))
+    generate(path)
+    configs = path.parent / "configs"
+    lock = configs / "base.lock.yaml"
+    lock.write_bytes(lock.read_bytes().replace(b"batch_size: 4", b"batch_size: 3"))
+    generate(path)
+    recorded = snapshot(configs)
+    # Killed between the two renames of step 4: no configs/, the new folder staged.
+    configs.rename(configs.with_name(".configs.tcw-ready"))
+    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    generated = generate(path)
+    assert generated.plan.base.recorded and snapshot(configs) == recorded
+    assert runs_of(path)[0]["batch_size"] == 3
+
+
+def test_a_terminal_that_cannot_show_the_path_gets_it_escaped(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_experiment(experiment_text(), folder="études")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torchtune_config_writer", "generate", "études"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="ascii",
+        errors="replace",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "* Generated 1 config in \\xe9tudes/configs/" in result.stdout
+    assert (path.parent / "configs" / "run_000.yaml").exists()

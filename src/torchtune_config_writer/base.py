@@ -61,16 +61,7 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
     """
     file_path = experiment.base_config_path()
     if file_path is not None:
-        if not file_path.is_file():
-            problem = "is a folder" if file_path.is_dir() else "does not exist"
-            raise experiment.error(
-                f"base_config_file {experiment.base_config_file} {problem}: give the path of a "
-                "YAML config (relative paths start at the experiment's folder)",
-                ("framework_config", "base_config_file"),
-            )
-        assert experiment.base_config_file is not None
-        return _checked(Base(experiment.base_config_file, read_yaml_file(file_path)))
-
+        return _checked(_from_file(experiment, file_path))
     recipe = experiment.base_config
     assert recipe is not None
     if lock_dir is not None and not refresh:
@@ -78,6 +69,26 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
         if recorded is not None and recorded.recipe == recipe:
             return _checked(recorded)
     return _checked(_from_torchtune(experiment, recipe))
+
+
+def _from_file(experiment: Experiment, path: Path) -> Base:
+    written = experiment.base_config_file
+    assert written is not None
+    keypath = ("framework_config", "base_config_file")
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise experiment.error(
+            f"cannot read base_config_file {written}: {exc.strerror}", keypath
+        ) from None
+    if not is_file:
+        problem = "is a folder" if is_dir else "does not exist"
+        raise experiment.error(
+            f"base_config_file {written} {problem}: give the path of a YAML config "
+            "(relative paths start at the experiment's folder)",
+            keypath,
+        )
+    return Base(written, read_yaml_file(path))
 
 
 def _from_torchtune(experiment: Experiment, recipe: str) -> Base:

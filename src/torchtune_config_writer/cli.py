@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 success, 2 bad input.
     """
+    for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "generate":
@@ -138,11 +142,9 @@ def _report(generated: Generated) -> None:
         f"{mark} Generated {count} config{'s' if count != 1 else ''} in "
         f"{display_path(generated.folder)}/{note}"
     )
-    print(
-        f"{mark} Created {display_path(generated.run_mapping)}"
-        if generated.write is None
-        else f"{mark} Created run_mapping.yaml"
-    )
+    shown = generated.run_mapping.name if generated.write else display_path(generated.run_mapping)
+    verb = "Kept" if generated.write and generated.write.unchanged else "Created"
+    print(f"{mark} {verb} {shown}")
 
 
 def _check_mark() -> str:

@@ -9,6 +9,9 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
     ord("\n"): "\\n",
     ord("\r"): "\\r",
     ord("\t"): "\\t",
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,10 +79,22 @@ class Experiment:
         return math.prod(len(variable.values) for variable in self.variables)
 
     def base_config_path(self) -> Path | None:
-        """``base_config_file`` as a path: relative ones are relative to the experiment folder."""
+        """``base_config_file`` as a path (see :meth:`resolve_path`)."""
         if self.base_config_file is None:
             return None
-        return self.folder / Path(self.base_config_file).expanduser()
+        return self.resolve_path(self.base_config_file, ("framework_config", "base_config_file"))
+
+    def resolve_path(self, written: str, keypath: KeyPath) -> Path:
+        """A path from the experiment file: ``~`` expanded, relative to the experiment's folder.
+
+        Raises:
+            ConfigWriterError: ``~user`` names no user.
+        """
+        try:
+            path = Path(written).expanduser()
+        except RuntimeError:
+            raise self.error(f"cannot expand '{written}': no such user", keypath) from None
+        return Path(os.path.normpath(self.folder / path))  # exp/../outputs reads as outputs
 
     def error(self, message: str, keypath: KeyPath = ()) -> ConfigWriterError:
         """An error pointing at ``keypath`` in the experiment file."""
@@ -94,6 +107,13 @@ def find_experiment_file(path: Path) -> Path:
     Raises:
         ConfigWriterError: no experiment file there, two of them, or a file of another name.
     """
+    try:
+        return _find_experiment_file(path)
+    except OSError as exc:  # a name too long for the file system, a folder we may not read
+        raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
+
+
+def _find_experiment_file(path: Path) -> Path:
     if path.is_dir():
         found = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
         if len(found) != 1:

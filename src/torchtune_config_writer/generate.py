@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
 from .plan import Plan, plan_experiment, render_files
-from .write import WriteResult, write_generated_folder, write_new_folder
+from .write import WriteResult, check_generated_folder, write_generated_folder, write_new_folder
 
 
 @dataclass(frozen=True)
@@ -70,23 +70,33 @@ def generate_many(
     max_runs: int = DEFAULT_MAX_RUNS,
     refresh_base: bool = False,
 ) -> list[Generated]:
-    """Generate several experiments: all are checked before any is written."""
+    """Generate several experiments; bad input in any of them is found before any is written."""
     plans = [plan_experiment(Path(p), max_runs=max_runs, refresh_base=refresh_base) for p in paths]
-    return [_write(plan, output_base_dir) for plan in plans]
+    targets = [_target(plan, output_base_dir) for plan in plans]
+    return [_write(plan, *target) for plan, target in zip(plans, targets, strict=True)]
 
 
-def _write(plan: Plan, output_base_dir: Path | str | None) -> Generated:
+def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]:
+    """Where an experiment is written, checked: (folder, whether it is a timestamped one)."""
     experiment = plan.experiment
-    base_dir = Path(output_base_dir) if output_base_dir is not None else None
-    if base_dir is None and experiment.output_base_dir is not None:
-        base_dir = experiment.folder / Path(experiment.output_base_dir).expanduser()
-        base_dir = Path(os.path.normpath(base_dir))  # exp/../outputs reads as outputs
-    if base_dir is None:
+    if output_base_dir is not None:
+        base_dir = Path(output_base_dir)
+    elif experiment.output_base_dir is not None:
+        base_dir = experiment.resolve_path(experiment.output_base_dir, ("output", "base_dir"))
+    else:
         folder = experiment.folder / CONFIGS_DIR
-        result = write_generated_folder(folder, render_files(plan))
-        return Generated(plan, folder, folder / RUN_MAPPING, result)
+        check_generated_folder(folder)
+        return folder, False
+    if base_dir.exists() and not base_dir.is_dir():
+        raise ConfigWriterError("is a file, not a folder to write output folders in", base_dir)
+    return base_dir, True
+
+
+def _write(plan: Plan, target: Path, timestamped: bool) -> Generated:
+    if not timestamped:
+        result = write_generated_folder(target, render_files(plan))
+        return Generated(plan, target, target / RUN_MAPPING, result)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    root = write_new_folder(
-        base_dir, f"{experiment.output_name}_{stamp}", render_files(plan, timestamped=True)
-    )
+    name = f"{plan.experiment.output_name}_{stamp}"
+    root = write_new_folder(target, name, render_files(plan, timestamped=True))
     return Generated(plan, root / CONFIGS_DIR, root / RUN_MAPPING, None)

@@ -100,6 +100,15 @@ def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, 
         parent = _lookup(base, path[:depth])
         if parent is _MISSING:
             break
+        index = path[depth]
+        if isinstance(parent, list) and isinstance(index, int):
+            if index < len(parent):
+                continue  # dataset.0.packed: into an item of a list
+            raise experiment.error(
+                f"'+{name}': {dotted(path[:depth])} has {len(parent)} items, so there is no "
+                f"item {index}; + adds keys to mappings, not items to lists",
+                parameter.keypath,
+            )
         if not isinstance(parent, dict):
             raise experiment.error(
                 f"'+{name}' cannot add a key under {dotted(path[:depth])}, which is not a mapping",

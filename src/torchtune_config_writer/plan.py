@@ -1,8 +1,8 @@
 """The one path from an experiment file to the bytes of its generated files.
 
 ``generate`` writes what :func:`render_files` yields and ``check`` compares it with disk, so the
-two cannot disagree. Everything that can fail is checked in :func:`plan_experiment`, before the
-first byte is rendered.
+two cannot disagree. Every error in the experiment or its base is found by
+:func:`plan_experiment`, before the first byte is rendered.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
 from .render import render_run, render_run_mapping
 from .sweep import OUTPUT_DIR, iter_runs, runs_share_output_dir
+from .write import latest_complete_folder
 from .yaml_io import KeyPath
 
 
@@ -65,7 +66,9 @@ def plan_experiment(
         ConfigWriterError: anything wrong with the experiment or its base.
     """
     experiment = load_experiment(path, max_runs=max_runs)
-    lock_dir = experiment.folder / CONFIGS_DIR if reuse_recorded_base else None
+    # After an interrupted write the newest recorded base may still be in the staged folder.
+    configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
+    lock_dir = configs if reuse_recorded_base else None
     base = load_base(experiment, lock_dir, refresh=refresh_base)
     placements = place_parameters(experiment, base.config)
     controlled: dict[str, Any] = base.config

@@ -9,7 +9,10 @@ old folder or the new one; the next write finishes or discards what the interrup
 4. ``configs/`` is renamed ``.configs.tcw-old`` and ``.configs.tcw-ready`` to ``configs/``;
 5. ``.configs.tcw-old``, which holds only our old files, is removed.
 
-Steps 3 to 5 are repeated by the next write if interrupted (roll forward).
+The next write first finishes steps 3 to 5 of an interrupted one (roll forward), or discards
+step 1; until then :func:`latest_complete_folder` says where the newest complete files are.
+Between steps 3 and 4 the user's own files may be in the staged folder, and between the two
+renames of step 4 ``configs/`` is briefly missing: both are repaired by the next write.
 """
 
 from __future__ import annotations
@@ -73,6 +76,27 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
         shutil.rmtree(old)
 
 
+def check_generated_folder(folder: Path) -> None:
+    """Refuse to write ``folder`` if it is a symlink or a file.
+
+    Raises:
+        ConfigWriterError: the folder cannot be a generated folder.
+    """
+    if folder.is_symlink():
+        raise ConfigWriterError(
+            "is a symlink: generated folders are written only as real folders; remove the link",
+            folder,
+        )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
+
+
+def latest_complete_folder(folder: Path) -> Path:
+    """Where the newest complete generated files are, also after an interrupted write."""
+    ready = _siblings(folder)[1]
+    return ready if ready.is_dir() else folder
+
+
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:
     """Make our files in ``folder`` exactly ``files``, all or nothing.
 
@@ -87,13 +111,7 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
     Raises:
         ConfigWriterError: the folder is a symlink, or the disk refuses the write.
     """
-    if folder.is_symlink():
-        raise ConfigWriterError(
-            "is a symlink: generated folders are written only as real folders; remove the link",
-            folder,
-        )
-    if folder.exists() and not folder.is_dir():
-        raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
+    check_generated_folder(folder)
     try:
         _recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)

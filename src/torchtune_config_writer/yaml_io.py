@@ -18,14 +18,19 @@ from typing import Any
 import yaml
 
 from .errors import ConfigWriterError
-from .yaml_safety import check_nodes
+from .yaml_safety import MAX_DEPTH as _MAX_DEPTH
+from .yaml_safety import check_nodes, deep_flow_offset
 
 try:  # libyaml's parser and emitter; the constructors and representers stay Python.
     from yaml import CSafeDumper as _SafeDumper
     from yaml import CSafeLoader as _SafeLoader
+
+    _LIBYAML = True
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+    _LIBYAML = False
 
 KeyPath = tuple[str | int, ...]
 
@@ -64,7 +69,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 # Wide enough that no value is ever folded onto a second line.
-_WIDTH = 1_000_000
+_WIDTH = 2**31 - 1  # libyaml keeps the width in a C int
 
 
 class _Loader(_SafeLoader):
@@ -99,7 +104,9 @@ class FlowMapping(dict[Any, Any]):
 
 
 class _Dumper(_SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        # A base that repeats a block with YAML aliases is written out in full, not as &id001.
+        return True
 
 
 # The timestamp resolver stays: a date-like string is quoted, which every reader agrees on.
@@ -126,13 +133,16 @@ _Dumper.add_representer(FlowMapping, _represent_flow_dict)
 _Dumper.add_representer(list, _represent_list)
 
 
+_LINE_BREAKS = "\n\r\x85\u2028\u2029"
+
+
 class _InlineDumper(_Dumper):
     pass
 
 
 def _represent_inline_str(dumper: _InlineDumper, data: str) -> yaml.Node:
-    # Escaped newlines keep the value on one line (plain and single quotes fold them).
-    style = '"' if "\n" in data or "\r" in data else None
+    # Double quotes escape every line break YAML knows, so the value stays on one line.
+    style = '"' if any(char in data for char in _LINE_BREAKS) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -222,10 +232,13 @@ def parse_yaml(raw: bytes, path: Path) -> Document:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8"
+        raise ConfigWriterError(message, path, *_line_column(raw, exc.start)) from None
+    deep = deep_flow_offset(text)
+    if deep is not None:
+        message = f"nested more than {_MAX_DEPTH} levels deep: flatten it"
         raise ConfigWriterError(
-            f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8", path, line, column
+            message, path, *_line_column(raw, len(text[:deep].encode()))
         ) from None
     loader = _Loader(text)
     try:
@@ -235,19 +248,21 @@ def parse_yaml(raw: bytes, path: Path) -> Document:
         check_nodes(node)
         data = loader.construct_document(node)
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise ConfigWriterError(
-            f"the character #x{exc.character:04x} is not allowed in YAML ({exc.reason}): remove it",
-            path,
-            line,
-            column,
-        ) from None
+        # libyaml counts bytes of UTF-8, PyYAML's own reader characters.
+        offset = exc.position if _LIBYAML else len(text[: exc.position].encode())
+        message = f"the character #x{exc.character:04x} is not allowed in YAML ({exc.reason})"
+        raise ConfigWriterError(f"{message}: remove it", path, *_line_column(raw, offset)) from None
     except yaml.MarkedYAMLError as exc:
         raise _marked_error(exc, path) from None
     finally:
         loader.dispose()
     return Document(path, data, dict(_key_positions(node)), raw)
+
+
+def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
 
 
 def _marked_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigWriterError:

@@ -7,6 +7,7 @@ config, and aliases that blow a small file up into millions of values.
 
 from __future__ import annotations
 
+import re
 from typing import NoReturn
 
 import yaml
@@ -16,12 +17,30 @@ import yaml
 _MAX_ALIAS_EXPANSION_RATIO = 100
 _MIN_NODES_BEFORE_RATIO = 1_000
 # Deeper than any config; keeps every recursive walk far from Python's recursion limit.
-_MAX_DEPTH = 100
+MAX_DEPTH = 100
 # Tags of plain data; anything else (!!python/..., !!set, !!binary, local tags) is refused.
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "merge")
 )
+
+
+_KEY_TAGS = frozenset(("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"))
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def deep_flow_offset(text: str) -> int | None:
+    """Where ``[`` and ``{`` first nest deeper than any config, or ``None``.
+
+    libyaml builds its node tree recursively in C and crashes on tens of thousands of levels,
+    so this is checked on the text first (brackets in quoted strings count too: harmless).
+    """
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(0, depth - 1)
+        if depth > MAX_DEPTH:
+            return match.start()
+    return None
 
 
 def _fail(message: str, node: yaml.Node) -> NoReturn:
@@ -55,8 +74,13 @@ def check_nodes(root: yaml.Node) -> None:
         if node.tag not in _PLAIN_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             _fail(f"the tag {tag} is not allowed: write plain YAML values", node)
-        if depth > _MAX_DEPTH:
-            _fail(f"nested more than {_MAX_DEPTH} levels deep: flatten it", node)
+        if depth > MAX_DEPTH:
+            _fail(f"nested more than {MAX_DEPTH} levels deep: flatten it", node)
+        if isinstance(node, yaml.MappingNode):
+            for key, _ in node.value:
+                if key.tag not in _KEY_TAGS:
+                    # OmegaConf refuses null keys, and 1 and '1' would be two keys to it.
+                    _fail(f"a key must be text: quote it ('{key.value}')", key)
         visiting.add(ident)
         count, height = 1, 1
         for _, child in _children(node):
@@ -67,12 +91,12 @@ def check_nodes(root: yaml.Node) -> None:
         return count, height
 
     total, height = visit(root, 1)
-    if height > _MAX_DEPTH:  # only through aliases: point at where the deepest path gets too deep
+    if height > MAX_DEPTH:  # only through aliases: point at where the deepest path gets too deep
         node, depth = root, 1
-        while depth <= _MAX_DEPTH:
+        while depth <= MAX_DEPTH:
             node = max(_children(node), key=lambda pair: sizes[id(pair[1])][1])[1]
             depth += 1
-        _fail(f"aliases nest this more than {_MAX_DEPTH} levels deep: flatten it", node)
+        _fail(f"aliases nest this more than {MAX_DEPTH} levels deep: flatten it", node)
     if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(sizes):
         # Point at the key that holds most of the expansion.
         marker, node = root, root
