@@ -22,6 +22,12 @@ def runs_of(experiment: Path) -> list[dict[str, Any]]:
     return [OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in files]
 
 
+def write_base(tmp_path: Path, text: str) -> None:
+    """A custom ``base.yaml`` beside the experiment that ``write_experiment`` writes."""
+    (tmp_path / "exp").mkdir(exist_ok=True)
+    (tmp_path / "exp" / "base.yaml").write_text(text)
+
+
 def only_run(write_experiment: Callable[..., Path], **sections: str) -> dict[str, Any]:
     path = write_experiment(experiment_text(**sections))
     generate(path)
@@ -68,9 +74,7 @@ def test_plus_adds_new_keys_after_the_base_keys(write_experiment: Callable[..., 
 def test_a_numeric_part_indexes_a_list(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    base = tmp_path / "exp" / "base.yaml"
-    base.parent.mkdir()
-    base.write_text("datasets:\n- {source: a, packed: false}\n- {source: b, packed: false}\n")
+    write_base(tmp_path, "datasets:\n- {source: a, packed: false}\n- {source: b, packed: false}\n")
     run = only_run(
         write_experiment, base="base_config_file: base.yaml", controls="datasets.1.packed: true"
     )
@@ -388,9 +392,7 @@ def test_two_checkouts_give_identical_bytes(
 def test_plus_adds_a_key_inside_a_list_item(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    base = tmp_path / "exp" / "base.yaml"
-    base.parent.mkdir()
-    base.write_text("datasets:\n- {source: a}\n- {source: b}\n")
+    write_base(tmp_path, "datasets:\n- {source: a}\n- {source: b}\n")
     run = only_run(
         write_experiment, base="base_config_file: base.yaml", controls="+datasets.1.packed: true"
     )
@@ -412,9 +414,7 @@ def test_line_separators_in_values_keep_the_header_a_comment(
 def test_a_base_that_repeats_blocks_with_aliases_is_written_out_in_full(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    base = tmp_path / "exp" / "base.yaml"
-    base.parent.mkdir()
-    base.write_text("common: &c {lr: 0.1}\nfirst: *c\nsecond: *c\n")
+    write_base(tmp_path, "common: &c {lr: 0.1}\nfirst: *c\nsecond: *c\n")
     path = write_experiment(experiment_text(base="base_config_file: base.yaml"))
     generate(path)
     text = (path.parent / "configs" / "run_000.yaml").read_text()
