@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import recipes
 from .experiment import Experiment
-from .layout import LOCK_FILE
-from .recipes import require_torchtune
+from .layout import CONFIGS_DIR, LOCK_FILE
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
@@ -92,7 +92,15 @@ def _from_file(experiment: Experiment, path: Path) -> Base:
 
 
 def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
-    torchtune = require_torchtune(f"base_config '{recipe}' (not recorded in configs/ yet)")
+    torchtune = recipes.installed_torchtune()
+    if torchtune is None:
+        raise experiment.error(
+            f"base_config '{recipe}' is not recorded in {CONFIGS_DIR}/{LOCK_FILE} yet, and "
+            "reading it needs torchtune, which is not installed here: run "
+            "`torchtune-config-writer generate` where torchtune is installed and commit the lock, "
+            "or pip install torchtune",
+            ("framework_config", "base_config"),
+        )
     config = torchtune.find(recipe)
     if config is None:
         close = torchtune.close_matches(recipe)

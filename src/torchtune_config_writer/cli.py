@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .check import check
+from .drift import describe
 from .errors import ConfigWriterError, display_path
 from .experiment import DEFAULT_MAX_RUNS
 from .generate import Generated, generate_many
@@ -65,6 +67,30 @@ def _build_parser() -> argparse.ArgumentParser:
         "the experiment (like output.base_dir)",
     )
 
+    chk = commands.add_parser(
+        "check",
+        help="regenerate in memory and compare with the generated folders on disk",
+        description="Regenerate in memory and compare with disk; exit 1 on drift, fixed or not.",
+    )
+    chk.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="an experiment, a file in a generated folder, or a base config file that "
+        "experiments use (default: every experiment in the git repository)",
+    )
+    chk.add_argument(
+        "--fix", action="store_true", help="write the regenerated folders (still exits 1)"
+    )
+    chk.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help=f"refuse sweeps of more runs than N (default {DEFAULT_MAX_RUNS:,})",
+    )
+
     recipes = commands.add_parser("recipes", help="list torchtune's built-in configs (tune ls)")
     recipes.add_argument(
         "pattern",
@@ -92,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit code: 0 success, 2 bad input.
+        The exit code: 0 success, 1 drift (``check``), 2 bad input.
     """
     for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
         if isinstance(stream, io.TextIOWrapper):
@@ -101,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "check":
+            return _check(args)
         return _recipes(args)
     except ConfigWriterError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -154,6 +182,35 @@ def _check_mark() -> str:
     except (UnicodeEncodeError, LookupError):
         return "*"
     return "✓"
+
+
+def _check(args: argparse.Namespace) -> int:
+    result = check(args.paths, fix=args.fix, max_runs=args.max_runs)
+    for error in result.errors:
+        print(f"error: {error}", file=sys.stderr)
+    drifted = [drift for drift in result.drifts if drift.drifted]
+    for drift in drifted:
+        sys.stdout.writelines(describe(drift))
+    for drift in drifted:
+        folder = display_path(drift.folder)
+        count = len(drift.files)
+        print(
+            f"drift: {folder}/ differs from {display_path(drift.plan.experiment.path)} in "
+            f"{count} file{'s' if count != 1 else ''}"
+        )
+    for fixed in result.fixed:
+        folder = display_path(fixed.folder)
+        print(
+            f"fixed: wrote {folder}/ ({len(fixed.changed)} written, {len(fixed.removed)} "
+            f"removed): review it and `git add {folder}`"
+        )
+    if drifted and not result.fixed:
+        hint = "after fixing the errors above, " if result.errors else ""
+        print(f"{hint}run `torchtune-config-writer check --fix` to regenerate")
+    if result.exit_code == EXIT_OK:
+        count = len(result.drifts)
+        print(f"{_check_mark()} {count} experiment{'s' if count != 1 else ''} up to date")
+    return result.exit_code
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -122,7 +122,7 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             for name, content in files:
                 (new / name).write_bytes(content)
                 written.add(name)
-                if _read_or_none(folder / name) != content:
+                if read_or_none(folder / name) != content:
                     result.changed.append(name)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
@@ -183,7 +183,8 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
         ) from None
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def read_or_none(path: Path) -> bytes | None:
+    """A file's bytes, or ``None`` if it cannot be read (missing, a folder)."""
     try:
         return path.read_bytes()
     except OSError:

@@ -1,0 +1,102 @@
+"""Which experiments a set of changed files affects, and every experiment of a repository."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigWriterError
+from .experiment import EXPERIMENT_FILE_NAMES, load_experiment
+from .layout import CONFIGS_DIR
+
+
+def repository_experiments(start: Path) -> list[Path]:
+    """Every experiment file in the git repository around ``start``: tracked, or new and not
+    ignored.
+
+    Raises:
+        ConfigWriterError: ``start`` is not inside a git repository.
+    """
+    import git  # gitpython costs ~0.1 s to import: only when the repository is listed
+
+    try:
+        repo = git.Repo(start, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise ConfigWriterError(
+            "not inside a git repository: name the experiments to check", start
+        ) from None
+    root = Path(repo.working_tree_dir or start)
+    listed = repo.git.ls_files("-z", "--cached", "--others", "--exclude-standard")
+    names = {name for name in listed.split("\0") if os.path.basename(name) in EXPERIMENT_FILE_NAMES}
+    return [root / name for name in sorted(names) if (root / name).is_file()]
+
+
+def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
+    """The experiments that changed ``paths`` affect, each once, in the order found.
+
+    A path is an experiment file or its folder, a folder of experiments, a file in a generated
+    folder (a hand edit there is drift), or a base config file that experiments use (all of
+    them are affected). Other files (a workflow, some other YAML) affect nothing.
+
+    Args:
+        paths: Changed files, e.g. what pre-commit passes.
+        start: Where to look for the git repository when base config users must be found.
+
+    Raises:
+        ConfigWriterError: a path does not exist.
+    """
+    found: dict[Path, None] = {}
+    users_by_base: dict[Path, list[Path]] | None = None
+    for path in paths:
+        if not path.exists():
+            raise ConfigWriterError("does not exist: name an experiment or a changed file", path)
+        experiments = _experiments_in(path)
+        if experiments:
+            found.update(dict.fromkeys(experiments))
+            continue
+        if users_by_base is None:  # read every experiment once, only when needed
+            users_by_base = _base_users(repository_experiments(start))
+        for user in users_by_base.get(_same_file_key(path), []):
+            found[user] = None
+    return list(found)
+
+
+def _experiments_in(path: Path) -> list[Path]:
+    if path.is_dir():
+        own = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
+        # A folder of experiments (examples/): every one below it.
+        return own or sorted(
+            found
+            for name in EXPERIMENT_FILE_NAMES
+            for found in path.rglob(name)
+            if not any(part.startswith(".") for part in found.relative_to(path).parts)
+        )
+    experiment = _experiment_of(path)
+    return [experiment] if experiment is not None else []
+
+
+def _experiment_of(path: Path) -> Path | None:
+    if path.name in EXPERIMENT_FILE_NAMES:
+        return path
+    elif path.parent.name == CONFIGS_DIR:
+        candidates = [path.parent.parent / name for name in EXPERIMENT_FILE_NAMES]
+    else:
+        return None
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
+
+
+def _base_users(experiments: list[Path]) -> dict[Path, list[Path]]:
+    users: dict[Path, list[Path]] = {}
+    for path in experiments:
+        try:
+            base = load_experiment(path, max_runs=2**63).base_config_path()
+        except ConfigWriterError:
+            continue  # a broken experiment is reported when it is checked itself
+        if base is not None and base.exists():
+            users.setdefault(_same_file_key(base), []).append(path)
+    return users
+
+
+def _same_file_key(path: Path) -> Path:
+    return Path(os.path.realpath(path))
