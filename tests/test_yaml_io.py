@@ -169,3 +169,16 @@ values = st.recursive(
 @given(st.dictionaries(keys, values, min_size=1, max_size=5))
 def test_omegaconf_reads_back_exactly_what_was_written(config: dict[str, Any]) -> None:
     assert omegaconf_reads(yaml_io.dump_yaml(config)) == config
+
+
+def test_rendering_shared_blocks_once_gives_the_same_bytes_as_one_dump() -> None:
+    from torchtune_config_writer.merge import merge_at
+    from torchtune_config_writer.render import ConfigRenderer
+
+    for path in RECIPE_FILES:
+        base = yaml_io.read_yaml_file(path).data
+        renderer = ConfigRenderer(base)
+        first_key = next(iter(base))
+        for config in (base, merge_at(base, (first_key,), None), merge_at(base, ("+new",), [1])):
+            assert renderer.render(config) == yaml_io.dump_yaml(config), path
+    assert ConfigRenderer({}).render({}) == yaml_io.dump_yaml({})

@@ -25,18 +25,49 @@ def describe_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{name}={dump_inline(value)}" for name, value in params.items())
 
 
-def render_run(run: Run, experiment_name: str, experiment_file: str) -> bytes:
+class ConfigRenderer:
+    """Renders the configs of one sweep, writing each shared top-level block only once.
+
+    A merge copies only the mappings along the path it changes, so a run's top-level values are
+    mostly the very objects of the controlled base; their YAML is rendered once and reused. A
+    block-style mapping is the concatenation of its entries, so the bytes do not change.
+
+    Args:
+        controlled: The base with the controls merged in, which every run starts from.
+    """
+
+    def __init__(self, controlled: dict[str, Any]) -> None:
+        self._shared = controlled
+        self._blocks = {key: dump_yaml({key: value}) for key, value in controlled.items()}
+
+    def render(self, config: dict[str, Any]) -> str:
+        """``dump_yaml(config)``, faster for configs that share the controlled base's values."""
+        if not config:
+            return dump_yaml(config)
+        return "".join(
+            self._blocks[key] if self._shared.get(key, _UNSET) is value else dump_yaml({key: value})
+            for key, value in config.items()
+        )
+
+
+_UNSET = object()
+
+
+def render_run(
+    run: Run, experiment_name: str, experiment_file: str, renderer: ConfigRenderer
+) -> bytes:
     """One run's config file.
 
     Args:
         run: The run, with its merged config.
         experiment_name: ``experiment.name``, for the header.
         experiment_file: The experiment file relative to the config file (``../experiment.yaml``).
+        renderer: The renderer of the run's sweep.
     """
     text = (
         _header(experiment_file)
         + f"# {run.id} of {experiment_name}: {describe_params(run.params)}\n"
-        + dump_yaml(run.config)
+        + renderer.render(run.config)
     )
     return text.encode("utf-8")
 

@@ -1,0 +1,193 @@
+"""The drift hook through the real pre-commit client, in temporary git repositories.
+
+The hook is installed from a commit of this working tree into pre-commit's own environment, as a
+user's `.pre-commit-config.yaml` would install it: without torch or torchtune.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, REPO, snapshot
+
+HOOK = "check-torchtune-configs"
+HOOK_NAME = "torchtune configs match their experiments"
+
+
+def run(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command; its output, stdout and stderr together, is in ``.stdout``.
+
+    git runs the hook with its stdout sent to stderr, so a commit's story is in both.
+    """
+    return subprocess.run(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One pre-commit cache for the session, so the hook's environment is built once."""
+    return {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
+        "PRE_COMMIT_COLOR": "never",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+
+
+@pytest.fixture(scope="session")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> tuple[Path, str]:
+    """A git repository holding this working tree (tracked and new files), and its commit."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    dest = tmp_path_factory.mktemp("hook-repo")
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    for args in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "hook")):
+        run(dest, *args, env=env).check_returncode()
+    sha = run(dest, "git", "rev-parse", "HEAD", env=env).stdout.strip()
+    return dest, sha
+
+
+@pytest.fixture
+def repo(tmp_path: Path, hook_repo: tuple[Path, str], env: dict[str, str]) -> Path:
+    """A user's repository: two experiments, generated and committed, and the hook installed."""
+    for name in ("lora_rank_study", "lr_batch_sweep"):
+        shutil.copytree(EXAMPLES / name, tmp_path / name)
+    source, sha = hook_repo
+    (tmp_path / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {source}\n  rev: {sha}\n  hooks:\n  - id: {HOOK}\n"
+    )
+    for args in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "start")):
+        run(tmp_path, *args, env=env).check_returncode()
+    run(tmp_path, sys.executable, "-m", "pre_commit", "install", env=env).check_returncode()
+    return tmp_path
+
+
+def commit(repo: Path, env: dict[str, str], *paths: str) -> subprocess.CompletedProcess[str]:
+    run(repo, "git", "add", *(paths or ("-A",)), env=env).check_returncode()
+    return run(repo, "git", "commit", "-m", "change", env=env)
+
+
+def status(repo: Path, env: dict[str, str]) -> str:
+    return run(repo, "git", "status", "--porcelain", env=env).stdout
+
+
+def test_the_manifest_is_valid(env: dict[str, str]) -> None:
+    result = run(
+        REPO,
+        sys.executable,
+        "-m",
+        "pre_commit",
+        "validate-manifest",
+        ".pre-commit-hooks.yaml",
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_changing_a_variable_fails_regenerates_and_passes_next_time(
+    repo: Path, env: dict[str, str]
+) -> None:
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16, 32, 64, 128]"))
+    first = commit(repo, env)
+    assert first.returncode == 1, first.stdout
+    assert f"{HOOK_NAME}" in first.stdout and "Failed" in first.stdout
+    assert "missing: lora_rank_study/configs/run_004.yaml" in first.stdout
+    assert "git add lora_rank_study/configs" in first.stdout
+    # The new run file is untracked: the hook failed because it wrote it, not by pre-commit's diff.
+    assert "?? lora_rank_study/configs/run_004.yaml" in status(repo, env)
+    second = commit(repo, env)
+    assert second.returncode == 0, second.stdout
+    assert status(repo, env) == ""
+    tracked = run(repo, "git", "ls-files", "lora_rank_study/configs", env=env).stdout.split()
+    assert "lora_rank_study/configs/run_004.yaml" in tracked
+
+
+def test_a_hand_edit_of_a_generated_config_fails_and_is_restored(
+    repo: Path, env: dict[str, str]
+) -> None:
+    run_file = repo / "lora_rank_study" / "configs" / "run_001.yaml"
+    original = run_file.read_bytes()
+    run_file.write_bytes(original.replace(b"lora_rank: 16", b"lora_rank: 17"))
+    result = commit(repo, env)
+    assert result.returncode == 1, result.stdout
+    assert "-  lora_rank: 17\n+  lora_rank: 16" in result.stdout
+    assert "files were modified by this hook" in result.stdout
+    assert run_file.read_bytes() == original
+    run(repo, "git", "add", "-A", env=env).check_returncode()
+    assert status(repo, env) == ""  # back to what was committed
+
+
+def test_a_shared_base_config_change_regenerates_every_experiment_using_it(
+    repo: Path, env: dict[str, str]
+) -> None:
+    shutil.copytree(repo / "lr_batch_sweep", repo / "lr_batch_sweep_2")
+    second = repo / "lr_batch_sweep_2" / "experiment.yaml"
+    second.write_text(
+        second.read_text().replace(
+            "my_gpu_optimized.yaml", "../lr_batch_sweep/my_gpu_optimized.yaml"
+        )
+    )
+    (repo / "lr_batch_sweep_2" / "my_gpu_optimized.yaml").unlink()
+    assert commit(repo, env).returncode == 1  # its run_mapping.yaml names the base differently
+    assert commit(repo, env).returncode == 0
+    base = repo / "lr_batch_sweep" / "my_gpu_optimized.yaml"
+    base.write_text(base.read_text().replace("weight_decay: 0.01", "weight_decay: 0.02"))
+    result = commit(repo, env, str(base))
+    assert result.returncode == 1, result.stdout
+    for name in ("lr_batch_sweep", "lr_batch_sweep_2"):
+        assert f"fixed: wrote {name}/configs/ (9 written, 0 removed)" in result.stdout
+        assert "weight_decay: 0.02" in (repo / name / "configs" / "run_008.yaml").read_text()
+    assert commit(repo, env).returncode == 0
+
+
+def test_a_commit_that_touches_no_experiment_leaves_generated_folders_alone(
+    repo: Path, env: dict[str, str]
+) -> None:
+    # Commit a hand edit past the hook: a hook that looked at this experiment would now fail.
+    run_file = repo / "lora_rank_study" / "configs" / "run_001.yaml"
+    run_file.write_text(run_file.read_text().replace("lora_rank: 16", "lora_rank: 17"))
+    run(repo, "git", "commit", "-qam", "drift", "--no-verify", env=env).check_returncode()
+    before = snapshot(repo / "lora_rank_study")
+
+    (repo / "README.md").write_text("Our study.\n")
+    no_yaml = commit(repo, env)
+    assert no_yaml.returncode == 0, no_yaml.stdout
+    assert f"{HOOK_NAME}" in no_yaml.stdout and "(no files to check)Skipped" in no_yaml.stdout
+
+    (repo / "notes.yaml").write_text("todo: [run it]\n")
+    other_yaml = commit(repo, env)
+    assert other_yaml.returncode == 0, other_yaml.stdout
+    assert "Passed" in other_yaml.stdout
+    assert snapshot(repo / "lora_rank_study") == before
+
+
+def test_run_on_all_files_finds_committed_drift(repo: Path, env: dict[str, str]) -> None:
+    stale = repo / "lr_batch_sweep" / "configs" / "run_009.yaml"
+    stale.write_text("# from a larger sweep\n")
+    run(repo, "git", "add", "-A", env=env).check_returncode()
+    run(repo, "git", "commit", "-qm", "drift", "--no-verify", env=env).check_returncode()
+    result = run(repo, sys.executable, "-m", "pre_commit", "run", "--all-files", env=env)
+    assert result.returncode == 1, result.stdout
+    assert "stale: lr_batch_sweep/configs/run_009.yaml" in result.stdout
+    assert not stale.exists()
+    again = run(repo, sys.executable, "-m", "pre_commit", "run", "--all-files", env=env)
+    assert again.returncode == 0, again.stdout
