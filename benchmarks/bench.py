@@ -111,6 +111,30 @@ def drift_workloads(repeat: int) -> list[tuple[str, float, str]]:
     return rows
 
 
+def validation_workloads(full: bool) -> list[tuple[str, float, str]]:
+    """Our one-process ``validate`` against ``tune validate`` once per config."""
+    tune = str(Path(sys.executable).with_name("tune"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (experiment,) = make_repository(root, 1, 64)
+        configs = sorted((experiment.parent / "configs").glob("run_*.yaml"))
+        per_config = []
+        for count in (1, 8, 64):
+            ours = timed([*COMMAND, "validate", *map(str, configs[:count])], root)
+            if count <= 8 or full:
+                theirs = sum(timed([tune, "validate", str(c)], root) for c in configs[:count])
+                how = ""
+            else:  # 64 runs of tune validate take minutes: extrapolated unless --full
+                theirs = statistics.mean(per_config) * count
+                how = ", tune validate extrapolated from the runs above"
+            per_config.append(theirs / count)
+            rows.append((f"validate {count} configs, one process", ours, ""))
+            rows.append((f"tune validate, once per config, {count} configs", theirs,
+                         f"{theirs / ours:.1f}x slower{how}"))
+    return rows
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -129,8 +153,12 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per workload (median)")
+    parser.add_argument("--full", action="store_true", help="run tune validate 64 times too")
+    parser.add_argument("--skip-validation", action="store_true", help="only the drift check")
     args = parser.parse_args()
     rows = drift_workloads(args.repeat)
+    if not args.skip_validation:
+        rows += validation_workloads(args.full)
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}, median of {args.repeat}")
     print()
     print(f"| {'workload':<62} | {'time':>8} | note |")

@@ -51,7 +51,7 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
     for path in paths:
         if not path.exists():
             raise ConfigWriterError("does not exist: name an experiment or a changed file", path)
-        experiments = _experiments_in(path)
+        experiments = experiments_in(path)
         if experiments:
             found.update(dict.fromkeys(experiments))
             continue
@@ -62,7 +62,9 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
     return list(found)
 
 
-def _experiments_in(path: Path) -> list[Path]:
+def experiments_in(path: Path) -> list[Path]:
+    """The experiments ``path`` names: itself, the one of its folder or generated folder, or
+    every one below a folder of experiments."""
     if path.is_dir():
         own = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
         # A folder of experiments (examples/): every one below it.
@@ -72,11 +74,12 @@ def _experiments_in(path: Path) -> list[Path]:
             for found in path.rglob(name)
             if not any(part.startswith(".") for part in found.relative_to(path).parts)
         )
-    experiment = _experiment_of(path)
+    experiment = experiment_of(path)
     return [experiment] if experiment is not None else []
 
 
-def _experiment_of(path: Path) -> Path | None:
+def experiment_of(path: Path) -> Path | None:
+    """The experiment file of an experiment file, its folder, or a file in its ``configs/``."""
     if path.name in EXPERIMENT_FILE_NAMES:
         return path
     elif path.parent.name == CONFIGS_DIR:

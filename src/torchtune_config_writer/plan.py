@@ -31,15 +31,20 @@ class Plan:
         experiment: The experiment file.
         base: Its resolved base config.
         controlled: The base with the controls merged in.
-        variables: The variables, resolved and type-checked.
+        placements: Every control and variable, resolved and type-checked, controls first.
         split_output_dir: Each run gets its run id appended to ``output_dir``.
     """
 
     experiment: Experiment
     base: Base
     controlled: dict[str, Any]
-    variables: tuple[Placement, ...]
+    placements: tuple[Placement, ...]
     split_output_dir: bool
+
+    @property
+    def variables(self) -> tuple[Placement, ...]:
+        """The variables, in the order written."""
+        return tuple(p for p in self.placements if p.section == "variables")
 
     @property
     def run_count(self) -> int:
@@ -79,7 +84,7 @@ def plan_experiment(
                 controlled = merged
     variables = tuple(p for p in placements if p.section == "variables")
     split = runs_share_output_dir(controlled, variables)
-    return Plan(experiment, base, controlled, variables, split)
+    return Plan(experiment, base, controlled, placements, split)
 
 
 def _merge_checked(

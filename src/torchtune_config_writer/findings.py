@@ -1,0 +1,98 @@
+"""What validation finds: one result object that every report format is made from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# How bad a finding is. "unverified": could not be checked here (an optional package such as
+# bitsandbytes is not installed, an environment variable is not set), which is not a mistake.
+ERROR = "error"
+WARNING = "warning"
+UNVERIFIED = "unverified"
+SEVERITIES = (ERROR, WARNING, UNVERIFIED)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one generated config.
+
+    Attributes:
+        config: The config file.
+        keypath: The dotted key path (``optimizer.lr``); empty for the whole file.
+        line: The line of that key in the config file, where known.
+        severity: ``error``, ``warning`` or ``unverified``.
+        check: Which check found it: ``tune-validate``, ``import``, ``interpolation``,
+            ``signature``, ``type`` or ``unread-key``.
+        message: What is wrong and what to do.
+        experiment: The experiment file the config was generated from, where known.
+        experiment_line: The line there that set the value, where it was set there.
+    """
+
+    config: Path
+    keypath: str
+    line: int | None
+    severity: str
+    check: str
+    message: str
+    experiment: Path | None = None
+    experiment_line: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """The validation of one config.
+
+    Attributes:
+        config: The config file.
+        tune_validate: torchtune's own verdict: ``passed``, ``failed`` (its ConfigError) or
+            ``crashed`` (``tune validate`` would end in a traceback).
+        findings: Everything found, in key order.
+        experiment: The experiment file it was generated from, where known.
+    """
+
+    config: Path
+    tune_validate: str
+    findings: tuple[Finding, ...] = ()
+    experiment: Path | None = None
+
+    @property
+    def status(self) -> str:
+        """``invalid`` with any error, else ``unverified``, else ``warning``, else ``valid``."""
+        severities = {finding.severity for finding in self.findings}
+        if ERROR in severities:
+            return "invalid"
+        if UNVERIFIED in severities:
+            return "unverified"
+        return "warning" if WARNING in severities else "valid"
+
+
+@dataclass
+class ValidationResult:
+    """The validation of every config of a run of ``validate``.
+
+    Attributes:
+        configs: One result per config, in the order validated.
+        versions: Versions of the packages that validated, e.g. ``{"torchtune": "0.6.1"}``.
+    """
+
+    configs: list[ConfigResult] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding of every config, in order."""
+        return [finding for result in self.configs for finding in result.findings]
+
+    def count(self, status: str) -> int:
+        """How many configs have ``status``: valid, warning, unverified or invalid."""
+        return sum(1 for result in self.configs if result.status == status)
+
+    def failed(self, *, warnings_fail: bool = False, unverified_fails: bool = False) -> bool:
+        """Whether the validation fails: any error, and optionally any warning or unverified."""
+        failing = {ERROR}
+        if warnings_fail:
+            failing.add(WARNING)
+        if unverified_fails:
+            failing.add(UNVERIFIED)
+        return any(finding.severity in failing for finding in self.findings)

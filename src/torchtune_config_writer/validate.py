@@ -1,0 +1,197 @@
+"""``validate``: every generated config through torchtune's check and ours, in one process."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .affected import (
+    experiment_of,
+    experiments_in,
+    find_affected_experiments,
+    repository_experiments,
+)
+from .deep_check import Problem, deep_check
+from .errors import ConfigWriterError
+from .experiment import EXPERIMENT_FILE_NAMES
+from .findings import ERROR, ConfigResult, Finding, ValidationResult
+from .layout import CONFIGS_DIR, RUN_FILE_GLOB
+from .plan import Plan, plan_experiment
+from .torchtune_runtime import Runtime, load_runtime, tune_validate
+from .yaml_io import KeyPath, dotted, read_yaml_file
+
+_RUN_INDEX = re.compile(r"run_([0-9]+)\.yaml")
+
+Progress = Callable[[int, int, Path], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A config to validate, with the experiment it came from when known.
+
+    Attributes:
+        config: The config file.
+        plan: Its experiment, checked, for the lines that set values and the recipe.
+    """
+
+    config: Path
+    plan: Plan | None = None
+
+
+def validate(
+    paths: Sequence[Path | str] = (),
+    *,
+    affected: bool = False,
+    start: Path | str = ".",
+    progress: Progress | None = None,
+) -> ValidationResult:
+    """Validate generated configs: torchtune's ``tune validate`` check, then ours.
+
+    Args:
+        paths: Experiments (files or folders), folders of experiments, or config files. Empty:
+            every experiment of the git repository around ``start``.
+        affected: Read ``paths`` as changed files and validate the experiments they affect
+            (as ``check`` does); files that affect none are ignored.
+        start: Where the repository is looked for.
+        progress: Called before each config with (index, total, config).
+
+    Raises:
+        ConfigWriterError: a path does not exist or holds nothing generated, or torch and
+            torchtune are missing or broken.
+    """
+    chosen = [Path(p) for p in paths]
+    if affected:
+        # Experiments with nothing generated in the repository (timestamped output) are skipped:
+        # the drift check is the one to say a folder is missing.
+        found = find_affected_experiments(chosen, Path(start))
+        chosen = [path for path in found if (path.parent / CONFIGS_DIR).is_dir()]
+        if not chosen:
+            return ValidationResult()  # nothing to validate: no need for torch either
+    return validate_targets(find_targets(chosen, Path(start)), progress)
+
+
+def validate_targets(targets: list[Target], progress: Progress | None = None) -> ValidationResult:
+    """Validate the given configs in order (the public ``validate`` finds them first)."""
+    runtime = load_runtime()
+    result = ValidationResult(versions=dict(runtime.versions))
+    for index, target in enumerate(targets):
+        if progress is not None:
+            progress(index, len(targets), target.config)
+        result.configs.append(validate_config(runtime, target))
+    return result
+
+
+def find_targets(paths: list[Path], start: Path) -> list[Target]:
+    """The configs that ``validate`` paths name, each once.
+
+    Raises:
+        ConfigWriterError: a path does not exist, or an experiment has no generated configs.
+    """
+    targets: dict[Path, Target] = {}
+    experiments = repository_experiments(start) if not paths else []
+    for path in paths:
+        if not path.exists():
+            raise ConfigWriterError(
+                "does not exist: name an experiment, a folder or a config", path
+            )
+        if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
+            targets.setdefault(path, Target(path, _plan_or_none(experiment_of(path))))
+            continue
+        found = experiments_in(path)
+        if not found:
+            raise ConfigWriterError("holds no experiment.yaml and is not a config", path)
+        experiments.extend(found)
+    for experiment in experiments:
+        configs = sorted((experiment.parent / CONFIGS_DIR).glob(RUN_FILE_GLOB))
+        if not configs:
+            raise ConfigWriterError(
+                "has no generated configs: run `torchtune-config-writer generate` first", experiment
+            )
+        plan = _plan_or_none(experiment)
+        for config in configs:
+            targets.setdefault(config, Target(config, plan))
+    return list(targets.values())
+
+
+def _plan_or_none(experiment: Path | None) -> Plan | None:
+    # Only for pointing at experiment lines and finding the recipe; a broken experiment is the
+    # drift check's to report, and its configs are still worth validating.
+    if experiment is None:
+        return None
+    try:
+        return plan_experiment(experiment, max_runs=2**63)
+    except ConfigWriterError:
+        return None
+
+
+def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
+    """Stage 1 (torchtune's verdict) and stage 2 (our checks) of one config."""
+    experiment = target.plan.experiment.path if target.plan else None
+    try:
+        document = read_yaml_file(target.config)
+    except ConfigWriterError as error:
+        finding = Finding(target.config, "", error.line, ERROR, "yaml", error.message, experiment)
+        return ConfigResult(target.config, "crashed", (finding,), experiment)
+    if not isinstance(document.data, dict):
+        finding = Finding(
+            target.config, "", 1, ERROR, "yaml", "a config must be a mapping", experiment
+        )
+        return ConfigResult(target.config, "crashed", (finding,), experiment)
+    verdict, message = tune_validate(runtime, target.config)
+    problems = deep_check(runtime, document.data, _recipe_file(target.plan))
+    if verdict != "passed" and not any(p.severity != "warning" for p in problems):
+        # torchtune says no and our checks do not say why: its own words are the finding.
+        problems.insert(0, Problem((), ERROR, "tune-validate", f"tune validate: {message}"))
+    run_index = _run_index(target.config)
+    findings = tuple(
+        Finding(
+            config=target.config,
+            keypath=dotted(problem.keypath),
+            line=(document.position(problem.keypath) or (None, None))[0],
+            severity=problem.severity,
+            check=problem.check,
+            message=problem.message,
+            experiment=experiment,
+            experiment_line=_experiment_line(target.plan, problem.keypath, run_index),
+        )
+        for problem in problems
+    )
+    return ConfigResult(target.config, verdict, findings, experiment)
+
+
+def _recipe_file(plan: Plan | None) -> Path | None:
+    if plan is None or plan.base.recipe is None:
+        return None
+    from .recipe_keys import recipe_file_for
+
+    return recipe_file_for(plan.base.recipe)
+
+
+def _run_index(config: Path) -> int | None:
+    match = _RUN_INDEX.fullmatch(config.name)
+    return int(match.group(1)) if match else None
+
+
+def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None) -> int | None:
+    """The line of the experiment file that set the value at ``keypath``, if it set it."""
+    if plan is None or not keypath:
+        return None
+    setters = [p for p in plan.placements if keypath[: len(p.path)] == p.path]
+    if not setters:
+        return None
+    placement = max(setters, key=lambda p: len(p.path))
+    where: KeyPath = placement.parameter.keypath
+    if placement.section == "variables":
+        if run_index is None:
+            return None
+        # Run ids count the full factorial, last variable fastest: read this variable's digit.
+        variables = plan.variables
+        position = variables.index(placement)
+        faster = math.prod(len(v.parameter.values) for v in variables[position + 1 :])
+        where = (*where, run_index // faster % len(placement.parameter.values))
+    where = (*where, *keypath[len(placement.path) :])
+    found = plan.experiment.document.position(where)
+    return found[0] if found else None

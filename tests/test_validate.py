@@ -1,0 +1,288 @@
+"""`validate`: torchtune's verdict for every config, and what `tune validate` misses.
+
+Each stage-2 check is shown on a real generated config on which the real `tune validate` passes
+or crashes; our finding names the config line, and the experiment line where it set the value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from torchtune_config_writer import generate
+from torchtune_config_writer.findings import Finding, ValidationResult
+from torchtune_config_writer.recipes import installed_torchtune
+from torchtune_config_writer.validate import Target, validate, validate_targets
+
+from .conftest import RECIPE, CliResult, experiment_text
+
+TUNE = str(Path(sys.executable).with_name("tune"))
+RECIPE_TEXT = installed_torchtune().find(RECIPE).path.read_text()
+
+# case: (controls set by the experiment, change to a custom copy of the recipe config or None)
+CASES: dict[str, tuple[str, tuple[str, str] | None]] = {
+    "clean": ("", None),
+    "bad-import": ("optimizer:\n  _component_: torch.optim.AdamWW", None),
+    "bad-interpolation": ("metric_logger:\n  log_dir: ${outptu_dir}/logs", None),
+    # The experiment's own type check refuses a string over the float; a custom base has it.
+    "string-lr": ("", ("  lr: 3e-4", '  lr: "3e-4"')),
+    "nested": (
+        "",
+        (
+            "dataset:\n  _component_: torchtune.datasets.alpaca_cleaned_dataset\n"
+            "  packed: False  # True increases speed",
+            "dataset:\n- _component_: torchtune.datasets.alpaca_cleaned_dataset\n  packed: 'no'\n"
+            "- _component_: torchtune.datasets.no_such_dataset",
+        ),
+    ),
+    "optional-package": (
+        "optimizer:\n  _component_: bitsandbytes.optim.PagedAdamW8bit\n  fused: null",
+        None,
+    ),
+    "unread-key": ("+epoch: 3", None),
+}
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each case generated as its own one-run experiment; case → its run_000.yaml."""
+    root = tmp_path_factory.mktemp("cases")
+    found = {}
+    for case, (controls, base_change) in CASES.items():
+        folder = root / case
+        folder.mkdir()
+        base = f"base_config: {RECIPE}"
+        if base_change is not None:
+            old, new = base_change
+            assert old in RECIPE_TEXT
+            (folder / "base.yaml").write_text(RECIPE_TEXT.replace(old, new))
+            base = "base_config_file: base.yaml"
+        (folder / "experiment.yaml").write_text(experiment_text(controls=controls, base=base))
+        generate(folder)
+        found[case] = folder / "configs" / "run_000.yaml"
+    return found
+
+
+@pytest.fixture(scope="module")
+def result(configs: dict[str, Path]) -> ValidationResult:
+    return validate(list(configs.values()))
+
+
+def findings_of(result: ValidationResult, config: Path) -> list[Finding]:
+    (match,) = [item for item in result.configs if item.config == config]
+    return list(match.findings)
+
+
+def line_of(config: Path, text: str) -> int:
+    return next(i for i, line in enumerate(config.read_text().splitlines(), 1) if text in line)
+
+
+def test_the_real_tune_validate_passes_or_crashes_on_every_case(configs: dict[str, Path]) -> None:
+    def tune_validate(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TUNE, "validate", str(path)], capture_output=True, text=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = dict(zip(configs, pool.map(tune_validate, configs.values()), strict=True))
+    passes = {"clean", "string-lr", "nested", "unread-key"}
+    for case, outcome in outcomes.items():
+        if case in passes:
+            assert outcome.returncode == 0 and "Config is well-formed!" in outcome.stdout, case
+        else:  # it ends in a traceback, not a verdict
+            assert outcome.returncode == 1 and "Traceback" in outcome.stderr, case
+
+
+def test_our_stage_one_verdict_is_tune_validates(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    verdicts = {item.config: item.tune_validate for item in result.configs}
+    crashed = {"bad-import", "bad-interpolation", "optional-package"}
+    assert {case: verdicts[path] for case, path in configs.items()} == {
+        case: "crashed" if case in crashed else "passed" for case in configs
+    }
+
+
+def test_a_clean_config_has_no_findings(result: ValidationResult, configs: dict[str, Path]) -> None:
+    assert findings_of(result, configs["clean"]) == []
+
+
+def test_a_component_that_does_not_import_names_a_close_one(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    config = configs["bad-import"]
+    (finding,) = findings_of(result, config)
+    assert (finding.severity, finding.check, finding.keypath) == (
+        "error",
+        "import",
+        "optimizer._component_",
+    )
+    assert finding.message == (
+        "torch.optim.AdamWW cannot be imported: torch.optim has no AdamWW: "
+        "did you mean torch.optim.AdamW?"
+    )
+    assert finding.line == line_of(config, "_component_: torch.optim.AdamWW")
+    assert (finding.experiment, finding.experiment_line) == (
+        config.parent.parent / "experiment.yaml",
+        8,
+    )
+
+
+def test_an_interpolation_that_does_not_resolve(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    config = configs["bad-interpolation"]
+    (finding,) = findings_of(result, config)
+    assert (finding.severity, finding.check, finding.keypath) == (
+        "error",
+        "interpolation",
+        "metric_logger.log_dir",
+    )
+    assert "Interpolation key 'outptu_dir' not found" in finding.message
+    assert finding.line == line_of(config, "log_dir: ${outptu_dir}/logs")
+    assert finding.experiment_line == 8
+
+
+def test_a_string_learning_rate_is_a_type_error(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    config = configs["string-lr"]
+    (finding,) = findings_of(result, config)
+    assert (finding.severity, finding.check, finding.keypath) == ("error", "type", "optimizer.lr")
+    assert finding.message == "torch.optim.AdamW takes a number for lr, not '3e-4'"
+    assert finding.line == line_of(config, "lr: '3e-4'")
+    assert finding.experiment_line is None  # the base set it, not the experiment
+
+
+def test_components_nested_in_lists_are_checked(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    config = configs["nested"]
+    found = [(f.severity, f.check, f.keypath, f.line) for f in findings_of(result, config)]
+    assert found == [
+        ("error", "type", "dataset.0.packed", line_of(config, "packed: 'no'")),
+        ("error", "import", "dataset.1._component_", line_of(config, "no_such_dataset")),
+    ]
+
+
+def test_a_missing_optional_package_is_unverified_not_broken(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    item = next(i for i in result.configs if i.config == configs["optional-package"])
+    assert item.status == "unverified"
+    (finding,) = item.findings
+    assert finding.message.startswith("bitsandbytes.optim.PagedAdamW8bit needs bitsandbytes")
+    assert not result.failed() or any(f.severity == "error" for f in result.findings)
+    only = validate_targets([Target(configs["optional-package"])])
+    assert not only.failed() and only.failed(unverified_fails=True)
+
+
+def test_a_top_level_key_the_recipe_never_reads_is_a_warning(
+    result: ValidationResult, configs: dict[str, Path]
+) -> None:
+    config = configs["unread-key"]
+    (finding,) = findings_of(result, config)
+    assert (finding.severity, finding.check, finding.keypath) == ("warning", "unread-key", "epoch")
+    assert "not read by the recipe lora_finetune_single_device" in finding.message
+    assert (finding.line, finding.experiment_line) == (line_of(config, "epoch: 3"), 7)
+
+
+def test_every_builtin_recipe_config_is_validated_in_one_run() -> None:
+    targets = [Target(c.path) for c in installed_torchtune().configs if c.path.exists()]
+    result = validate_targets(targets)
+    assert len(result.configs) == len(targets) > 150
+    for item in result.configs:
+        if item.tune_validate == "passed":
+            assert item.status == "valid", item
+        else:  # tune validate crashes on these: each needs a package this machine lacks
+            assert item.status == "unverified", item
+            assert all(
+                f.message.split(" needs ")[1].split(",")[0] in ("bitsandbytes", "torchvision")
+                for f in item.findings
+            ), item
+    assert result.count("unverified") >= 20
+
+
+def test_validate_command_writes_every_report_and_exits_1_on_errors(
+    configs: dict[str, Path], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    reports = {kind: tmp_path / f"report.{kind}" for kind in ("txt", "md", "json")}
+    result = cli(
+        "validate",
+        configs["clean"],
+        configs["string-lr"],
+        "--text",
+        reports["txt"],
+        "--markdown",
+        reports["md"],
+        "--json",
+        reports["json"],
+    )
+    assert result.code == 1
+    assert reports["txt"].read_text() == result.out
+    assert "optimizer.lr" in reports["md"].read_text()
+    data = json.loads(reports["json"].read_text())
+    assert [c["status"] for c in data["configs"]] == ["valid", "invalid"]
+
+
+def test_annotations_point_at_the_config_line(
+    configs: dict[str, Path], cli: Callable[..., CliResult]
+) -> None:
+    config = configs["bad-interpolation"]
+    result = cli("validate", "--annotations", config)
+    assert result.code == 1
+    line = line_of(config, "${outptu_dir}")
+    assert f",line={line}," in result.out and result.out.startswith("::error file=")
+    assert ",line=8," in result.out  # and at the experiment line that set it
+
+
+def test_warnings_fail_only_when_asked(
+    configs: dict[str, Path], cli: Callable[..., CliResult]
+) -> None:
+    assert cli("validate", configs["unread-key"]).code == 0
+    assert cli("validate", "--warnings-fail", configs["unread-key"]).code == 1
+
+
+def test_a_path_that_does_not_exist_is_bad_input(
+    cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("validate", tmp_path / "nope")
+    assert result.code == 2 and result.err.startswith("error: ") and "does not exist" in result.err
+
+
+def test_a_torchao_that_breaks_torchtune_gets_a_clear_message(
+    configs: dict[str, Path], tmp_path: Path
+) -> None:
+    # A torchao that fails on import, as torchao 0.15 does with torchtune 0.6.1.
+    (tmp_path / "torchao").mkdir()
+    (tmp_path / "torchao" / "__init__.py").write_text(
+        "raise ImportError('cannot import name \"quantize_\" from torchao')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torchtune_config_writer", "validate", str(configs["clean"])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: importing torchtune failed with ImportError")
+    assert "pip install torchao==0.14.1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_generate_validate_writes_the_report_into_a_timestamped_folder(
+    write_experiment: Callable[..., Path], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]", controls="+epoch: 3"))
+    result = cli("generate", "--validate", "--output-base-dir", tmp_path / "out", path)
+    assert result.code == 0, result.out + result.err
+    (folder,) = (tmp_path / "out").iterdir()
+    report = (folder / "validation_report.txt").read_text()
+    assert "2 configs" in report and "epoch" in report
+    assert result.out.splitlines()[-1].startswith("✓ Validated 2 configs: 2 warning (")
