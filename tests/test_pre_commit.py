@@ -191,3 +191,25 @@ def test_run_on_all_files_finds_committed_drift(repo: Path, env: dict[str, str])
     assert not stale.exists()
     again = run(repo, sys.executable, "-m", "pre_commit", "run", "--all-files", env=env)
     assert again.returncode == 0, again.stdout
+
+
+def test_the_validation_hook_passes_valid_configs_and_fails_invalid_ones(
+    repo: Path, env: dict[str, str]
+) -> None:
+    # language: system: the torchtune-config-writer of this environment, which has torchtune.
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    config = repo / ".pre-commit-config.yaml"
+    config.write_text(config.read_text() + "  - id: validate-torchtune-configs\n")
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16]"))
+    assert commit(repo, env).returncode == 1  # the drift hook regenerates first
+    valid = commit(repo, env)
+    assert valid.returncode == 0, valid.stdout
+    assert "torchtune configs are valid" in valid.stdout and "Passed" in valid.stdout
+
+    experiment.write_text(experiment.read_text() + "  optimizer._component_: torch.optim.AdamWW\n")
+    assert commit(repo, env).returncode == 1
+    invalid = commit(repo, env)
+    assert invalid.returncode == 1, invalid.stdout
+    assert "torchtune configs are valid" in invalid.stdout and "Failed" in invalid.stdout
+    assert "did you mean torch.optim.AdamW?" in invalid.stdout

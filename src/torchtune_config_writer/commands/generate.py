@@ -85,9 +85,9 @@ def _report(generated: Generated) -> None:
 
 def _validate(generated: Generated, args: argparse.Namespace) -> int:
     # Imported here: validation imports torch, which plain generating never needs.
-    from ..reports import render_text
+    from ..reports import REPORT_FILE, render_text
     from ..validate import Target, validate_targets
-    from .validate import REPORT_FILE, exit_code, summary, terminal_progress
+    from .validate import exit_code, summary, terminal_progress
 
     targets = [Target(config, generated.plan) for config in generated.run_files]
     result = validate_targets(targets, terminal_progress())

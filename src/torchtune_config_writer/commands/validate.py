@@ -8,11 +8,9 @@ from pathlib import Path
 
 from ..errors import display_path
 from ..findings import ValidationResult
-from ..reports import render_annotations, render_json, render_markdown, render_text
+from ..reports import REPORT_FILE, render_annotations, render_json, render_markdown, render_text
 from ..validate import Progress, validate
 from . import EXIT_FAILED, EXIT_OK, check_mark, plural
-
-REPORT_FILE = "validation_report.txt"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,14 +59,19 @@ def add_failure_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = validate(args.paths, affected=args.affected, progress=terminal_progress())
+    # The notes of cut reports point at the text report by the name it is written under.
+    report = display_path(args.text) if args.text is not None else REPORT_FILE
     for path, text in (
         (args.text, render_text(result)),
-        (args.markdown, render_markdown(result)),
+        (args.markdown, render_markdown(result, report=report)),
         (args.json, render_json(result)),
     ):
         if path is not None:
             path.write_text(text, encoding="utf-8")
-    sys.stdout.write(render_annotations(result) if args.annotations else render_text(result))
+    if args.annotations:
+        sys.stdout.write(render_annotations(result, report=report))
+    else:
+        sys.stdout.write(render_text(result))
     return exit_code(result, args)
 
 
