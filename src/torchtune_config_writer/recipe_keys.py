@@ -8,14 +8,13 @@ it would import torch.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .recipes import _run_standalone, require_torchtune
+from .recipes import require_torchtune
 
 # Every torchtune recipe calls the top-level config ``cfg`` (``recipe_main(cfg)``, ``__init__(self,
 # cfg)``, ``setup(self, cfg)``); names assigned from it (``self._cfg = cfg``) are followed too.
@@ -137,19 +136,7 @@ def recipe_file_for(config_name: str) -> Path | None:
         ConfigWriterError: torchtune is not installed, or its recipe registry cannot be read.
     """
     config = require_torchtune("checking the keys a recipe reads").find(config_name)
-    return _recipe_files()[config.recipe] if config else None
-
-
-@cache
-def _recipe_files() -> dict[str, Path]:
-    # BuiltinConfig keeps only the recipe's name; the registry also holds its file, which tune run
-    # (torchtune/_cli/run.py) runs as <site-packages>/recipes/<file_path>.
-    spec = importlib.util.find_spec("torchtune")
-    assert spec is not None and spec.submodule_search_locations  # require_torchtune found it
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    registry = _run_standalone(package_dir / "_recipe_registry.py")
-    root = package_dir.parent / "recipes"
-    return {recipe.name: root / recipe.file_path for recipe in registry.get_all_recipes()}
+    return config.recipe_file if config else None
 
 
 def unread_top_level_keys(config: Mapping[str, Any], recipe_file: Path) -> list[str]:

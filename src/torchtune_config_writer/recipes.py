@@ -28,11 +28,13 @@ class BuiltinConfig:
         name: The config name, e.g. ``llama3_2/1B_lora_single_device``.
         recipe: The recipe that runs it, e.g. ``lora_finetune_single_device``.
         path: The file ``tune cp`` copies.
+        recipe_file: The recipe script ``tune run`` runs for it.
     """
 
     name: str
     recipe: str
     path: Path
+    recipe_file: Path
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,16 @@ def installed_torchtune() -> Torchtune | None:
             "reinstall torchtune",
             registry_file,
         ) from None
-    # tune cp copies from <site-packages>/recipes/configs/<file_path>.
-    config_root = package_dir.parent / "recipes" / "configs"
+    # tune cp copies from <site-packages>/recipes/configs/<file_path>; tune run runs
+    # <site-packages>/recipes/<recipe file_path>.
+    recipe_root = package_dir.parent / "recipes"
     configs = tuple(
-        BuiltinConfig(config.name, recipe.name, config_root / config.file_path)
+        BuiltinConfig(
+            config.name,
+            recipe.name,
+            recipe_root / "configs" / config.file_path,
+            recipe_root / recipe.file_path,
+        )
         for recipe in all_recipes
         for config in recipe.configs
     )
