@@ -129,9 +129,15 @@ def validation_workloads(full: bool) -> list[tuple[str, float, str]]:
                 theirs = statistics.mean(per_config) * count
                 how = ", tune validate extrapolated from the runs above"
             per_config.append(theirs / count)
-            rows.append((f"validate {count} configs, one process", ours, ""))
-            rows.append((f"tune validate, once per config, {count} configs", theirs,
-                         f"{theirs / ours:.1f}x slower{how}"))
+            configs_ = "config" if count == 1 else "configs"
+            rows.append((f"validate {count} {configs_}, one process", ours, ""))
+            rows.append(
+                (
+                    f"tune validate, once per config, {count} {configs_}",
+                    theirs,
+                    f"{theirs / ours:.1f}x slower{how}",
+                )
+            )
     return rows
 
 

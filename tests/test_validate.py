@@ -286,3 +286,20 @@ def test_generate_validate_writes_the_report_into_a_timestamped_folder(
     report = (folder / "validation_report.txt").read_text()
     assert "2 configs" in report and "epoch" in report
     assert result.out.splitlines()[-1].startswith("✓ Validated 2 configs: 2 warning (")
+
+
+def test_a_terminal_gets_a_progress_line(configs: dict[str, Path]) -> None:
+    import pty
+
+    main, secondary = pty.openpty()
+    result = subprocess.run(
+        [sys.executable, "-m", "torchtune_config_writer", "validate", str(configs["clean"])],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    shown = os.read(main, 65536).decode()
+    os.close(main)
+    assert result.returncode == 0
+    assert "validating 1/1 " in shown and "clean/configs/run_000.yaml" in shown
