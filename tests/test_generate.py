@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -283,11 +284,29 @@ def test_an_interrupted_write_is_finished_by_the_next_run(
     generate(path)
     configs = path.parent / "configs"
     good = snapshot(configs)
-    # Killed after the new folder was complete and the old one moved aside (steps 2 and 4).
+    # Killed after the new folder was staged complete (step 2), before the exchange (step 4).
     ready = configs.with_name(".configs.tcw-ready")
-    configs.rename(ready)
-    (path.parent / ".configs.tcw-old").mkdir()
-    (path.parent / ".configs.tcw-old" / "run_005.yaml").write_text("old\n")
+    shutil.copytree(configs, ready)
+    (ready / ".tcw-new").touch()
+    (configs / "run_000.yaml").write_text("old\n")
+    (configs / "run_005.yaml").write_text("old\n")
+    generate(path)
+    assert snapshot(configs) == good
+    assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
+
+
+def test_a_write_killed_right_after_the_exchange_is_cleaned_up(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(variables="seed: [1, 2]"))
+    generate(path)
+    configs = path.parent / "configs"
+    good = snapshot(configs)
+    # Killed after step 4: configs/ is new (marker still in it), the old one is staged out.
+    (configs / ".tcw-new").touch()
+    old = configs.with_name(".configs.tcw-ready")
+    old.mkdir()
+    (old / "run_005.yaml").write_text("old\n")
     generate(path)
     assert snapshot(configs) == good
     assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
@@ -432,8 +451,10 @@ def test_an_interrupted_write_keeps_the_recorded_base(
     lock.write_bytes(lock.read_bytes().replace(b"batch_size: 4", b"batch_size: 3"))
     generate(path)
     recorded = snapshot(configs)
-    # Killed between the two renames of step 4: no configs/, the new folder staged.
-    configs.rename(configs.with_name(".configs.tcw-ready"))
+    # Killed before the exchange: the staged folder holds the newest recorded base.
+    ready = configs.with_name(".configs.tcw-ready")
+    configs.rename(ready)
+    (ready / ".tcw-new").touch()
     monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
     generated = generate(path)
     assert generated.plan.base.recorded and snapshot(configs) == recorded

@@ -1,27 +1,32 @@
 """Writing generated folders all or nothing, leaving files the tool did not write alone.
 
-A ``configs/`` folder is replaced by renames, so an interrupted write (even SIGKILL) leaves the
-old folder or the new one; the next write finishes or discards what the interrupted one left:
+``configs/`` is replaced by renames, so a write interrupted at any point (even by SIGKILL) leaves
+the complete old set of generated files or the complete new one, never a mix:
 
-1. our files are written to ``.configs.tcw-new`` (interrupted: discarded next time);
+1. our files are written to ``.configs.tcw-new``, with a marker file ``.tcw-new`` (interrupted
+   here: the next write discards it);
 2. it is renamed ``.configs.tcw-ready``: from here on the new folder is complete;
 3. files we did not write are moved from ``configs/`` into it;
-4. ``configs/`` is renamed ``.configs.tcw-old`` and ``.configs.tcw-ready`` to ``configs/``;
-5. ``.configs.tcw-old``, which holds only our old files, is removed.
+4. ``configs/`` and ``.configs.tcw-ready`` are exchanged in one step (Linux ``renameat2``), so
+   ``configs/`` never goes missing; elsewhere two renames do it;
+5. the old folder (now without the marker) is removed, then the marker in ``configs/``.
 
-The next write first finishes steps 3 to 5 of an interrupted one (roll forward), or discards
-step 1; until then :func:`latest_complete_folder` says where the newest complete files are.
-Between steps 3 and 4 the user's own files may be in the staged folder, and between the two
-renames of step 4 ``configs/`` is briefly missing: both are repaired by the next write.
+The next write first finishes an interrupted one: the marker tells a staged new folder from an
+old one that was already exchanged out. Until then :func:`latest_complete_folder` says where the
+newest complete files are. Between steps 3 and 4 the user's own files are in the staged folder.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from .errors import ConfigWriterError
@@ -48,6 +53,9 @@ class WriteResult:
         return not self.changed and not self.removed
 
 
+_MARKER = ".tcw-new"  # inside a staged folder: "I am the new one"
+
+
 def _siblings(folder: Path) -> tuple[Path, Path, Path]:
     return tuple(
         folder.with_name(f".{folder.name}.tcw-{stage}") for stage in ("new", "ready", "old")
@@ -59,10 +67,11 @@ def _recover_interrupted_write(folder: Path) -> None:
     new, ready, old = _siblings(folder)
     if new.exists():
         shutil.rmtree(new)
+    if ready.exists() and not (ready / _MARKER).exists():
+        ready.rename(old)  # the old folder, already exchanged out of configs/
     if ready.exists():
         _swap_in(folder, ready, old)
-    elif old.exists():
-        shutil.rmtree(old)
+    _finish(folder, old)
 
 
 def _swap_in(folder: Path, ready: Path, old: Path) -> None:
@@ -70,10 +79,42 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
         for entry in folder.iterdir():
             if not is_owned(entry.name):
                 entry.rename(ready / entry.name)
-        folder.rename(old)
-    ready.rename(folder)
+        if _exchange(ready, folder):
+            ready.rename(old)
+        else:
+            folder.rename(old)
+            ready.rename(folder)
+    else:
+        ready.rename(folder)
+    _finish(folder, old)
+
+
+def _finish(folder: Path, old: Path) -> None:
     if old.exists():
         shutil.rmtree(old)
+    (folder / _MARKER).unlink(missing_ok=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the system cannot (then the caller renames)."""
+    renameat2 = getattr(_libc(), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # a file system that cannot swap
+        return False
+    raise OSError(code, os.strerror(code), str(a))
+
+
+@cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def check_generated_folder(folder: Path) -> None:
@@ -94,7 +135,7 @@ def check_generated_folder(folder: Path) -> None:
 def latest_complete_folder(folder: Path) -> Path:
     """Where the newest complete generated files are, also after an interrupted write."""
     ready = _siblings(folder)[1]
-    return ready if ready.is_dir() else folder
+    return ready if (ready / _MARKER).exists() else folder
 
 
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:
@@ -116,6 +157,7 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         _recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)
         new.mkdir()
+        (new / _MARKER).touch()
         result = WriteResult(folder)
         written = set()
         try:
