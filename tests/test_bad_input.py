@@ -17,6 +17,9 @@ import pytest
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 
+HEAD = "experiment:\n  name: study\n  framework: torchtune\n"
+BASE = f"framework_config:\n  base_config: {RECIPE}\n"
+
 # A valid experiment: generated first, so that each bad version has a folder it could damage.
 VALID = experiment_text(variables="lora_rank: [8, 16]", controls="learning_rate: 0.0002")
 
@@ -506,6 +509,97 @@ CASES = [
         "batch_size is an integer in the base (4), but the experiment gives a list ([4, 8]): "
         "give an integer",
         id="type-error-wording",
+    ),
+    # ---- a wrong type or value in every section ----
+    pytest.param(
+        "experiment: [study, torchtune]\n" + BASE,
+        1,
+        "'experiment:' must be a mapping of keys, found a list",
+        id="section-experiment-is-a-list",
+    ),
+    pytest.param(
+        "experiment:\n  name: 42\n  framework: torchtune\n" + BASE,
+        2,
+        "experiment.name must be text, found the integer 42",
+        id="name-is-a-number",
+    ),
+    pytest.param(
+        "experiment:\n  name: study\n  framework: [torchtune]\n" + BASE,
+        3,
+        "experiment.framework must be text, found the list [torchtune]",
+        id="framework-is-a-list",
+    ),
+    pytest.param(
+        HEAD + "  tags: lora\n" + BASE,
+        4,
+        "experiment.tags must be a list of text",
+        id="tags-is-text",
+    ),
+    pytest.param(
+        HEAD + "  question: {what: rank}\n" + BASE,
+        4,
+        "experiment.question must be text",
+        id="question-is-a-mapping",
+    ),
+    pytest.param(
+        HEAD + "framework_config: llama3_2/1B_lora_single_device\n",
+        4,
+        "'framework_config:' must be a mapping of keys, found a string",
+        id="framework-config-is-text",
+    ),
+    pytest.param(
+        HEAD + "framework_config:\n  base_config: 7\n",
+        5,
+        "framework_config.base_config must be text, found the integer 7",
+        id="base-config-is-a-number",
+    ),
+    pytest.param(
+        HEAD + BASE + "variables: [lora_rank]\n",
+        6,
+        "'variables:' must be a mapping of keys, found a list",
+        id="variables-is-a-list",
+    ),
+    pytest.param(
+        HEAD + BASE + "controls: 5\n",
+        6,
+        "'controls:' must be a mapping of keys, found an integer",
+        id="controls-is-a-number",
+    ),
+    pytest.param(
+        HEAD + BASE + "output: ./outputs\n",
+        6,
+        "'output:' must be a mapping of keys, found a string",
+        id="output-is-text",
+    ),
+    pytest.param(
+        HEAD + BASE + "output:\n  base_dir: 5\n",
+        7,
+        "output.base_dir must be text, found the integer 5",
+        id="output-base-dir-is-a-number",
+    ),
+    pytest.param(
+        HEAD + BASE + "output:\n  experiment_name: ../../elsewhere\n",
+        7,
+        "output.experiment_name '../../elsewhere' becomes a folder name",
+        id="output-name-escapes",
+    ),
+    pytest.param(
+        HEAD + BASE + "variables:\n  lora rank: [8, 16]\n",
+        7,
+        "'lora rank' is not a parameter name",
+        id="parameter-name-with-a-space",
+    ),
+    pytest.param(
+        HEAD + BASE + "variables:\n  lora_rank:\n",
+        7,
+        "variables.lora_rank must be a list of the values to sweep",
+        id="variable-is-null",
+    ),
+    pytest.param(
+        HEAD + "framework_config:\n  base_config_file: .\n",
+        5,
+        "base_config_file . is a folder",
+        id="base-config-file-is-a-folder",
     ),
 ]
 
