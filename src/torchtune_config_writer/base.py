@@ -15,6 +15,7 @@ from typing import Any
 from . import recipes
 from .experiment import Experiment
 from .layout import CONFIGS_DIR, LOCK_FILE
+from .repository import ESCAPE_HINT, symlink_escape
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
@@ -81,6 +82,13 @@ def _from_file(experiment: Experiment, path: Path) -> Base:
         raise experiment.error(
             f"cannot read base_config_file {written}: {exc.strerror}", keypath
         ) from None
+    escape = symlink_escape(path) if is_file else None
+    if escape is not None:
+        raise experiment.error(
+            f"base_config_file {written} leads out of the repository through a symlink (to "
+            f"{escape}): {ESCAPE_HINT}",
+            keypath,
+        )
     if not is_file:
         problem = "is a folder" if is_dir else "does not exist"
         raise experiment.error(

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .errors import ConfigWriterError
 from .layout import is_owned
+from .repository import symlink_escape
 
 
 @dataclass
@@ -130,6 +131,13 @@ def check_generated_folder(folder: Path) -> None:
         )
     if folder.exists() and not folder.is_dir():
         raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
+    escape = symlink_escape(folder.parent)
+    if escape is not None:
+        raise ConfigWriterError(
+            f"leads out of the repository through a symlink (to {escape}): generated files are "
+            "written only inside it",
+            folder.parent,
+        )
 
 
 def latest_complete_folder(folder: Path) -> Path:
