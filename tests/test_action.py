@@ -115,6 +115,11 @@ def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str
     workflow = repo / ".github" / "workflows" / "test.yml"
     workflow.parent.mkdir(parents=True, exist_ok=True)
     workflow.write_text(WORKFLOW.format(source=repo, action=THIS_ACTION, inputs=inputs))
+    # The action as published: its action.yml (act reads the whole folder, and a checkout's
+    # virtual environment would be gigabytes).
+    action = tmp_path / "action"
+    action.mkdir(exist_ok=True)
+    shutil.copy2(REPO / "action.yml", action / "action.yml")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     for args in (
         ["git", "init", "-q"],
