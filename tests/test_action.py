@@ -120,7 +120,12 @@ def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str
     action = tmp_path / "action"
     action.mkdir(exist_ok=True)
     shutil.copy2(REPO / "action.yml", action / "action.yml")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # act keeps its work folders in the cache folder: one per test, removed with it.
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
     for args in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
@@ -143,7 +148,7 @@ def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str
             "--local-repository",
             f"{UPLOAD_ARTIFACT}={standins / 'upload-artifact'}",
             "--local-repository",
-            f"{THIS_ACTION}={REPO}",
+            f"{THIS_ACTION}={action}",
         ],
         cwd=repo,
         env=env,
