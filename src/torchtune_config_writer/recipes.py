@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib.metadata
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -74,7 +73,9 @@ def installed_torchtune() -> Torchtune | None:
     try:
         registry = _run_standalone(registry_file)
         all_recipes = registry.get_all_recipes()
-        version = importlib.metadata.version("torchtune")
+        from importlib.metadata import version as installed_version  # 15 ms: only here
+
+        version = installed_version("torchtune")
     except Exception as exc:  # noqa: BLE001 - any failure means a torchtune we cannot read
         raise ConfigWriterError(
             f"cannot read torchtune's recipe list ({type(exc).__name__}: {exc}): "

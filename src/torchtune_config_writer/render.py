@@ -38,7 +38,7 @@ class ConfigRenderer:
 
     def __init__(self, controlled: dict[str, Any]) -> None:
         self._shared = controlled
-        self._blocks = {key: dump_yaml({key: value}) for key, value in controlled.items()}
+        self._blocks = {key: _shared_block(key, value) for key, value in controlled.items()}
 
     def render(self, config: dict[str, Any]) -> str:
         """``dump_yaml(config)``, faster for configs that share the controlled base's values."""
@@ -51,6 +51,21 @@ class ConfigRenderer:
 
 
 _UNSET = object()
+# Blocks by key and value object, across sweeps: experiments on one recorded base share its
+# parsed values. Each entry keeps its value alive, so an id is never reused while cached.
+_BLOCKS: dict[tuple[str, int], tuple[Any, str]] = {}
+_BLOCKS_LIMIT = 4096
+
+
+def _shared_block(key: str, value: Any) -> str:
+    cached = _BLOCKS.get((key, id(value)))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    if len(_BLOCKS) >= _BLOCKS_LIMIT:
+        _BLOCKS.clear()
+    block = dump_yaml({key: value})
+    _BLOCKS[(key, id(value))] = (value, block)
+    return block
 
 
 def render_run(

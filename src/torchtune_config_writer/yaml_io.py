@@ -223,12 +223,29 @@ def read_yaml_file(path: Path) -> Document:
     return parse_yaml(raw, path)
 
 
+# Parsed documents by their bytes: twenty experiments on one recipe record the same base, which
+# is then parsed once. The values are shared, so nothing may modify them (merges copy).
+_PARSED: dict[bytes, tuple[Any, dict[tuple[str, ...], tuple[int, int]]]] = {}
+_PARSED_LIMIT = 64
+
+
 def parse_yaml(raw: bytes, path: Path) -> Document:
     """Parse YAML bytes (UTF-8) as OmegaConf would, keeping key positions.
 
     Raises:
         ConfigWriterError: not UTF-8, not YAML, a duplicate key, an unsafe tag, an alias bomb.
     """
+    cached = _PARSED.get(raw)
+    if cached is not None:
+        return Document(path, cached[0], cached[1], raw)
+    document = _parse_yaml(raw, path)
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.clear()
+    _PARSED[raw] = (document.data, document.positions)
+    return document
+
+
+def _parse_yaml(raw: bytes, path: Path) -> Document:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import display_path
-from ..findings import ValidationResult
-from ..reports import REPORT_FILE, render_annotations, render_json, render_markdown, render_text
-from ..validate import Progress, validate
 from . import EXIT_FAILED, EXIT_OK, check_mark, plural
+
+if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
+    from ..findings import ValidationResult
+    from ..validate import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +60,15 @@ def add_failure_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..reports import (
+        REPORT_FILE,
+        render_annotations,
+        render_json,
+        render_markdown,
+        render_text,
+    )
+    from ..validate import validate
+
     result = validate(args.paths, affected=args.affected, progress=terminal_progress())
     # The notes of cut reports point at the text report by the name it is written under.
     report = display_path(args.text) if args.text is not None else REPORT_FILE
