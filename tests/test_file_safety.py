@@ -76,6 +76,7 @@ def generate_killed_after(steps: int, folder: Path) -> int:
             setattr(owner, name, counted(getattr(owner, name)))
         write.shutil.rmtree = counted(shutil.rmtree)  # type: ignore[attr-defined]
         write._exchange = counted(write._exchange)  # type: ignore[attr-defined]
+        write._write_file = counted(write._write_file)  # type: ignore[attr-defined]
         try:
             generate(folder)
         except BaseException:

@@ -17,7 +17,7 @@ from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
 from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
-from .render import ConfigRenderer, render_run, render_run_mapping
+from .render import ConfigRenderer, render_mapping_entry, render_run, render_run_mapping
 from .sweep import OUTPUT_DIR, iter_runs, runs_share_output_dir
 from .write import latest_complete_folder
 from .yaml_io import KeyPath
@@ -117,10 +117,7 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     renderer = ConfigRenderer(plan.controlled)
     for run in iter_runs(plan.controlled, plan.variables, plan.split_output_dir):
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
-        entry: dict[str, Any] = {"id": run.id, "params": run.params}
-        if isinstance(run.config.get(OUTPUT_DIR), str):
-            entry[OUTPUT_DIR] = run.config[OUTPUT_DIR]
-        entries.append(entry)
+        entries.append(render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR)))
     from_mapping = experiment.path.name if timestamped else from_config
     mapping = render_run_mapping(entries, experiment.name, plan.base.label, from_mapping)
     yield RUN_MAPPING, mapping

@@ -87,20 +87,28 @@ def render_run(
     return text.encode("utf-8")
 
 
+def render_mapping_entry(run_id: str, params: dict[str, Any], output_dir: Any) -> str:
+    """One run's entry of ``run_mapping.yaml``, rendered as its own block.
+
+    Rendered run by run, so a sweep of 10,000 runs never holds 10,000 entries as YAML nodes; a
+    block sequence is the concatenation of its items, so the bytes are those of one dump.
+    """
+    entry: dict[str, Any] = {"id": run_id, "params": FlowMapping(params)}
+    if isinstance(output_dir, str):
+        entry["output_dir"] = output_dir
+    return dump_yaml([entry])
+
+
 def render_run_mapping(
-    entries: Iterable[dict[str, Any]], experiment_name: str, base: str, experiment_file: str
+    entries: Iterable[str], experiment_name: str, base: str, experiment_file: str
 ) -> bytes:
     """``run_mapping.yaml``: which values each run id stands for.
 
     Args:
-        entries: Per run, ``{"id": ..., "params": ..., "output_dir": ...}``.
+        entries: Each run's block, from :func:`render_mapping_entry`.
         experiment_name: ``experiment.name``.
         base: The base config as the experiment names it.
         experiment_file: The experiment file relative to the mapping file.
     """
-    document = {
-        "experiment": experiment_name,
-        "base": base,
-        "runs": [{**entry, "params": FlowMapping(entry["params"])} for entry in entries],
-    }
-    return (_header(experiment_file) + dump_yaml(document)).encode("utf-8")
+    head = dump_yaml({"experiment": experiment_name, "base": base})
+    return (_header(experiment_file) + head + "runs:\n" + "".join(entries)).encode("utf-8")
