@@ -159,6 +159,17 @@ def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str
     return result.returncode, result.stdout + result.stderr, artifacts
 
 
+def add_control(repo: Path, line: str) -> None:
+    """Add a control line to the experiment and regenerate it, as a researcher would."""
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text() + line)
+    subprocess.run(
+        [str(BIN / "torchtune-config-writer"), "generate", str(experiment)],
+        check=True,
+        capture_output=True,
+    )
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A research repository with one generated experiment (four runs)."""
@@ -183,13 +194,7 @@ def test_a_clean_repository_passes_with_the_report_in_the_summary(
 def test_an_invalid_config_fails_with_annotations_on_config_and_experiment_lines(
     repo: Path, tmp_path: Path
 ) -> None:
-    experiment = repo / "lora_rank_study" / "experiment.yaml"
-    experiment.write_text(experiment.read_text() + "  optimizer._component_: torch.optim.AdamWW\n")
-    subprocess.run(
-        [str(BIN / "torchtune-config-writer"), "generate", str(experiment)],
-        check=True,
-        capture_output=True,
-    )
+    add_control(repo, "  optimizer._component_: torch.optim.AdamWW\n")
     code, log, _ = run_workflow(tmp_path, repo)
     assert code != 0 and "Job failed" in log
     annotations = re.findall(r"::error file=([^,]+),line=(\d+),title=([^:]+)::", log)
@@ -219,13 +224,7 @@ def test_drift_fails_the_job_and_says_how_to_fix_it(repo: Path, tmp_path: Path) 
 
 
 def test_warnings_fail_the_job_only_when_the_input_says_so(repo: Path, tmp_path: Path) -> None:
-    experiment = repo / "lora_rank_study" / "experiment.yaml"
-    experiment.write_text(experiment.read_text() + "  +epoch: 3\n")
-    subprocess.run(
-        [str(BIN / "torchtune-config-writer"), "generate", str(experiment)],
-        check=True,
-        capture_output=True,
-    )
+    add_control(repo, "  +epoch: 3\n")
     code, log, _ = run_workflow(tmp_path, repo)
     assert code == 0, log
     assert re.search(

@@ -157,13 +157,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_gives_a_clear_error_and_no_partial_folder(
-    small_disk: Path, cli: Callable[..., CliResult]
-) -> None:
-    folder = small_disk / "exp"
+def generated_on(disk: Path, cli: Callable[..., CliResult]) -> Path:
+    """An experiment of two runs, generated on ``disk``; its folder."""
+    folder = disk / "exp"
     folder.mkdir()
     (folder / "experiment.yaml").write_text(experiment_text(variables="seed: [1, 2]"))
     assert cli("generate", folder).code == 0
+    return folder
+
+
+def test_a_full_disk_gives_a_clear_error_and_no_partial_folder(
+    small_disk: Path, cli: Callable[..., CliResult]
+) -> None:
+    folder = generated_on(small_disk, cli)
     before = snapshot(small_disk)
     values = ", ".join(str(i) for i in range(200))  # ~400 kB of configs on a 160 kB disk
     (folder / "experiment.yaml").write_text(experiment_text(variables=f"seed: [{values}]"))
@@ -182,10 +188,7 @@ def test_a_full_disk_gives_a_clear_error_and_no_partial_folder(
 def test_a_read_only_disk_gives_a_clear_error(
     small_disk: Path, cli: Callable[..., CliResult]
 ) -> None:
-    folder = small_disk / "exp"
-    folder.mkdir()
-    (folder / "experiment.yaml").write_text(experiment_text(variables="seed: [1, 2]"))
-    assert cli("generate", folder).code == 0
+    folder = generated_on(small_disk, cli)
     (folder / "experiment.yaml").write_text(experiment_text(variables="seed: [1, 2, 3]"))
     before = snapshot(small_disk)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
