@@ -203,3 +203,67 @@ def test_experiments_writing_timestamped_folders_are_not_checked(
     experiment.write_text(experiment.read_text() + "output:\n  base_dir: outputs\n")
     result = cli("check")
     assert (result.code, result.out) == (0, "✓ 1 experiment up to date\n")
+
+
+# What the second review found
+
+
+def test_a_staged_folder_left_by_an_interrupt_does_not_hide_drift(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    configs = repo / "lora_rank_study" / "configs"
+    shutil.copytree(configs, configs.with_name(".configs.tcw-ready"))
+    (configs.with_name(".configs.tcw-ready") / ".tcw-new").touch()
+    run = configs / "run_000.yaml"
+    run.write_text(run.read_text().replace("lora_rank: 8", "lora_rank: 9"))
+    assert cli("check").code == 1
+    assert cli("check", "--fix").code == 1
+    assert cli("check").code == 0 and not configs.with_name(".configs.tcw-ready").exists()
+
+
+def test_a_generated_folder_stands_for_its_experiment(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    run = repo / "lora_rank_study" / "configs" / "run_000.yaml"
+    run.write_text(run.read_text().replace("lora_rank: 8", "lora_rank: 9"))
+    result = cli("check", repo / "lora_rank_study" / "configs")
+    assert result.code == 1 and "drift: lora_rank_study/configs/" in result.out
+
+
+def test_copies_in_timestamped_output_folders_are_not_experiments(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    experiment = repo / "lr_batch_sweep" / "experiment.yaml"
+    experiment.write_text(experiment.read_text() + "output:\n  base_dir: outputs\n")
+    assert cli("generate", experiment).code == 0
+    # The copy under lr_batch_sweep/outputs/ is not an experiment; lr_batch_sweep itself writes
+    # timestamped folders, so only lora_rank_study has a folder to check.
+    for args, count in (
+        (("check",), 1),
+        (("check", "."), 1),
+        (("check", repo / "lr_batch_sweep"), 0),
+    ):
+        result = cli(*args)
+        expected = f"✓ {count} experiment{'s' if count != 1 else ''} up to date\n"
+        assert (result.code, result.out) == (0, expected), args
+
+
+def test_both_experiment_file_names_in_one_folder_are_refused(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    folder = repo / "lora_rank_study"
+    shutil.copy(folder / "experiment.yaml", folder / "experiment.yml")
+    result = cli("check", folder / "experiment.yml")
+    assert result.code == 2 and "has both experiment.yaml and experiment.yml" in result.err
+
+
+def test_a_base_config_is_traced_to_its_users_from_any_working_folder(
+    repo: Path, cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = repo / "lr_batch_sweep" / "my_gpu_optimized.yaml"
+    base.write_text(base.read_text().replace("weight_decay: 0.01", "weight_decay: 0.02"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # outside any repository
+    result = cli("check", base)
+    assert result.code == 1 and "lr_batch_sweep/configs/" in result.out

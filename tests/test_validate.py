@@ -303,3 +303,61 @@ def test_a_terminal_gets_a_progress_line(configs: dict[str, Path]) -> None:
     os.close(main)
     assert result.returncode == 0
     assert "validating 1/1 " in shown and "clean/configs/run_000.yaml" in shown
+
+
+def test_a_misspelt_argument_is_found_though_required_ones_come_from_the_recipe(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            controls="""
+        optimizer:
+          weight_decy: 0.01
+        lr_scheduler:
+          num_warmup_step: 10
+    """
+        )
+    )
+    generate(path)
+    result = validate([path.parent])
+    found = [(f.keypath, f.check, f.line is not None, f.experiment_line) for f in result.findings]
+    assert ("optimizer", "signature", True, 7) in found
+    assert ("lr_scheduler", "signature", True, 9) in found
+
+
+def test_an_unset_environment_variable_is_unverified_not_a_type_error(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(controls="lora_rank: ${oc.decode:${oc.env:NO_SUCH_RANK}}")
+    )
+    generate(path)
+    result = validate([path.parent])
+    assert {f.severity for f in result.findings} == {"unverified"}
+    assert not result.failed()
+
+
+def test_a_key_the_base_set_is_not_blamed_on_the_experiment(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+        model:
+          - {lora_rank: 8, _component_: torchtune.models.llama3_2.no_such_model}
+          - {lora_rank: 16}
+    """
+        )
+    )
+    generate(path)
+    result = validate([path.parent])
+    lines = {f.config.name: f.experiment_line for f in result.findings}
+    assert lines == {"run_000.yaml": 8}  # run_001's component is the base's and imports
+
+
+def test_a_report_that_cannot_be_written_is_bad_input(
+    configs: dict[str, Path], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    result = cli("validate", configs["clean"], "--text", tmp_path / "missing" / "report.txt")
+    assert result.code == 2 and result.err.startswith("error: ")
+    assert "cannot write the report" in result.err and "Traceback" not in result.err

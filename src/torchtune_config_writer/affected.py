@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigWriterError
 from .experiment import EXPERIMENT_FILE_NAMES, load_experiment
-from .layout import CONFIGS_DIR
+from .layout import CONFIGS_DIR, RUN_MAPPING
 from .repository import repository_root
 
 
@@ -50,7 +50,8 @@ def repository_experiments(start: Path) -> list[Path]:
             f"git ls-files failed: {message[-1] if message else exc}", root
         ) from None
     names = {os.fsdecode(name) for name in listed.split(b"\0") if name}
-    return [root / name for name in sorted(names) if (root / name).is_file()]
+    found = [root / name for name in sorted(names) if (root / name).is_file()]
+    return [path for path in found if not _is_output_copy(path)]
 
 
 def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
@@ -68,7 +69,7 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
         ConfigWriterError: a path does not exist.
     """
     found: dict[Path, None] = {}
-    users_by_base: dict[Path, list[Path]] | None = None
+    users_by_root: dict[Path, dict[Path, list[Path]]] = {}
     for path in paths:
         if not path.exists():
             raise ConfigWriterError("does not exist: name an experiment or a changed file", path)
@@ -76,10 +77,13 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
         if experiments:
             found.update(dict.fromkeys(experiments))
             continue
-        if users_by_base is None:  # read every experiment once, only when needed
-            users_by_base = _base_users(repository_experiments(start))
-        for user in users_by_base.get(_same_file_key(path), []):
-            found[user] = None
+        # A base config file: its users are in its repository, read once, only when needed.
+        root = repository_root(path.parent) or repository_root(start)
+        if root is None:
+            continue
+        if root not in users_by_root:
+            users_by_root[root] = _base_users(repository_experiments(root))
+        found.update(dict.fromkeys(users_by_root[root].get(_same_file_key(path), [])))
     return list(found)
 
 
@@ -88,15 +92,25 @@ def experiments_in(path: Path) -> list[Path]:
     every one below a folder of experiments."""
     if path.is_dir():
         own = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
-        # A folder of experiments (examples/): every one below it.
-        return own or sorted(
-            found
-            for name in EXPERIMENT_FILE_NAMES
-            for found in path.rglob(name)
-            if not any(part.startswith(".") for part in found.relative_to(path).parts)
-        )
+        if own:
+            return own
+        if path.name == CONFIGS_DIR:  # a generated folder stands for its experiment
+            return experiments_in(path.parent)
+        # A folder of experiments (examples/): every one below it that git lists, or, outside
+        # a repository, every one below it.
+        inside = Path(os.path.abspath(path))
+        if repository_root(path) is not None:
+            listed = repository_experiments(path)
+            return [p for p in listed if Path(os.path.abspath(p)).is_relative_to(inside)]
+        found = (p for name in EXPERIMENT_FILE_NAMES for p in path.rglob(name))
+        return sorted(p for p in found if not _is_output_copy(p))
     experiment = experiment_of(path)
     return [experiment] if experiment is not None else []
+
+
+def _is_output_copy(experiment: Path) -> bool:
+    """A copy in a timestamped output folder, which keeps run_mapping.yaml beside it."""
+    return (experiment.parent / RUN_MAPPING).is_file()
 
 
 def experiment_of(path: Path) -> Path | None:

@@ -129,17 +129,18 @@ def _component_problems(
     except (TypeError, ValueError):
         return  # a builtin without a signature: nothing to compare with
     try:
-        signature.bind(**kwargs)
-    except TypeError as exc:
         # As torchtune's validate: required arguments may come from the recipe (a model's
         # parameters to an optimizer), so only unknown or doubled ones are mistakes.
-        if "missing a required argument" not in str(exc):
-            yield Problem(keypath, ERROR, "signature", f"{target}: {exc}")
-            return
+        signature.bind_partial(**kwargs)
+    except TypeError as exc:
+        yield Problem(keypath, ERROR, "signature", f"{target}: {exc}")
+        return
     annotations = parameter_annotations(component)
     for key, value in kwargs.items():
         if isinstance(value, dict) and COMPONENT in value:
             continue  # an object built from its own component
+        if isinstance(value, str) and "${" in value and (*keypath, key) not in resolved:
+            continue  # it did not resolve: reported as such, its type is unknown
         wanted = expected_type(value, annotations.get(key, inspect.Parameter.empty))
         if wanted is not None:
             yield Problem(

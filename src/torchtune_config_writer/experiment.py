@@ -124,6 +124,13 @@ def _find_experiment_file(path: Path) -> Path:
         return found[0]
     if not path.exists():
         raise ConfigWriterError("file not found: give an experiment.yaml or its folder", path)
+    if path.name in EXPERIMENT_FILE_NAMES and all(
+        (path.parent / name).is_file() for name in EXPERIMENT_FILE_NAMES
+    ):
+        raise ConfigWriterError(
+            "has both experiment.yaml and experiment.yml: keep exactly one experiment file here",
+            path.parent,
+        )
     if path.name not in EXPERIMENT_FILE_NAMES:
         raise ConfigWriterError(
             "experiment files are named experiment.yaml: rename it, in a folder of its own "

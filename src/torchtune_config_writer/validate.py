@@ -21,9 +21,11 @@ from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
 from .plan import Plan, plan_experiment
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
-from .yaml_io import KeyPath, dotted, read_yaml_file
+from .yaml_io import Document, KeyPath, dotted, read_yaml_file
 
 _RUN_INDEX = re.compile(r"run_([0-9]+)\.yaml")
+# Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
+_EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
 
 Progress = Callable[[int, int, Path], None]
 
@@ -106,11 +108,13 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
         experiments.extend(found)
     for experiment in experiments:
         configs = sorted((experiment.parent / CONFIGS_DIR).glob(RUN_FILE_GLOB))
+        plan = _plan_or_none(experiment)
+        if not configs and plan is not None and plan.experiment.output_base_dir is not None:
+            continue  # it writes timestamped folders: validate one of those instead
         if not configs:
             raise ConfigWriterError(
                 "has no generated configs: run `torchtune-config-writer generate` first", experiment
             )
-        plan = _plan_or_none(experiment)
         for config in configs:
             targets.setdefault(config, Target(config, plan))
     return list(targets.values())
@@ -142,7 +146,10 @@ def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
         return ConfigResult(target.config, "crashed", (finding,), experiment)
     verdict, message = tune_validate(runtime, target.config)
     problems = deep_check(runtime, document.data, _recipe_file(target.plan))
-    if verdict != "passed" and not any(p.severity != "warning" for p in problems):
+    explained = any(
+        p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != "warning" for p in problems
+    )
+    if verdict != "passed" and not explained:
         # torchtune says no and our checks do not say why: its own words are the finding.
         problems.insert(0, Problem((), ERROR, "tune-validate", f"tune validate: {message}"))
     run_index = _run_index(target.config)
@@ -150,7 +157,7 @@ def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
         Finding(
             config=target.config,
             keypath=dotted(problem.keypath),
-            line=(document.position(problem.keypath) or (None, None))[0],
+            line=_line(document, problem.keypath),
             severity=problem.severity,
             check=problem.check,
             message=problem.message,
@@ -160,6 +167,12 @@ def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
         for problem in problems
     )
     return ConfigResult(target.config, verdict, findings, experiment)
+
+
+def _line(document: Document, keypath: KeyPath) -> int | None:
+    """The line of a key in the config; none for a finding about the whole file."""
+    found = document.position(keypath) if keypath else None
+    return found[0] if found else None
 
 
 def _recipe_file(plan: Plan | None) -> Path | None:
@@ -184,6 +197,7 @@ def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None)
         return None
     placement = max(setters, key=lambda p: len(p.path))
     where: KeyPath = placement.parameter.keypath
+    index = 0
     if placement.section == "variables":
         if run_index is None:
             return None
@@ -191,7 +205,15 @@ def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None)
         variables = plan.variables
         position = variables.index(placement)
         faster = math.prod(len(v.parameter.values) for v in variables[position + 1 :])
-        where = (*where, run_index // faster % len(placement.parameter.values))
-    where = (*where, *keypath[len(placement.path) :])
+        index = run_index // faster % len(placement.parameter.values)
+        where = (*where, index)
+    inner = keypath[len(placement.path) :]
+    # A mapping value merges: the key may come from the base, not from the experiment.
+    value = placement.parameter.values[index]
+    for part in inner:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    where = (*where, *inner)
     found = plan.experiment.document.position(where)
     return found[0] if found else None

@@ -12,8 +12,9 @@ the complete old set of generated files or the complete new one, never a mix:
 5. the old folder (now without the marker) is removed, then the marker in ``configs/``.
 
 The next write first finishes an interrupted one: the marker tells a staged new folder from an
-old one that was already exchanged out. Until then :func:`latest_complete_folder` says where the
-newest complete files are. Between steps 3 and 4 the user's own files are in the staged folder.
+old one that was already exchanged out. Until then ``configs/`` holds the complete old files, and
+they are what ``check`` compares with. Between steps 3 and 4 the user's own files are in the
+staged folder.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ def check_generated_folder(folder: Path) -> None:
         )
     if folder.exists() and not folder.is_dir():
         raise ConfigWriterError("is a file where the generated folder goes: move it away", folder)
+    for sibling in _siblings(folder):
+        if sibling.is_symlink():
+            raise ConfigWriterError(
+                "is a symlink where the tool stages a generated folder: remove it", sibling
+            )
     escape = symlink_escape(folder.parent)
     if escape is not None:
         raise ConfigWriterError(
@@ -141,9 +147,10 @@ def check_generated_folder(folder: Path) -> None:
 
 
 def latest_complete_folder(folder: Path) -> Path:
-    """Where the newest complete generated files are, also after an interrupted write."""
+    """Where the generated files are: ``folder``, or the staged one when a write interrupted
+    between two renames left no ``folder`` (where the system cannot exchange folders)."""
     ready = _siblings(folder)[1]
-    return ready if (ready / _MARKER).exists() else folder
+    return ready if not folder.exists() and (ready / _MARKER).exists() else folder
 
 
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import display_path
+from ..errors import ConfigWriterError, display_path
 from . import EXIT_FAILED, EXIT_OK, check_mark, plural
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
         (args.json, render_json(result)),
     ):
         if path is not None:
-            path.write_text(text, encoding="utf-8")
+            try:
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigWriterError(f"cannot write the report: {exc.strerror}", path) from None
     if args.annotations:
         sys.stdout.write(render_annotations(result, report=report))
     else:
