@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import display_path
-from .layout import CONFIGS_DIR, is_owned
+from .layout import CONFIGS_DIR
 from .plan import Plan, render_files
-from .write import latest_complete_folder, read_or_none
+from .write import latest_complete_folder, read_or_none, stale_files
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def find_drift(plan: Plan) -> Drift:
     Only the files that differ are kept, so a large sweep is compared run by run.
     """
     folder = plan.experiment.folder / CONFIGS_DIR
-    # An interrupted write is compared as the next write would finish it.
+    # configs/ itself, unless an interrupted write (without an atomic swap) left none.
     current = latest_complete_folder(folder)
     drift = Drift(plan, folder)
     produced = set()
@@ -63,10 +63,8 @@ def find_drift(plan: Plan) -> Drift:
         on_disk = read_or_none(current / name)
         if on_disk != content:
             drift.files.append(FileDrift(name, on_disk, content))
-    if current.is_dir():
-        for entry in sorted(current.iterdir(), key=lambda entry: entry.name):
-            if is_owned(entry.name) and entry.name not in produced:
-                drift.files.append(FileDrift(entry.name, read_or_none(entry), None))
+    for name in stale_files(current, produced):
+        drift.files.append(FileDrift(name, read_or_none(current / name), None))
     return drift
 
 

@@ -146,6 +146,17 @@ def check_generated_folder(folder: Path) -> None:
         )
 
 
+def stale_files(folder: Path, produced: set[str]) -> list[str]:
+    """Files in ``folder`` that the tool writes but this generation did not produce, sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if is_owned(entry.name) and entry.name not in produced
+    )
+
+
 def latest_complete_folder(folder: Path) -> Path:
     """Where the generated files are: ``folder``, or the staged one when a write interrupted
     between two renames left no ``folder`` (where the system cannot exchange folders)."""
@@ -185,12 +196,7 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
             raise
-        if folder.is_dir():
-            result.removed = sorted(
-                entry.name
-                for entry in folder.iterdir()
-                if is_owned(entry.name) and entry.name not in written
-            )
+        result.removed = stale_files(folder, written)
         result.changed.sort()
         if result.unchanged:
             shutil.rmtree(new)
