@@ -71,7 +71,7 @@ def plan_experiment(
         ConfigWriterError: anything wrong with the experiment or its base.
     """
     experiment = load_experiment(path, max_runs=max_runs)
-    # After an interrupted write the newest recorded base may still be in the staged folder.
+    # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/.
     configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
     lock_dir = configs if reuse_recorded_base else None
     base = load_base(experiment, lock_dir, refresh=refresh_base)
