@@ -18,7 +18,7 @@ from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, render_mapping_entry, render_run, render_run_mapping
-from .sweep import OUTPUT_DIR, iter_runs, runs_share_output_dir
+from .sweep import OUTPUT_DIR, Run, iter_runs, runs_share_output_dir
 from .write import latest_complete_folder
 from .yaml_io import KeyPath
 
@@ -50,6 +50,10 @@ class Plan:
     def run_count(self) -> int:
         """The number of runs."""
         return self.experiment.run_count
+
+    def runs(self) -> Iterator[Run]:
+        """Every run of the sweep, in run id order, each with its complete merged config."""
+        return iter_runs(self.controlled, self.variables, self.split_output_dir)
 
 
 def plan_experiment(
@@ -115,7 +119,7 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     from_config = f"../{experiment.path.name}"
     entries = []
     renderer = ConfigRenderer(plan.controlled)
-    for run in iter_runs(plan.controlled, plan.variables, plan.split_output_dir):
+    for run in plan.runs():
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
         entries.append(render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR)))
     from_mapping = experiment.path.name if timestamped else from_config
