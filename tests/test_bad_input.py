@@ -601,6 +601,90 @@ CASES = [
         "base_config_file . is a folder",
         id="base-config-file-is-a-folder",
     ),
+    # Linked groups: a mapping under variables.
+    pytest.param(
+        experiment_text(variables="lora:\n  lora_rank: [8, 16, 32]\n  lora_alpha: [16, 32]"),
+        9,
+        "variables.lora.lora_alpha has 2 values but lora_rank has 3",
+        id="linked-unequal-lengths",
+    ),
+    pytest.param(
+        experiment_text(variables="dataset:\n  packed: [true, false]"),
+        7,
+        ("variables.dataset is a linked group of 1 variables (packed)", "dataset.packed: [...]"),
+        id="linked-group-of-one",
+    ),
+    pytest.param(
+        experiment_text(variables="lora:\n  lora_rank: 8\n  lora_alpha: [16]"),
+        8,
+        "variables.lora.lora_rank must be a list of the values to sweep",
+        id="linked-member-not-a-list",
+    ),
+    pytest.param(
+        experiment_text(variables="lora:\n  lora_rank: [8, 16, 8]\n  lora_alpha: [16, 32, 16]"),
+        8,
+        "variables.lora repeats the combination (8, 16) (items 1 and 3)",
+        id="linked-repeated-combination",
+    ),
+    pytest.param(
+        experiment_text(variables="lora:\n  lora_rank: [8, 16]\n  model.lora_rank: [4, 2]"),
+        9,
+        "'lora_rank' and 'model.lora_rank' both set model.lora_rank",
+        id="linked-members-set-one-key",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="lora_rank: [8, 16]\nlora:\n  lora_alpha: [16, 32]\n  lora_rank: [4, 2]"
+        ),
+        10,
+        "'lora_rank' and 'lora_rank' both set model.lora_rank",
+        id="linked-member-is-also-a-variable",
+    ),
+    # Placeholders: {run_id} and {name} of a variable inside strings.
+    pytest.param(
+        experiment_text(variables="lora_rank: [8, 16]", controls="output_dir: /s/{lora_rnk}"),
+        9,
+        ("{lora_rnk} names no variable: did you mean {lora_rank}?", "write {{lora_rnk}}"),
+        id="placeholder-misspelt",
+    ),
+    pytest.param(
+        experiment_text(controls="output_dir: /s/{epochs}\nepochs: 3"),
+        7,
+        "{epochs} names no variable: epochs is a control, the same in every run",
+        id="placeholder-names-a-control",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="lora_rank: [8, 16]",
+            controls="dataset:\n  data_files:\n    - /d/{lora_rank}.json\n    - /d/{seed}.json",
+        ),
+        12,
+        "{seed} names no variable",
+        id="placeholder-inside-a-list-in-a-mapping",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="checkpointer.checkpoint_files: [[a.bin], [b.bin]]",
+            controls="output_dir: /s/{checkpointer.checkpoint_files}",
+        ),
+        9,
+        "has the value [a.bin], which cannot go into a string",
+        id="placeholder-of-a-list",
+    ),
+    pytest.param(
+        experiment_text(variables="output_dir: ['/a/{output_dir}', /b]"),
+        7,
+        "{output_dir} is inside a value of output_dir itself",
+        id="placeholder-of-itself",
+    ),
+    pytest.param(
+        experiment_text(
+            variables="output_dir: ['/a/{run_id}', /b]\nmetric_logger.log_dir: ['{output_dir}']"
+        ),
+        8,
+        "the values of output_dir hold placeholders themselves",
+        id="placeholder-of-a-placeholder",
+    ),
 ]
 
 

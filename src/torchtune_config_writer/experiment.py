@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigWriterError
+from .variables import Parameter, check_variables_are_not_controls, linked_axes, read_parameters
 from .yaml_io import Document, KeyPath, a_type_name, dump_inline, read_yaml_file, type_name
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
@@ -24,22 +25,6 @@ _OUTPUT_KEYS = ("experiment_name", "base_dir")
 _FRAMEWORKS_PLANNED = ("inspect", "dspy")
 # A name becomes part of a folder name: no separators, no leading dot, nothing a shell mangles.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_PARAMETER = re.compile(r"\+?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One entry of ``variables`` or ``controls``.
-
-    Attributes:
-        name: The name as written, e.g. ``learning_rate``, ``optimizer.lr``, ``+clip_grad_norm``.
-        values: The values to sweep (a control has exactly one).
-        keypath: Where the entry sits in the experiment file, for messages.
-    """
-
-    name: str
-    values: tuple[Any, ...]
-    keypath: KeyPath
 
 
 @dataclass(frozen=True)
@@ -74,9 +59,14 @@ class Experiment:
         return self.path.parent
 
     @property
+    def axes(self) -> tuple[tuple[Parameter, ...], ...]:
+        """The variables as the sweep crosses them: a linked group is one axis."""
+        return tuple(linked_axes(self.variables, lambda variable: variable))
+
+    @property
     def run_count(self) -> int:
         """How many runs the full factorial sweep gives."""
-        return math.prod(len(variable.values) for variable in self.variables)
+        return math.prod(len(axis[0].values) for axis in self.axes)
 
     def base_config_path(self) -> Path | None:
         """``base_config_file`` as a path (see :meth:`resolve_path`)."""
@@ -213,9 +203,9 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     if output.get("base_dir") is not None:
         base_dir = _required_string(doc, output, ("output", "base_dir"))
 
-    variables = _parameters(doc, data, "variables")
-    controls = _parameters(doc, data, "controls")
-    _check_variables_are_not_controls(doc, variables, controls)
+    variables = read_parameters(doc, _section(doc, data, "variables", required=False), "variables")
+    controls = read_parameters(doc, _section(doc, data, "controls", required=False), "controls")
+    check_variables_are_not_controls(doc, variables, controls)
 
     experiment = Experiment(
         path=path,
@@ -229,7 +219,7 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
         document=doc,
     )
     if experiment.run_count > max_runs:
-        sizes = " × ".join(str(len(variable.values)) for variable in variables)
+        sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
         raise doc.error(
             f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
             f"{max_runs:,}: sweep fewer values, or raise the limit with --max-runs",
@@ -284,52 +274,3 @@ def _reject_unknown_keys(
                 f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
             )
             raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))
-
-
-def _parameters(doc: Document, data: dict[str, Any], section: str) -> tuple[Parameter, ...]:
-    entries = _section(doc, data, section, required=False)
-    parameters = []
-    for name, value in entries.items():
-        keypath = (section, name)
-        if not isinstance(name, str) or not _PARAMETER.fullmatch(name):
-            raise doc.error(
-                f"'{name}' is not a parameter name: write a config key such as lora_rank, a dotted "
-                "path such as optimizer.lr, or +name to add a new key",
-                keypath,
-            )
-        if section == "controls":
-            parameters.append(Parameter(name, (value,), keypath))
-            continue
-        if not isinstance(value, list):
-            raise doc.error(
-                f"variables.{name} must be a list of the values to sweep, e.g. [8, 16]; "
-                "put a fixed value under controls",
-                keypath,
-            )
-        if not value:
-            raise doc.error(f"variables.{name} is an empty list: give at least one value", keypath)
-        seen: dict[str, int] = {}
-        for index, item in enumerate(value):
-            # Compared as written: 1, 1.0 and true are different values in a config.
-            ident = dump_inline(item)
-            if ident in seen:
-                raise doc.error(
-                    f"variables.{name} repeats the value {ident} (items {seen[ident] + 1} and "
-                    f"{index + 1}): each value once",
-                    (*keypath, index),
-                )
-            seen[ident] = index
-        parameters.append(Parameter(name, tuple(value), keypath))
-    return tuple(parameters)
-
-
-def _check_variables_are_not_controls(
-    doc: Document, variables: tuple[Parameter, ...], controls: tuple[Parameter, ...]
-) -> None:
-    control_names = {control.name for control in controls}
-    for variable in variables:
-        if variable.name in control_names:
-            raise doc.error(
-                f"'{variable.name}' is both a variable and a control: keep it in one of them",
-                ("controls", variable.name),
-            )

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .experiment import Experiment, Parameter
+from .experiment import Experiment
+from .variables import Parameter
 from .yaml_io import KeyPath, dotted
 
 # Names the seed documents that are not keys of torchtune's configs.

@@ -7,6 +7,7 @@ two cannot disagree. Every error in the experiment or its base is found by
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, render_mapping_entry, render_run, render_run_mapping
-from .sweep import OUTPUT_DIR, Run, iter_runs, runs_share_output_dir
+from .sweep import OUTPUT_DIR, Run, Sweep
+from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
 from .yaml_io import KeyPath
 
@@ -39,7 +41,7 @@ class Plan:
     base: Base
     controlled: dict[str, Any]
     placements: tuple[Placement, ...]
-    split_output_dir: bool
+    split_output_dir: bool = False
 
     @property
     def variables(self) -> tuple[Placement, ...]:
@@ -51,9 +53,19 @@ class Plan:
         """The number of runs."""
         return self.experiment.run_count
 
+    @property
+    def sweep(self) -> Sweep:
+        """The sweep of this plan's variables over its controlled base."""
+        templated = tuple(
+            p
+            for p in self.placements
+            if p.section == "controls" and needs_filling(p.parameter.values[0])
+        )
+        return Sweep(self.controlled, self.variables, templated)
+
     def runs(self) -> Iterator[Run]:
         """Every run of the sweep, in run id order, each with its complete merged config."""
-        return iter_runs(self.controlled, self.variables, self.split_output_dir)
+        return self.sweep.runs(self.split_output_dir)
 
 
 def plan_experiment(
@@ -86,9 +98,9 @@ def plan_experiment(
             merged = _merge_checked(experiment, controlled, placement, value, index)
             if placement.section == "controls":
                 controlled = merged
-    variables = tuple(p for p in placements if p.section == "variables")
-    split = runs_share_output_dir(controlled, variables)
-    return Plan(experiment, base, controlled, placements, split)
+    check_placeholders(experiment, placements)
+    plan = Plan(experiment, base, controlled, placements)
+    return dataclasses.replace(plan, split_output_dir=plan.sweep.shares_output_dir())
 
 
 def _merge_checked(

@@ -10,6 +10,8 @@ from typing import Any
 
 from .merge import merge_at
 from .parameters import Placement
+from .templates import RUN_ID, fill, needs_filling, text_of
+from .variables import linked_axes
 
 OUTPUT_DIR = "output_dir"
 
@@ -35,43 +37,97 @@ def run_id(index: int, count: int) -> str:
 
 
 def run_count(variables: tuple[Placement, ...]) -> int:
-    """The number of runs: the product of the variables' lengths (1 without variables)."""
-    return math.prod(len(placement.parameter.values) for placement in variables)
+    """The number of runs: the product of the axes' lengths (1 without variables)."""
+    return math.prod(len(axis[0].parameter.values) for axis in _axes(variables))
 
 
-def iter_runs(
-    controlled: dict[str, Any], variables: tuple[Placement, ...], split_output_dir: bool
-) -> Iterator[Run]:
-    """Every run of the sweep, the last variable changing fastest.
+def value_index(variables: tuple[Placement, ...], variable: Placement, run_index: int) -> int:
+    """Which of ``variable``'s values run number ``run_index`` has (last axis fastest)."""
+    axes = _axes(variables)
+    position = next(n for n, axis in enumerate(axes) if variable in axis)
+    faster = math.prod(len(axis[0].parameter.values) for axis in axes[position + 1 :])
+    return run_index // faster % len(variable.parameter.values)
+
+
+def _axes(variables: tuple[Placement, ...]) -> list[tuple[Placement, ...]]:
+    return list(linked_axes(variables, lambda placement: placement.parameter))
+
+
+class Sweep:
+    """The runs of an experiment: its controlled base crossed with its variables.
 
     Args:
-        controlled: The base with the controls merged in.
+        controlled: The base with the controls merged in (placeholders not yet filled).
         variables: The variables, resolved and type-checked against ``controlled``.
-        split_output_dir: Give each run its own ``output_dir`` by appending the run id.
+        templated: The controls whose values hold placeholders, filled in for each run.
     """
-    count = run_count(variables)
-    names = [placement.parameter.name for placement in variables]
-    combinations = itertools.product(*(placement.parameter.values for placement in variables))
-    for index, values in enumerate(combinations):
-        config = controlled
-        for placement, value in zip(variables, values, strict=True):
-            config = merge_at(config, placement.path, value)
-        ident = run_id(index, count)
-        if split_output_dir:
-            config = dict(config)  # the key keeps its place in the order
-            config[OUTPUT_DIR] = f"{str(config[OUTPUT_DIR]).rstrip('/')}/{ident}"
-        yield Run(ident, dict(zip(names, values, strict=True)), config)
 
+    def __init__(
+        self,
+        controlled: dict[str, Any],
+        variables: tuple[Placement, ...],
+        templated: tuple[Placement, ...] = (),
+    ) -> None:
+        self.controlled = controlled
+        self.variables = variables
+        self.templated = templated
+        self.count = run_count(variables)
+        self._fills = bool(templated) or any(
+            needs_filling(value) for p in variables for value in p.parameter.values
+        )
 
-def runs_share_output_dir(controlled: dict[str, Any], variables: tuple[Placement, ...]) -> bool:
-    """Whether runs would write checkpoints to one ``output_dir`` (torchtune would mix them).
+    def runs(self, split_output_dir: bool) -> Iterator[Run]:
+        """Every run, the last variable changing fastest.
 
-    Each value of a variable occurs in ``count / len(values)`` runs, so runs share an
-    ``output_dir`` exactly when no variable sets it to a value of its own for every run.
-    """
-    count = run_count(variables)
-    for placement in variables:
-        if placement.path == (OUTPUT_DIR,):
-            values = placement.parameter.values
-            return count > len(values) and all(isinstance(value, str) for value in values)
-    return count > 1 and isinstance(controlled.get(OUTPUT_DIR), str)
+        Args:
+            split_output_dir: Give each run its own ``output_dir`` by appending the run id.
+        """
+        names = [placement.parameter.name for placement in self.variables]
+        for ident, values, controls in self._combinations():
+            config = self.controlled
+            for placement, value in zip(self.variables, values, strict=True):
+                config = merge_at(config, placement.path, value)
+            for placement, value in zip(self.templated, controls, strict=True):
+                config = merge_at(config, placement.path, value)
+            if split_output_dir and isinstance(config.get(OUTPUT_DIR), str):
+                config = dict(config)  # the key keeps its place in the order
+                config[OUTPUT_DIR] = f"{config[OUTPUT_DIR].rstrip('/')}/{ident}"
+            yield Run(ident, dict(zip(names, values, strict=True)), config)
+
+    def shares_output_dir(self) -> bool:
+        """Whether two runs would write checkpoints to one ``output_dir`` (torchtune mixes them)."""
+        placements = (*self.variables, *self.templated)
+        setter = next((n for n, p in enumerate(placements) if p.path == (OUTPUT_DIR,)), None)
+        seen: set[str] = set()
+        for _, values, controls in self._combinations():
+            value = (
+                self.controlled.get(OUTPUT_DIR) if setter is None else [*values, *controls][setter]
+            )
+            if isinstance(value, str):
+                if value in seen:
+                    return True
+                seen.add(value)
+        return False
+
+    def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
+        """Each run's id, its variables' values and its templated controls' values, filled in."""
+        axes = _axes(self.variables)
+        # One position per axis; the members of a linked group share their axis's position.
+        positions = itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes))
+        for index, position in enumerate(positions):
+            ident = run_id(index, self.count)
+            values = [
+                member.parameter.values[at]
+                for axis, at in zip(axes, position, strict=True)
+                for member in axis
+            ]
+            if not self._fills:
+                yield ident, values, []
+                continue
+            texts = {RUN_ID: ident}
+            for placement, value in zip(self.variables, values, strict=True):
+                text = text_of(value)
+                if text is not None:
+                    texts[placement.parameter.name.lstrip("+")] = text
+            controls = [fill(p.parameter.values[0], texts) for p in self.templated]
+            yield ident, [fill(value, texts) for value in values], controls

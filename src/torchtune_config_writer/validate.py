@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .experiment import EXPERIMENT_FILE_NAMES
 from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
 from .plan import Plan, plan_experiment
+from .sweep import value_index
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 from .yaml_io import Document, KeyPath, dotted, read_yaml_file
 
@@ -201,11 +201,7 @@ def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None)
     if placement.section == "variables":
         if run_index is None:
             return None
-        # Run ids count the full factorial, last variable fastest: read this variable's digit.
-        variables = plan.variables
-        position = variables.index(placement)
-        faster = math.prod(len(v.parameter.values) for v in variables[position + 1 :])
-        index = run_index // faster % len(placement.parameter.values)
+        index = value_index(plan.variables, placement, run_index)
         where = (*where, index)
     inner = keypath[len(placement.path) :]
     # A mapping value merges: the key may come from the base, not from the experiment.

@@ -1,0 +1,244 @@
+"""Beyond the full factorial: linked variables, and values filled in for each run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from torchtune_config_writer import ConfigWriterError, generate, templates
+
+from .conftest import CliResult, experiment_text
+
+
+def generated_runs(experiment: Path) -> list[dict[str, Any]]:
+    """Each run config as torchtune reads it, in run order."""
+    generated = generate(experiment)
+    return [
+        OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in generated.run_files
+    ]
+
+
+def mapping_of(experiment: Path) -> list[dict[str, Any]]:
+    text = (experiment.parent / "configs" / "run_mapping.yaml").read_text()
+    runs: list[dict[str, Any]] = yaml.safe_load(text)["runs"]
+    return runs
+
+
+# Linked variables
+
+
+def test_a_linked_group_varies_together_and_crosses_the_other_variables(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            learning_rate: [1e-4, 3e-4]
+            lora:
+              lora_rank: [8, 16, 32]
+              lora_alpha: [16, 32, 64]
+            """
+        )
+    )
+    runs = generated_runs(path)
+    pairs = [
+        (run["optimizer"]["lr"], run["model"]["lora_rank"], run["model"]["lora_alpha"])
+        for run in runs
+    ]
+    assert pairs == [
+        (1e-4, 8, 16),
+        (1e-4, 16, 32),
+        (1e-4, 32, 64),
+        (3e-4, 8, 16),
+        (3e-4, 16, 32),
+        (3e-4, 32, 64),
+    ]
+    assert [run["params"] for run in mapping_of(path)][:2] == [
+        {"learning_rate": 1e-4, "lora_rank": 8, "lora_alpha": 16},
+        {"learning_rate": 1e-4, "lora_rank": 16, "lora_alpha": 32},
+    ]
+
+
+def test_a_linked_group_first_changes_slowest(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            lora:
+              lora_rank: [8, 16]
+              lora_alpha: [16, 32]
+            batch_size: [2, 4]
+            """
+        )
+    )
+    runs = generated_runs(path)
+    assert [(r["model"]["lora_rank"], r["batch_size"]) for r in runs] == [
+        (8, 2),
+        (8, 4),
+        (16, 2),
+        (16, 4),
+    ]
+
+
+def test_a_value_may_repeat_inside_a_linked_group(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            schedule:
+              batch_size: [4, 4, 8]
+              learning_rate: [1e-4, 3e-4, 3e-4]
+            """
+        )
+    )
+    runs = generated_runs(path)
+    assert [(r["batch_size"], r["optimizer"]["lr"]) for r in runs] == [
+        (4, 1e-4),
+        (4, 3e-4),
+        (8, 3e-4),
+    ]
+
+
+def test_the_run_limit_counts_a_linked_group_once(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            seed: [1, 2]
+            lora:
+              lora_rank: [8, 16, 32]
+              lora_alpha: [16, 32, 64]
+            """
+        )
+    )
+    assert cli("generate", path, "--max-runs", "6").code == 0
+    refused = cli("generate", path, "--max-runs", "5")
+    assert refused.code == 2
+    assert "the variables give 6 runs (2 × 3), more than the limit of 5" in refused.err
+
+
+# Values filled in for each run
+
+
+def test_run_id_and_variables_fill_strings_of_controls_and_variables(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            lora_rank: [8, 16]
+            learning_rate: [1e-4, 3e-4]
+            +dataset.data_files: ['/data/a_{lora_rank}.json', /data/b.json]
+            """,
+            controls="""
+            output_dir: /scratch/{run_id}
+            metric_logger:
+              log_dir: ${output_dir}/logs/rank{lora_rank}_lr{learning_rate}
+            """,
+        )
+    )
+    runs = generated_runs(path)
+    assert [run["output_dir"] for run in runs] == [f"/scratch/run_00{n}" for n in range(8)]
+    assert runs[0]["metric_logger"]["log_dir"] == "${output_dir}/logs/rank8_lr0.0001"
+    assert runs[7]["metric_logger"]["log_dir"] == "${output_dir}/logs/rank16_lr0.0003"
+    assert [run["dataset"]["data_files"] for run in runs[:2]] == ["/data/a_8.json", "/data/b.json"]
+    assert runs[4]["dataset"]["data_files"] == "/data/a_16.json"
+    # The mapping and the header give the values each run has, filled in.
+    assert mapping_of(path)[4]["params"]["+dataset.data_files"] == "/data/a_16.json"
+    header = (path.parent / "configs" / "run_004.yaml").read_text().splitlines()[2]
+    assert header.endswith("+dataset.data_files=/data/a_16.json")
+    # {run_id} gives every run its own folder, so none is appended.
+    assert [run.get("output_dir") for run in mapping_of(path)][1] == "/scratch/run_001"
+
+
+def test_runs_that_a_placeholder_does_not_tell_apart_still_get_their_own_output_dir(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="lora_rank: [8, 16]\nseed: [1, 2]",
+            controls="output_dir: /scratch/rank{lora_rank}",
+        )
+    )
+    assert [run["output_dir"] for run in generated_runs(path)] == [
+        "/scratch/rank8/run_000",
+        "/scratch/rank8/run_001",
+        "/scratch/rank16/run_002",
+        "/scratch/rank16/run_003",
+    ]
+
+
+def test_interpolations_and_escaped_braces_are_kept_as_written(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="seed: [1, 2]",
+            controls="""
+            +prompt: 'Q: {{question}} ({seed}) ${oc.env:HOME,{x:1}} {"a": 1}'
+            """,
+        )
+    )
+    runs = generated_runs(path)
+    assert runs[1]["prompt"] == 'Q: {question} (2) ${oc.env:HOME,{x:1}} {"a": 1}'
+
+
+def test_strings_of_the_base_config_are_never_filled(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "base.yaml").write_text("output_dir: /out/{run_id}\nseed: 0\n")
+    path = write_experiment(
+        experiment_text(variables="seed: [1, 2]", base="base_config_file: base.yaml")
+    )
+    assert [run["output_dir"] for run in generated_runs(path)] == [
+        "/out/{run_id}/run_000",
+        "/out/{run_id}/run_001",
+    ]
+
+
+def test_a_bool_and_a_null_read_as_in_yaml(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="shuffle: [true, false]\nseed: [null, 7]",
+            controls="output_dir: /o/shuffle_{shuffle}_seed_{seed}",
+        )
+    )
+    assert [run["output_dir"] for run in generated_runs(path)] == [
+        "/o/shuffle_true_seed_null",
+        "/o/shuffle_true_seed_7",
+        "/o/shuffle_false_seed_null",
+        "/o/shuffle_false_seed_7",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("plain", ("plain",)),
+        ("/s/{run_id}", ("/s/", "run_id")),
+        ("${a.b}/{x}", ("${a.b}/", "x")),
+        ("${oc.env:A,${b}}{c}", ("${oc.env:A,${b}}", "c")),
+        ("{{x}}_{y}", ("{x}_", "y")),
+        ('{"a": {"b": 1}}', ('{"a": {"b": 1}}',)),
+        ("${unclosed {x}", ("${unclosed {x}",)),
+    ],
+)
+def test_parse_tells_placeholders_from_text(text: str, parts: tuple[str, ...]) -> None:
+    parsed = templates.parse(text)
+    assert parsed == parts
+    names = [part for part in parsed if isinstance(part, templates.Placeholder)]
+    assert names == [part for part in parts if part in ("run_id", "x", "y", "c")]
+
+
+def test_a_placeholder_error_is_raised_before_anything_is_written(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(controls="output_dir: /s/{run}"))
+    with pytest.raises(ConfigWriterError, match=r"\{run\} names no variable"):
+        generate(path)
+    assert not (path.parent / "configs").exists()
