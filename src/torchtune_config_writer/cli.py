@@ -9,10 +9,16 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .commands import EXIT_BAD_INPUT, check, generate, recipes, validate
+from .commands import EXIT_BAD_INPUT, check, generate, recipes, show, validate
 from .errors import ConfigWriterError
 
-_COMMANDS = {"generate": generate, "check": check, "validate": validate, "recipes": recipes}
+_COMMANDS = {
+    "generate": generate,
+    "check": check,
+    "show": show,
+    "validate": validate,
+    "recipes": recipes,
+}
 
 
 class _Parser(argparse.ArgumentParser):
