@@ -249,10 +249,10 @@ CASES = [
           framework: torchtune
         framework_config:
           base_config: {RECIPE}
-          recipe: lora_finetune_single_device
+          recipes: lora_finetune_single_device
         """,
         6,
-        "unknown key 'recipe' in framework_config",
+        "unknown key 'recipes' in framework_config: did you mean 'recipe'?",
         id="unknown-key-in-framework-config",
     ),
     pytest.param(

@@ -8,6 +8,7 @@ torchtune (if any) is installed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .repository import ESCAPE_HINT, symlink_escape
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
+# The header's lines at most: the first, recipe, torchtune, tune run, and "The bytes of".
+_LOCK_HEADER_LINES = 5
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Base:
         torchtune_version: The torchtune the recipe config came from.
         raw: The exact bytes of the recipe config (what ``tune cp`` writes).
         recorded: True when read from the recorded lock rather than from torchtune.
+        runs_with: The torchtune recipe that ``tune run`` runs the recipe config with, from
+            torchtune's registry (``lora_finetune_single_device``), or ``None`` if not known.
     """
 
     label: str
@@ -40,6 +45,7 @@ class Base:
     torchtune_version: str | None = None
     raw: bytes = b""
     recorded: bool = False
+    runs_with: str | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
     if lock_dir is not None and not refresh:
         recorded = read_lock(lock_dir / LOCK_FILE)
         if recorded is not None and recorded.recipe == recipe:
-            return _checked(recorded)
+            return _checked(_with_runs_with(recorded))
     return _checked(_from_torchtune(experiment, recipe))
 
 
@@ -126,7 +132,20 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
             f"package ({exc.strerror}): `tune cp` fails too; choose another recipe config",
             ("framework_config", "base_config"),
         ) from None
-    return Base(recipe, parse_yaml(raw, config.path), recipe, torchtune.version, raw)
+    document = parse_yaml(raw, config.path)
+    return Base(recipe, document, recipe, torchtune.version, raw, runs_with=config.recipe)
+
+
+def _with_runs_with(recorded: Base) -> Base:
+    # A lock of version 0.1 does not record the recipe that runs the config: the installed
+    # torchtune's registry knows it, and the lock is written again with it.
+    if recorded.runs_with is not None:
+        return recorded
+    torchtune = recipes.installed_torchtune()
+    config = torchtune.find(recorded.label) if torchtune is not None else None
+    if config is None:
+        return recorded
+    return dataclasses.replace(recorded, runs_with=config.recipe)
 
 
 def _checked(base: Base) -> Base:
@@ -140,10 +159,12 @@ def _checked(base: Base) -> Base:
 
 def render_lock(base: Base) -> bytes:
     """The recorded base: a short header of comments, then the recipe config's exact bytes."""
+    runs_with = f"# tune run: {base.runs_with}\n" if base.runs_with is not None else ""
     header = (
         f"{_LOCK_FIRST_LINE}\n"
         f"# recipe: {base.recipe}\n"
         f"# torchtune: {base.torchtune_version}\n"
+        f"{runs_with}"
         f"# The bytes of `tune cp {base.recipe}` follow. Refresh with `generate --refresh-base`.\n"
     )
     return header.encode("utf-8") + base.raw
@@ -159,10 +180,28 @@ def read_lock(path: Path) -> Base | None:
         raw = path.read_bytes()
     except OSError:
         return None
-    lines = raw.split(b"\n", 4)
+    lines = raw.split(b"\n", _LOCK_HEADER_LINES)
     if len(lines) < 5 or lines[0].decode("utf-8", "replace") != _LOCK_FIRST_LINE:
         return None
-    recipe = lines[1].decode("utf-8", "replace").removeprefix("# recipe: ")
-    version = lines[2].decode("utf-8", "replace").removeprefix("# torchtune: ")
+    fields: dict[str, str] = {}
+    for number, line in enumerate(lines[1:], start=1):
+        text = line.decode("utf-8", "replace")
+        if text.startswith("# The bytes of "):  # the last line of the header
+            raw_config = b"\n".join(lines[number + 1 :])
+            break
+        key, _, value = text.removeprefix("# ").partition(": ")
+        fields[key] = value
+    else:
+        return None
+    recipe = fields.get("recipe", "")
     # The whole file parses as the config (the header is comments), so lines stay true.
-    return Base(recipe, parse_yaml(raw, path), recipe, version, lines[4], recorded=True)
+    document = parse_yaml(raw, path)
+    return Base(
+        recipe,
+        document,
+        recipe,
+        fields.get("torchtune"),
+        raw_config,
+        recorded=True,
+        runs_with=fields.get("tune run"),
+    )

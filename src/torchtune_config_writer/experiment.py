@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigWriterError
+from .launch import RECIPE, Launch, read_launch
+from .sections import reject_unknown_keys, required_string, section
 from .variables import Parameter, check_variables_are_not_controls, linked_axes, read_parameters
-from .yaml_io import Document, KeyPath, a_type_name, dump_inline, read_yaml_file, type_name
+from .yaml_io import Document, KeyPath, a_type_name, read_yaml_file
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
 DEFAULT_MAX_RUNS = 1000
 
-_SECTIONS = ("experiment", "framework_config", "variables", "controls", "output")
+_SECTIONS = ("experiment", "framework_config", "variables", "controls", "output", "launch")
 _EXPERIMENT_KEYS = ("name", "framework", "question", "hypothesis", "researcher", "date", "tags")
-_FRAMEWORK_CONFIG_KEYS = ("base_config", "base_config_file")
+_BASE_KEYS = ("base_config", "base_config_file")
+_FRAMEWORK_CONFIG_KEYS = (*_BASE_KEYS, "recipe")
 _OUTPUT_KEYS = ("experiment_name", "base_dir")
 _FRAMEWORKS_PLANNED = ("inspect", "dspy")
 # A name becomes part of a folder name: no separators, no leading dot, nothing a shell mangles.
@@ -41,6 +42,9 @@ class Experiment:
         output_name: The name used for a timestamped output folder.
         output_base_dir: ``output.base_dir`` as written, or ``None``.
         document: The parsed file, for pointing messages at lines.
+        recipe: ``framework_config.recipe``: the torchtune recipe that runs the configs (a
+            name, or a ``.py`` file relative to the experiment's folder), or ``None``.
+        launch: The ``launch`` section.
     """
 
     path: Path
@@ -52,6 +56,8 @@ class Experiment:
     output_name: str
     output_base_dir: str | None
     document: Document
+    recipe: str | None = None
+    launch: Launch = Launch()
 
     @property
     def folder(self) -> Path:
@@ -148,13 +154,13 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
         raise doc.error(
             f"expected the experiment sections (experiment:, variables:, ...), found {found}"
         )
-    _reject_unknown_keys(doc, data, _SECTIONS, (), "section")
+    reject_unknown_keys(doc, data, _SECTIONS, (), "section")
 
-    meta = _section(doc, data, "experiment", required=True)
-    _reject_unknown_keys(doc, meta, _EXPERIMENT_KEYS, ("experiment",), "key")
-    name = _required_string(doc, meta, ("experiment", "name"))
+    meta = section(doc, data, "experiment", required=True)
+    reject_unknown_keys(doc, meta, _EXPERIMENT_KEYS, ("experiment",), "key")
+    name = required_string(doc, meta, ("experiment", "name"))
     _check_safe_name(doc, name, ("experiment", "name"))
-    framework = _required_string(doc, meta, ("experiment", "framework"))
+    framework = required_string(doc, meta, ("experiment", "framework"))
     if framework.lower() == "torchtune" and framework != "torchtune":
         raise doc.error(
             "write the framework in lower case: framework: torchtune", ("experiment", "framework")
@@ -178,11 +184,9 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
             ("experiment", "tags"),
         )
 
-    framework_config = _section(doc, data, "framework_config", required=True)
-    _reject_unknown_keys(
-        doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key"
-    )
-    given = [key for key in _FRAMEWORK_CONFIG_KEYS if framework_config.get(key) is not None]
+    framework_config = section(doc, data, "framework_config", required=True)
+    reject_unknown_keys(doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key")
+    given = [key for key in _BASE_KEYS if framework_config.get(key) is not None]
     if len(given) != 1:
         problem = "has both" if given else "needs one of"
         raise doc.error(
@@ -191,20 +195,20 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
             ("framework_config", *given[1:]),
         )
     base_key = given[0]
-    base_value = _required_string(doc, framework_config, ("framework_config", base_key))
+    base_value = required_string(doc, framework_config, ("framework_config", base_key))
 
-    output = _section(doc, data, "output", required=False)
-    _reject_unknown_keys(doc, output, _OUTPUT_KEYS, ("output",), "key")
+    output = section(doc, data, "output", required=False)
+    reject_unknown_keys(doc, output, _OUTPUT_KEYS, ("output",), "key")
     output_name = name
     if output.get("experiment_name") is not None:
-        output_name = _required_string(doc, output, ("output", "experiment_name"))
+        output_name = required_string(doc, output, ("output", "experiment_name"))
         _check_safe_name(doc, output_name, ("output", "experiment_name"))
     base_dir = None
     if output.get("base_dir") is not None:
-        base_dir = _required_string(doc, output, ("output", "base_dir"))
+        base_dir = required_string(doc, output, ("output", "base_dir"))
 
-    variables = read_parameters(doc, _section(doc, data, "variables", required=False), "variables")
-    controls = read_parameters(doc, _section(doc, data, "controls", required=False), "controls")
+    variables = read_parameters(doc, section(doc, data, "variables", required=False), "variables")
+    controls = read_parameters(doc, section(doc, data, "controls", required=False), "controls")
     check_variables_are_not_controls(doc, variables, controls)
 
     experiment = Experiment(
@@ -217,6 +221,8 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
         output_name=output_name,
         output_base_dir=base_dir,
         document=doc,
+        recipe=_recipe(doc, framework_config),
+        launch=read_launch(doc, section(doc, data, "launch", required=False)),
     )
     if experiment.run_count > max_runs:
         sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
@@ -228,30 +234,18 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
     return experiment
 
 
-def _section(doc: Document, data: dict[str, Any], key: str, required: bool) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise doc.error(f"missing the '{key}:' section", (key,) if key in data else ())
-        return {}
-    if not isinstance(value, dict):
-        raise doc.error(f"'{key}:' must be a mapping of keys, found {a_type_name(value)}", (key,))
-    return value
-
-
-def _required_string(doc: Document, mapping: dict[str, Any], keypath: tuple[str, str]) -> str:
-    key = keypath[-1]
-    value = mapping.get(key)
-    dotted = ".".join(keypath)
-    if value is None:
-        raise doc.error(f"{dotted} is required", keypath if key in mapping else keypath[:-1])
-    if not isinstance(value, str):
+def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:
+    if framework_config.get("recipe") is None:
+        return None
+    recipe = required_string(doc, framework_config, ("framework_config", "recipe"))
+    if not RECIPE.fullmatch(recipe):
         raise doc.error(
-            f"{dotted} must be text, found the {type_name(value)} {dump_inline(value)}", keypath
+            f"framework_config.recipe '{recipe}' is neither a torchtune recipe name (such as "
+            "lora_finetune_single_device, see `torchtune-config-writer recipes`) nor a .py "
+            "file relative to the experiment's folder (letters, digits, '_', '-', '.', '/')",
+            ("framework_config", "recipe"),
         )
-    if not value.strip():
-        raise doc.error(f"{dotted} is empty", keypath)
-    return value
+    return recipe
 
 
 def _check_safe_name(doc: Document, name: str, keypath: KeyPath) -> None:
@@ -261,16 +255,3 @@ def _check_safe_name(doc: Document, name: str, keypath: KeyPath) -> None:
             "'.', '_' and '-' only, starting with a letter or digit",
             keypath,
         )
-
-
-def _reject_unknown_keys(
-    doc: Document, mapping: Mapping[Any, Any], allowed: tuple[str, ...], keypath: KeyPath, kind: str
-) -> None:
-    for key in mapping:
-        if key not in allowed:
-            where = f" in {'.'.join(map(str, keypath))}" if keypath else ""
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            hint = (
-                f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
-            )
-            raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))

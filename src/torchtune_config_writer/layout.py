@@ -7,10 +7,11 @@ import re
 CONFIGS_DIR = "configs"
 RUN_MAPPING = "run_mapping.yaml"
 LOCK_FILE = "base.lock.yaml"
+SLURM_SCRIPT = "slurm_array.sh"
 RUN_FILE_GLOB = "run_[0-9]*.yaml"
 
 # The files of a generated folder that the tool writes; everything else there is the user's.
-_OWNED = re.compile(r"run_[0-9]{3,}\.yaml|run_mapping\.yaml|base\.lock\.yaml")
+_OWNED = re.compile(r"run_[0-9]{3,}\.yaml|run_mapping\.yaml|base\.lock\.yaml|slurm_array\.sh")
 
 
 def run_file(run_id: str) -> str:

@@ -15,11 +15,12 @@ from typing import Any
 
 from .base import Base, load_base, render_lock
 from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
-from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
+from .launch import render_slurm_script, run_config, tune_run
+from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, SLURM_SCRIPT, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
-from .render import ConfigRenderer, render_mapping_entry, render_run, render_run_mapping
-from .sweep import OUTPUT_DIR, Run, Sweep
+from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
+from .sweep import OUTPUT_DIR, Run, Sweep, run_id
 from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
 from .yaml_io import KeyPath
@@ -35,6 +36,8 @@ class Plan:
         controlled: The base with the controls merged in.
         placements: Every control and variable, resolved and type-checked, controls first.
         split_output_dir: Each run gets its run id appended to ``output_dir``.
+        recipe: The torchtune recipe that trains the configs, or ``None`` when the experiment
+            does not say (a custom base without ``framework_config.recipe``).
     """
 
     experiment: Experiment
@@ -42,6 +45,7 @@ class Plan:
     controlled: dict[str, Any]
     placements: tuple[Placement, ...]
     split_output_dir: bool = False
+    recipe: str | None = None
 
     @property
     def variables(self) -> tuple[Placement, ...]:
@@ -99,8 +103,38 @@ def plan_experiment(
             if placement.section == "controls":
                 controlled = merged
     check_placeholders(experiment, placements)
-    plan = Plan(experiment, base, controlled, placements)
+    plan = Plan(experiment, base, controlled, placements, recipe=_recipe(experiment, base))
     return dataclasses.replace(plan, split_output_dir=plan.sweep.shares_output_dir())
+
+
+def _recipe(experiment: Experiment, base: Base) -> str | None:
+    """``framework_config.recipe``, else the one torchtune's registry gives a recipe config."""
+    recipe = experiment.recipe
+    if recipe is not None and recipe.endswith(".py"):
+        keypath = ("framework_config", "recipe")
+        if not experiment.resolve_path(recipe, keypath).is_file():
+            raise experiment.error(
+                f"framework_config.recipe {recipe} is not a file: give a recipe .py relative to "
+                "the experiment's folder (where the commands run), or a torchtune recipe name",
+                keypath,
+            )
+    if recipe is None and base.recipe is not None:
+        recipe = base.runs_with
+        if recipe is None:
+            raise experiment.error(
+                f"{CONFIGS_DIR}/{LOCK_FILE} does not record the recipe that runs '{base.recipe}' "
+                "(it was written by torchtune-config-writer 0.1), and reading it needs torchtune: "
+                "run `torchtune-config-writer generate` where torchtune is installed and commit "
+                "the lock, or name it with framework_config.recipe",
+                ("framework_config", "base_config"),
+            )
+    if recipe is None and experiment.launch.slurm is not None:
+        raise experiment.error(
+            "launch.slurm runs `tune run RECIPE`, but a base_config_file does not say which "
+            "recipe: add framework_config.recipe (e.g. lora_finetune_single_device)",
+            ("launch", "slurm"),
+        )
+    return recipe
 
 
 def _merge_checked(
@@ -131,12 +165,29 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     from_config = f"../{experiment.path.name}"
     entries = []
     renderer = ConfigRenderer(plan.controlled)
+    nproc = experiment.launch.nproc_per_node
     for run in plan.runs():
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
-        entries.append(render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR)))
+        command = tune_run(plan.recipe, run_config(run.id), nproc) if plan.recipe else None
+        entries.append(
+            render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
+        )
     from_mapping = experiment.path.name if timestamped else from_config
-    mapping = render_run_mapping(entries, experiment.name, plan.base.label, from_mapping)
+    mapping = render_run_mapping(
+        entries, experiment.name, plan.base.label, from_mapping, commands=plan.recipe is not None
+    )
     yield RUN_MAPPING, mapping
+    slurm = experiment.launch.slurm
+    if slurm is not None and plan.recipe is not None:
+        script = render_slurm_script(
+            slurm,
+            header=header(from_config),
+            job_name=experiment.name,
+            run_count=plan.run_count,
+            run_id_width=len(run_id(0, plan.run_count)) - len("run_"),
+            command=tune_run(plan.recipe, '"$config"', nproc),
+        )
+        yield configs + SLURM_SCRIPT, script
     if plan.base.recipe is not None:
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:

@@ -1,0 +1,232 @@
+"""Launching: the `tune run` command of each run, and the SLURM job array that runs them."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from torchtune_config_writer import ConfigWriterError, generate, recipes
+
+from .conftest import EXAMPLES, RECIPE, CliResult, experiment_text, snapshot
+
+LAUNCH = """\
+launch:
+  slurm:
+    sbatch:
+      partition: gpu
+      time: "04:00:00"
+      gres: gpu:1
+      comment: rank study
+      exclusive: true
+    max_parallel: 2
+    setup:
+      - export STUDY_SETUP=done
+"""
+
+
+def commands_of(experiment: Path) -> list[str]:
+    mapping = yaml.safe_load((experiment.parent / "configs" / "run_mapping.yaml").read_text())
+    return [run["command"] for run in mapping["runs"]]
+
+
+def stand_in_tune(tmp_path: Path) -> Path:
+    """A folder with a `tune` that records its arguments and where it ran, one line per call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tune = bin_dir / "tune"
+    tune.write_text(
+        '#!/bin/bash\nprintf "%s|%s|%s\\n" "$PWD" "${STUDY_SETUP:-}" "$*" >> "$TUNE_CALLS"\n'
+    )
+    tune.chmod(0o755)
+    return bin_dir
+
+
+def run_array_task(
+    script: Path, cwd: Path, task: int | None, bin_dir: Path, calls: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TUNE_CALLS": str(calls)}
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    if task is not None:
+        env["SLURM_ARRAY_TASK_ID"] = str(task)
+    return subprocess.run(
+        ["bash", str(script)], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_each_run_carries_the_command_that_trains_it(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]"))
+    generate(path)
+    assert commands_of(path) == [
+        "tune run lora_finetune_single_device --config configs/run_000.yaml",
+        "tune run lora_finetune_single_device --config configs/run_001.yaml",
+    ]
+    # The recipe is torchtune's own for the config, as `tune ls` lists it.
+    torchtune = recipes.installed_torchtune()
+    assert torchtune is not None
+    builtin = torchtune.find(RECIPE)
+    assert builtin is not None and builtin.recipe == "lora_finetune_single_device"
+    # Each command's config is a file that exists, from the experiment's folder.
+    for command in commands_of(path):
+        assert (path.parent / shlex.split(command)[-1]).is_file()
+
+
+def test_the_recipe_of_a_custom_base_is_named_in_framework_config(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "exp").mkdir()
+    shutil.copy(EXAMPLES / "lr_batch_sweep" / "my_gpu_optimized.yaml", tmp_path / "exp")
+    base = "base_config_file: my_gpu_optimized.yaml\n  recipe: full_finetune_distributed"
+    path = write_experiment(
+        experiment_text(variables="seed: [1, 2]", base=base) + "launch:\n  nproc_per_node: 4\n"
+    )
+    generate(path)
+    assert commands_of(path)[1] == (
+        "tune run --nproc_per_node 4 full_finetune_distributed --config configs/run_001.yaml"
+    )
+
+
+def test_a_custom_base_without_a_recipe_has_no_commands(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = EXAMPLES / "lr_batch_sweep" / "configs" / "run_mapping.yaml"
+    runs = yaml.safe_load(path.read_text())["runs"]
+    assert runs and all("command" not in run for run in runs)
+
+
+def test_a_recipe_file_is_run_from_the_experiments_folder(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "exp" / "recipes").mkdir(parents=True)
+    (tmp_path / "exp" / "recipes" / "my_recipe.py").write_text("# a recipe\n")
+    path = write_experiment(
+        experiment_text(base=f"base_config: {RECIPE}\n  recipe: recipes/my_recipe.py")
+    )
+    generate(path)
+    assert commands_of(path) == ["tune run recipes/my_recipe.py --config configs/run_000.yaml"]
+
+
+def test_a_missing_recipe_file_is_refused(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(experiment_text(base=f"base_config: {RECIPE}\n  recipe: nope.py"))
+    with pytest.raises(ConfigWriterError, match=r"framework_config.recipe nope.py is not a file"):
+        generate(path)
+
+
+def test_the_slurm_array_runs_run_n_in_task_n_exactly_as_its_command(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_experiment(
+        experiment_text(variables="lora_rank: [8, 16, 32]", controls="seed: 7") + LAUNCH
+    )
+    generate(path)
+    script = path.parent / "configs" / "slurm_array.sh"
+    directives = [line for line in script.read_text().splitlines() if line.startswith("#SBATCH")]
+    assert directives == [
+        "#SBATCH --job-name=study",
+        "#SBATCH --array=0-2%2",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=04:00:00",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --comment='rank study'",
+        "#SBATCH --exclusive",
+    ]
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    for task in range(3):
+        done = run_array_task(script, path.parent, task, bin_dir, calls)
+        assert done.returncode == 0, done.stderr
+    expected = [
+        f"{path.parent}|done|{command.removeprefix('tune ')}" for command in commands_of(path)
+    ]
+    assert calls.read_text().splitlines() == expected
+
+
+def test_the_slurm_array_refuses_to_run_outside_the_experiment_folder_or_sbatch(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    generate(path)
+    script = path.parent / "configs" / "slurm_array.sh"
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    elsewhere = run_array_task(script, tmp_path, 0, bin_dir, calls)
+    assert elsewhere.returncode == 2
+    assert "error: no configs/run_000.yaml in" in elsewhere.stderr
+    assert "submit from the folder of the experiment file" in elsewhere.stderr
+    unset = run_array_task(script, path.parent, None, bin_dir, calls)
+    assert unset.returncode != 0
+    assert "submit this script with sbatch" in unset.stderr
+    past_the_end = run_array_task(script, path.parent, 2, bin_dir, calls)
+    assert past_the_end.returncode == 2
+    assert not calls.exists()
+
+
+def test_a_sweep_of_1000_runs_gets_four_digit_task_configs(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_experiment(
+        experiment_text(variables="seed: [" + ", ".join(map(str, range(1000))) + "]")
+        + "launch:\n  slurm: {}\n"
+    )
+    generate(path)
+    script = path.parent / "configs" / "slurm_array.sh"
+    assert "#SBATCH --array=0-999\n" in script.read_text()
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    assert run_array_task(script, path.parent, 999, bin_dir, calls).returncode == 0
+    assert calls.read_text().endswith("--config configs/run_0999.yaml\n")
+
+
+def test_removing_launch_slurm_removes_the_script(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    generate(path)
+    assert (path.parent / "configs" / "slurm_array.sh").is_file()
+    path.write_text(experiment_text(variables="lora_rank: [8, 16]"))
+    drift = cli("check", path)
+    assert drift.code == 1 and "stale: " in drift.out and "slurm_array.sh" in drift.out
+    generate(path)
+    assert not (path.parent / "configs" / "slurm_array.sh").exists()
+
+
+def test_a_hand_edited_script_is_drift(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    generate(path)
+    script = path.parent / "configs" / "slurm_array.sh"
+    script.write_text(script.read_text().replace("--partition=gpu", "--partition=debug"))
+    result = cli("check", path)
+    assert result.code == 1
+    assert "-#SBATCH --partition=debug" in result.out and "+#SBATCH --partition=gpu" in result.out
+
+
+def test_a_lock_of_version_0_1_gets_its_recipe_from_torchtune(
+    write_experiment: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]"))
+    generate(path)
+    lock = path.parent / "configs" / "base.lock.yaml"
+    old = lock.read_bytes().replace(b"# tune run: lora_finetune_single_device\n", b"")
+    lock.write_bytes(old)
+    with monkeypatch.context() as without_torchtune:
+        without_torchtune.setattr(recipes, "installed_torchtune", lambda: None)
+        before = snapshot(path.parent / "configs")
+        with pytest.raises(ConfigWriterError, match="does not record the recipe that runs"):
+            generate(path)
+        assert snapshot(path.parent / "configs") == before
+    generate(path)  # with torchtune: the registry knows, and the lock is written again
+    assert b"# tune run: lora_finetune_single_device\n" in lock.read_bytes()
+    assert lock.read_bytes().endswith(old.split(b"follow. Refresh with", 1)[1].split(b"\n", 1)[1])
+
+
+def test_slurm_needs_a_recipe(write_experiment: Callable[..., Path], tmp_path: Path) -> None:
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "base.yaml").write_text("seed: 0\n")
+    path = write_experiment(experiment_text(base="base_config_file: base.yaml") + LAUNCH)
+    with pytest.raises(ConfigWriterError, match="add framework_config.recipe"):
+        generate(path)
