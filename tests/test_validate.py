@@ -361,3 +361,55 @@ def test_a_report_that_cannot_be_written_is_bad_input(
     result = cli("validate", configs["clean"], "--text", tmp_path / "missing" / "report.txt")
     assert result.code == 2 and result.err.startswith("error: ")
     assert "cannot write the report" in result.err and "Traceback" not in result.err
+
+
+def test_a_custom_base_is_checked_against_the_recipe_the_experiment_names(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "base.yaml").write_text(RECIPE_TEXT)
+    base = "base_config_file: base.yaml\n  recipe: lora_finetune_single_device"
+    path = write_experiment(experiment_text(controls="+epoch: 3", base=base))
+    generate(path)
+    (config,) = validate([path]).configs
+    (finding,) = config.findings
+    assert (finding.check, finding.keypath) == ("unread-key", "epoch")
+    assert "not read by the recipe lora_finetune_single_device" in finding.message
+
+
+def test_a_recipe_torchtune_does_not_have_is_an_error(
+    write_experiment: Callable[..., Path],
+) -> None:
+    base = f"base_config: {RECIPE}\n  recipe: lora_finetune_singel_device"
+    path = write_experiment(experiment_text(base=base))
+    generate(path)
+    (config,) = validate([path]).configs
+    (finding,) = config.findings
+    assert (finding.severity, finding.check) == ("error", "recipe")
+    assert "did you mean lora_finetune_single_device?" in finding.message
+
+
+def test_a_value_from_a_linked_group_points_at_its_line(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="""
+            seed: [1, 2]
+            optimizers:
+              optimizer._component_:
+                - torch.optim.AdamW
+                - torch.optim.SGDD
+              learning_rate: [0.0003, 0.01]
+            """
+        )
+    )
+    generate(path)
+    result = validate([path])
+    bad = {item.config.name: item.findings for item in result.configs if item.findings}
+    # Runs 1 and 3 have the second position of the group (seed is the slower axis).
+    assert sorted(bad) == ["run_001.yaml", "run_003.yaml"]
+    for findings in bad.values():
+        (finding,) = findings
+        assert finding.keypath == "optimizer._component_"
+        assert finding.experiment_line == 11  # torch.optim.SGDD's item of the group

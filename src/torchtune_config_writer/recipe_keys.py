@@ -139,6 +139,15 @@ def recipe_file_for(config_name: str) -> Path | None:
     return config.recipe_file if config else None
 
 
+def recipe_file_named(recipe: str) -> Path | None:
+    """The script ``tune run RECIPE`` runs; ``None`` when torchtune has no recipe of that name.
+
+    Raises:
+        ConfigWriterError: torchtune is not installed, or its recipe registry cannot be read.
+    """
+    return require_torchtune("checking the keys a recipe reads").recipes.get(recipe)
+
+
 def unread_top_level_keys(config: Mapping[str, Any], recipe_file: Path) -> list[str]:
     """The config's top-level keys that the recipe never reads, in config order.
 

@@ -38,11 +38,11 @@ class BuiltinConfig:
 
 @dataclass(frozen=True)
 class Torchtune:
-    """The installed torchtune: its version and built-in configs in registry order."""
+    """The installed torchtune: its version, built-in configs and recipes in registry order."""
 
     version: str
     configs: tuple[BuiltinConfig, ...]
-    recipes: tuple[str, ...]
+    recipes: dict[str, Path]  # recipe name → the script `tune run NAME` runs
 
     def find(self, name: str) -> BuiltinConfig | None:
         """The config ``tune cp NAME`` would copy: the first registry entry of that name."""
@@ -95,7 +95,8 @@ def installed_torchtune() -> Torchtune | None:
         for recipe in all_recipes
         for config in recipe.configs
     )
-    return Torchtune(version, configs, tuple(recipe.name for recipe in all_recipes))
+    recipe_files = {recipe.name: recipe_root / recipe.file_path for recipe in all_recipes}
+    return Torchtune(version, configs, recipe_files)
 
 
 def _run_standalone(path: Path) -> ModuleType:

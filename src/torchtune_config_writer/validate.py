@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,9 @@ def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
         )
         return ConfigResult(target.config, "crashed", (finding,), experiment)
     verdict, message = tune_validate(runtime, target.config)
-    problems = deep_check(runtime, document.data, _recipe_file(target.plan))
+    recipe_file = _recipe_file(target.plan)
+    problems = _recipe_problems(target.plan, recipe_file)
+    problems += deep_check(runtime, document.data, recipe_file)
     explained = any(
         p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != "warning" for p in problems
     )
@@ -176,11 +179,29 @@ def _line(document: Document, keypath: KeyPath) -> int | None:
 
 
 def _recipe_file(plan: Plan | None) -> Path | None:
-    if plan is None or plan.base.recipe is None:
+    """The script that trains the plan's configs: a ``.py`` beside it, or torchtune's own."""
+    if plan is None or plan.recipe is None:
         return None
-    from .recipe_keys import recipe_file_for
+    if plan.recipe.endswith(".py"):
+        return plan.experiment.resolve_path(plan.recipe, ("framework_config", "recipe"))
+    from .recipe_keys import recipe_file_named
 
-    return recipe_file_for(plan.base.recipe)
+    return recipe_file_named(plan.recipe)
+
+
+def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Problem]:
+    if plan is None or plan.recipe is None or recipe_file is not None:
+        return []
+    from .recipes import require_torchtune
+
+    known = require_torchtune("checking recipes").recipes
+    close = difflib.get_close_matches(plan.recipe, list(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    message = (
+        f"`tune run {plan.recipe}` fails: torchtune has no recipe of that name; {hint}"
+        "fix framework_config.recipe (see `torchtune-config-writer recipes`)"
+    )
+    return [Problem((), ERROR, "recipe", message)]
 
 
 def _run_index(config: Path) -> int | None:
