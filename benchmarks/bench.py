@@ -186,6 +186,53 @@ def generate_workloads() -> list[Row]:
     return rows
 
 
+def beyond_workloads(repeat: int) -> list[Row]:
+    """Linked variables, placeholders filled in every run, a SLURM script, and `show`."""
+    values = ", ".join(str(i) for i in range(1, 101))
+    text = (
+        "experiment:\n  name: big\n  framework: torchtune\n"
+        f"framework_config:\n  base_config: {RECIPE}\n"
+        f"variables:\n  seed: [{values}]\n"
+        f"  lora:\n    lora_rank: [{values}]\n    lora_alpha: [{values}]\n"
+        "controls:\n  output_dir: /scratch/{run_id}\n"
+        "  metric_logger:\n    log_dir: /scratch/logs/rank{lora_rank}_seed{seed}\n"
+        "launch:\n  slurm:\n    sbatch: {partition: gpu}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "linked"
+        folder.mkdir()
+        (folder / "experiment.yaml").write_text(text)
+        subprocess.run(  # record the base first, as a committed experiment has it
+            [*COMMAND, "generate", "--max-runs", "10000", str(folder)],
+            check=True,
+            capture_output=True,
+        )
+        generate = median_of(
+            min(repeat, 3),
+            [*COMMAND, "generate", "--max-runs", "10000", str(folder)],
+            Path(tmp),
+            before=lambda: _drop_runs(folder),
+        )
+        show = median_of(repeat, [*COMMAND, "show", "--max-runs", "10000", str(folder)], Path(tmp))
+        small = median_of(repeat, [*COMMAND, "show", str(EXAMPLE)], REPO)
+    return [
+        Row(
+            "generate 10,000 runs: a linked group, placeholders, SLURM script",
+            generate,
+            "every run's strings filled in",
+            f"< 10 s: {verdict(generate < 10)}",
+        ),
+        Row("show 10,000 runs", show, "writes nothing", f"< 10 s: {verdict(show < 10)}"),
+        Row("show the lora_rank_study example", small, "", f"< 0.3 s: {verdict(small < 0.3)}"),
+    ]
+
+
+def _drop_runs(folder: Path) -> None:
+    # Every run is written again: the run files go, the recorded base stays.
+    for path in (folder / "configs").glob("run_*.yaml"):
+        path.unlink()
+
+
 def recipe_workloads(repeat: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -258,7 +305,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="runs per workload (median)")
     parser.add_argument("--full", action="store_true", help="run tune validate 64 times too")
     parser.add_argument(
-        "--only", default="drift,generate,recipe,validate", help="comma-separated workload groups"
+        "--only",
+        default="drift,generate,beyond,recipe,validate",
+        help="comma-separated workload groups",
     )
     args = parser.parse_args()
     groups = set(args.only.split(","))
@@ -267,6 +316,8 @@ def main() -> None:
         rows += drift_workloads(args.repeat)
     if "generate" in groups:
         rows += generate_workloads()
+    if "beyond" in groups:
+        rows += beyond_workloads(args.repeat)
     if "recipe" in groups:
         rows += recipe_workloads(args.repeat)
     if "validate" in groups:

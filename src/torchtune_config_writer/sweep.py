@@ -75,6 +75,11 @@ class Sweep:
         self._fills = bool(templated) or any(
             needs_filling(value) for p in variables for value in p.parameter.values
         )
+        # How each value reads in a placeholder, worked out once rather than once per run.
+        self._texts = [
+            (p.parameter.name.lstrip("+"), [text_of(value) for value in p.parameter.values])
+            for p in variables
+        ]
 
     def runs(self, split_output_dir: bool) -> Iterator[Run]:
         """Every run, the last variable changing fastest.
@@ -116,18 +121,15 @@ class Sweep:
         positions = itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes))
         for index, position in enumerate(positions):
             ident = run_id(index, self.count)
-            values = [
-                member.parameter.values[at]
-                for axis, at in zip(axes, position, strict=True)
-                for member in axis
-            ]
+            at = [at for axis, at in zip(axes, position, strict=True) for _ in axis]
+            values = [p.parameter.values[i] for p, i in zip(self.variables, at, strict=True)]
             if not self._fills:
                 yield ident, values, []
                 continue
             texts = {RUN_ID: ident}
-            for placement, value in zip(self.variables, values, strict=True):
-                text = text_of(value)
+            for (name, each), i in zip(self._texts, at, strict=True):
+                text = each[i]
                 if text is not None:
-                    texts[placement.parameter.name.lstrip("+")] = text
+                    texts[name] = text
             controls = [fill(p.parameter.values[0], texts) for p in self.templated]
             yield ident, [fill(value, texts) for value in values], controls
