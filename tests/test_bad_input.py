@@ -685,6 +685,61 @@ CASES = [
         "the values of output_dir hold placeholders themselves",
         id="placeholder-of-a-placeholder",
     ),
+    # Launching: framework_config.recipe and the launch section.
+    pytest.param(
+        experiment_text(base=f"base_config: {RECIPE}\n  recipe: 5"),
+        6,
+        "framework_config.recipe must be text, found the integer 5",
+        id="recipe-is-a-number",
+    ),
+    pytest.param(
+        experiment_text(base=f"base_config: {RECIPE}\n  recipe: lora finetune"),
+        6,
+        "framework_config.recipe 'lora finetune' is neither a torchtune recipe name",
+        id="recipe-with-a-space",
+    ),
+    pytest.param(
+        experiment_text() + "launch: 5\n",
+        6,
+        "'launch:' must be a mapping of keys, found an integer",
+        id="launch-is-a-number",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  slurm: []\n",
+        7,
+        "launch.slurm must be a mapping (sbatch:, max_parallel:, setup:), found a list",
+        id="launch-slurm-is-a-list",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  slurm:\n    partition: gpu\n",
+        8,
+        "unknown key 'partition' in launch.slurm",
+        id="launch-slurm-option-outside-sbatch",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  slurm:\n    sbatch:\n      array: 0-3\n",
+        9,
+        "the array is written for you, one task per run: remove array",
+        id="launch-sbatch-array",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  slurm:\n    sbatch:\n      time: [1, 2]\n",
+        9,
+        "sbatch option time must be text or a number, or true for a flag",
+        id="launch-sbatch-value-is-a-list",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  nproc_per_node: 0\n",
+        7,
+        "launch.nproc_per_node must be a whole number of at least 1",
+        id="launch-nproc-zero",
+    ),
+    pytest.param(
+        experiment_text() + "launch:\n  slurm:\n    setup: module load cuda\n",
+        8,
+        "launch.slurm.setup must be a list of shell lines",
+        id="launch-setup-is-text",
+    ),
 ]
 
 
