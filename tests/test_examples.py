@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,36 @@ def test_every_other_example_config_is_valid() -> None:
     assert [(item.config.name, item.tune_validate, item.findings) for item in result.configs] == [
         (item.config.name, "passed", ()) for item in result.configs
     ]
+
+
+# What version 0.1 generated for the seed's examples, before the features beyond the seed: the
+# run configs must stay byte for byte the same (sha256, first 16 hex digits).
+SEED_RUN_CONFIGS_0_1 = {
+    "lora_rank_study/run_000.yaml": "e2e89c855c463f71",
+    "lora_rank_study/run_001.yaml": "02e04ad70d75e2eb",
+    "lora_rank_study/run_002.yaml": "350c22d30e6aa60c",
+    "lora_rank_study/run_003.yaml": "077e2f5b5728f75b",
+    "lr_batch_sweep/run_000.yaml": "f3b9be2a8ce97147",
+    "lr_batch_sweep/run_001.yaml": "a13ace5d7191da83",
+    "lr_batch_sweep/run_002.yaml": "71114a621acf7937",
+    "lr_batch_sweep/run_003.yaml": "040c67cca434e09a",
+    "lr_batch_sweep/run_004.yaml": "0cae4836240fd53c",
+    "lr_batch_sweep/run_005.yaml": "d19a109ddae1d489",
+    "lr_batch_sweep/run_006.yaml": "a33c7968645063d9",
+    "lr_batch_sweep/run_007.yaml": "aec72a17465156c4",
+    "lr_batch_sweep/run_008.yaml": "b41ffc65c3b4eb4d",
+    "cap_viz_test/run_000.yaml": "1b4a5c77828ebd5b",
+    "cap_viz_test/run_001.yaml": "69b6024f8758f9bb",
+}
+
+
+def test_the_seed_examples_still_generate_their_0_1_run_configs(tmp_path: Path) -> None:
+    for name in SEED_EXAMPLES:
+        shutil.copytree(EXAMPLES / name, tmp_path / name)
+        shutil.rmtree(tmp_path / name / "configs")
+        generate(tmp_path / name)
+    generated = {
+        f"{path.parent.parent.name}/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(tmp_path.glob("*/configs/run_[0-9]*.yaml"))
+    }
+    assert generated == SEED_RUN_CONFIGS_0_1
