@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .commands import EXIT_BAD_INPUT, check, generate, recipes, show, validate
+from .commands import EXIT_BAD_INPUT, check, generate, recipes, schema, show, validate
 from .errors import ConfigWriterError
 
 _COMMANDS = {
@@ -18,6 +18,7 @@ _COMMANDS = {
     "show": show,
     "validate": validate,
     "recipes": recipes,
+    "schema": schema,
 }
 
 
