@@ -22,7 +22,7 @@ from .conftest import EXAMPLES, REPO
 BIN = Path(sys.executable).parent
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 UPLOAD_ARTIFACT = "actions/upload-artifact@65c4c4a1ddee5b72f698fdd19549f0f0fb45cf08"
-THIS_ACTION = "OWNER/torchtune-config-writer@v0.1.0"
+THIS_ACTION = "OWNER/torchtune-config-writer@v0.2.0"
 EXAMPLE_WORKFLOW = REPO / "examples" / "github" / "torchtune-configs.yml"
 
 

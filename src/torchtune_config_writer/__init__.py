@@ -6,4 +6,4 @@ from .errors import ConfigWriterError
 from .generate import Generated, generate, generate_many
 
 __all__ = ["ConfigWriterError", "Generated", "generate", "generate_many", "__version__"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
