@@ -611,7 +611,11 @@ CASES = [
     pytest.param(
         experiment_text(variables="dataset:\n  packed: [true, false]"),
         7,
-        ("variables.dataset is a linked group of 1 variables (packed)", "dataset.packed: [...]"),
+        (
+            "variables.dataset is a mapping, which links the variables in it, but it has only "
+            "packed",
+            "dataset.packed: [...]",
+        ),
         id="linked-group-of-one",
     ),
     pytest.param(
@@ -684,6 +688,18 @@ CASES = [
         8,
         "the values of output_dir hold placeholders themselves",
         id="placeholder-of-a-placeholder",
+    ),
+    pytest.param(
+        experiment_text(variables="+run_id: [a, b]"),
+        7,
+        "a variable may not be named run_id",
+        id="variable-named-run-id",
+    ),
+    pytest.param(
+        experiment_text(variables="profiler:\n  enabled: [true, false]\n  output_dir: [/a, /b]"),
+        7,
+        "variables.profiler links the variables in it, but profiler is also a key of the base",
+        id="linked-group-named-after-a-config-key",
     ),
     # Launching: framework_config.recipe and the launch section.
     pytest.param(

@@ -146,22 +146,31 @@ def test_the_slurm_array_runs_run_n_in_task_n_exactly_as_its_command(
     assert calls.read_text().splitlines() == expected
 
 
-def test_the_slurm_array_refuses_to_run_outside_the_experiment_folder_or_sbatch(
+def test_the_slurm_array_refuses_to_run_outside_its_experiment_folder_or_sbatch(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    other = write_experiment(experiment_text(variables="seed: [1, 2]"), folder="other")
+    other.write_text(other.read_text().replace("name: study", "name: other_study"))
     generate(path)
+    generate(other)
     script = path.parent / "configs" / "slurm_array.sh"
     bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
-    elsewhere = run_array_task(script, tmp_path, 0, bin_dir, calls)
-    assert elsewhere.returncode == 2
-    assert "error: no configs/run_000.yaml in" in elsewhere.stderr
-    assert "submit from the folder of the experiment file" in elsewhere.stderr
+    for cwd in (tmp_path, other.parent):  # no configs here; another experiment's configs here
+        elsewhere = run_array_task(script, cwd, 0, bin_dir, calls)
+        assert (elsewhere.returncode, elsewhere.stderr) == (
+            2,
+            f"error: {cwd} is not the folder of the experiment study: cd to the folder of the "
+            "experiment file and run sbatch configs/slurm_array.sh\n",
+        )
     unset = run_array_task(script, path.parent, None, bin_dir, calls)
-    assert unset.returncode != 0
-    assert "submit this script with sbatch" in unset.stderr
+    assert unset.returncode == 2
+    assert unset.stderr.startswith("error: this is a job array and SLURM_ARRAY_TASK_ID is not set")
     past_the_end = run_array_task(script, path.parent, 2, bin_dir, calls)
-    assert past_the_end.returncode == 2
+    assert (past_the_end.returncode, past_the_end.stderr) == (
+        2,
+        "error: array task 2 has no run: study has runs 0 to 1\n",
+    )
     assert not calls.exists()
 
 
@@ -229,4 +238,62 @@ def test_slurm_needs_a_recipe(write_experiment: Callable[..., Path], tmp_path: P
     (tmp_path / "exp" / "base.yaml").write_text("seed: 0\n")
     path = write_experiment(experiment_text(base="base_config_file: base.yaml") + LAUNCH)
     with pytest.raises(ConfigWriterError, match="add framework_config.recipe"):
+        generate(path)
+
+
+def test_a_hand_edited_recipe_in_the_lock_cannot_reach_a_command(
+    write_experiment: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    generate(path)
+    lock = path.parent / "configs" / "base.lock.yaml"
+    lock.write_text(
+        lock.read_text().replace(
+            "# tune run: lora_finetune_single_device", "# tune run: x; touch pwned #"
+        )
+    )
+    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    with pytest.raises(ConfigWriterError, match="does not record the recipe that runs"):
+        generate(path)
+
+
+def test_a_script_of_that_name_that_the_tool_did_not_write_is_never_touched(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]"))
+    mine = path.parent / "configs" / "slurm_array.sh"
+    mine.parent.mkdir()
+    mine.write_text("#!/bin/bash\n# my own launcher\n")
+    generate(path)
+    assert mine.read_text() == "#!/bin/bash\n# my own launcher\n"  # kept, not stale
+    path.write_text(path.read_text() + LAUNCH)
+    before = snapshot(path.parent)
+    refused = cli("generate", path)
+    assert refused.code == 2
+    assert "slurm_array.sh was not written by torchtune-config-writer" in refused.err
+    assert snapshot(path.parent) == before
+
+
+def test_a_recipe_file_is_copied_into_a_timestamped_folder(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "exp" / "recipes").mkdir(parents=True)
+    (tmp_path / "exp" / "recipes" / "my_recipe.py").write_text("# a recipe\n")
+    path = write_experiment(
+        experiment_text(base=f"base_config: {RECIPE}\n  recipe: recipes/my_recipe.py") + LAUNCH
+    )
+    generated = generate(path, output_base_dir=tmp_path / "outs")
+    folder = generated.folder.parent
+    assert (folder / "recipes" / "my_recipe.py").read_text() == "# a recipe\n"
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    done = run_array_task(folder / "configs" / "slurm_array.sh", folder, 0, bin_dir, calls)
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().endswith("|run recipes/my_recipe.py --config configs/run_000.yaml\n")
+
+
+def test_a_recipe_file_outside_the_experiment_folder_is_refused(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(base=f"base_config: {RECIPE}\n  recipe: ../r.py"))
+    with pytest.raises(ConfigWriterError, match="leads out of the experiment's folder"):
         generate(path)

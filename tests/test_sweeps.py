@@ -242,3 +242,12 @@ def test_a_placeholder_error_is_raised_before_anything_is_written(
     with pytest.raises(ConfigWriterError, match=r"\{run\} names no variable"):
         generate(path)
     assert not (path.parent / "configs").exists()
+
+
+def test_combinations_are_compared_whole_not_as_joined_text(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(variables="pair:\n  +a: ['x, y', x]\n  +b: [z, 'y, z']")
+    )
+    assert [(run["a"], run["b"]) for run in generated_runs(path)] == [("x, y", "z"), ("x", "y, z")]

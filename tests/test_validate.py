@@ -413,3 +413,19 @@ def test_a_value_from_a_linked_group_points_at_its_line(
         (finding,) = findings
         assert finding.keypath == "optimizer._component_"
         assert finding.experiment_line == 11  # torch.optim.SGDD's item of the group
+
+
+def test_a_recipe_file_that_is_not_python_is_one_error_line(
+    write_experiment: Callable[..., Path], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    (tmp_path / "exp" / "recipes").mkdir(parents=True)
+    (tmp_path / "exp" / "recipes" / "bad.py").write_text("def main():\n    def (:\n")
+    path = write_experiment(
+        experiment_text(base=f"base_config: {RECIPE}\n  recipe: recipes/bad.py")
+    )
+    generate(path)
+    result = cli("validate", path)
+    assert result.code == 2 and "Traceback" not in result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith("error: ") and "recipes/bad.py:2:" in line
+    assert "the recipe is not valid Python" in line

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import recipes
 from .experiment import Experiment
+from .launch import RECIPE_NAME
 from .layout import CONFIGS_DIR, LOCK_FILE
 from .repository import ESCAPE_HINT, symlink_escape
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
@@ -203,5 +204,10 @@ def read_lock(path: Path) -> Base | None:
         fields.get("torchtune"),
         raw_config,
         recorded=True,
-        runs_with=fields.get("tune run"),
+        # Only a recipe name goes into commands: a hand-edited line must not inject shell code.
+        runs_with=_recipe_name(fields.get("tune run")),
     )
+
+
+def _recipe_name(text: str | None) -> str | None:
+    return text if text is not None and RECIPE_NAME.fullmatch(text) else None

@@ -245,6 +245,14 @@ def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:
             "file relative to the experiment's folder (letters, digits, '_', '-', '.', '/')",
             ("framework_config", "recipe"),
         )
+    if ".." in recipe.split("/"):
+        # Commands run from the experiment's folder, which a timestamped folder copies.
+        raise doc.error(
+            f"framework_config.recipe {recipe} leads out of the experiment's folder: keep the "
+            "recipe file in it (e.g. recipes/my_recipe.py), so that its commands work wherever "
+            "the folder is copied",
+            ("framework_config", "recipe"),
+        )
     return recipe
 
 

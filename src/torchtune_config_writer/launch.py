@@ -19,7 +19,8 @@ _LAUNCH_KEYS = ("nproc_per_node", "slurm")
 _SLURM_KEYS = ("sbatch", "max_parallel", "setup")
 # A torchtune recipe name (lora_finetune_single_device) or a recipe file (recipes/my_recipe.py):
 # both go into a shell command unquoted.
-RECIPE = re.compile(r"[A-Za-z0-9_]+|[A-Za-z0-9_.][A-Za-z0-9_./-]*\.py")
+RECIPE_NAME = re.compile(r"[A-Za-z0-9_]+")
+RECIPE = re.compile(rf"{RECIPE_NAME.pattern}|[A-Za-z0-9_.][A-Za-z0-9_./-]*\.py")
 _SBATCH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
@@ -105,7 +106,7 @@ def _sbatch_options(doc: Document, options: Any) -> tuple[str, ...]:
         option = str(name).replace("_", "-")
         if not _SBATCH_OPTION.fullmatch(str(name)):
             raise doc.error(f"'{name}' is not an sbatch option name, e.g. partition", at)
-        if option == "array":
+        if option.lower() == "array":
             raise doc.error(
                 "the array is written for you, one task per run: remove array "
                 "(launch.slurm.max_parallel limits how many run at once)",
@@ -115,8 +116,8 @@ def _sbatch_options(doc: Document, options: Any) -> tuple[str, ...]:
             lines.append(f"--{option}")
         elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
             text = str(value)
-            if not text or "\n" in text or "\r" in text:
-                raise doc.error(f"sbatch option {name} needs a one-line value", at)
+            if not text or any(char in text for char in "\n\r\\"):
+                raise doc.error(f"sbatch option {name} needs a one-line value without '\\'", at)
             lines.append(f"--{option}={shlex.quote(text)}")
         else:
             raise doc.error(
@@ -160,6 +161,7 @@ def render_slurm_script(
     run_count: int,
     run_id_width: int,
     command: str,
+    mapping: tuple[str, str],
 ) -> bytes:
     """A job array script whose task N runs ``command`` for run N.
 
@@ -170,6 +172,8 @@ def render_slurm_script(
         run_count: How many runs, so array tasks ``0`` to ``run_count - 1``.
         run_id_width: The digits of a run id (``run_007`` has 3).
         command: The ``tune run`` command with ``"$config"`` for the run's config file.
+        mapping: ``run_mapping.yaml`` from the experiment's folder, and its line naming the
+            experiment, by which the script knows it runs in the right folder.
     """
     limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
     named = any(option.startswith("--job-name=") for option in slurm.sbatch)
@@ -185,13 +189,22 @@ def render_slurm_script(
         f"#   sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}\n"
     )
     script += "".join(f"#SBATCH {option}\n" for option in options)
+    submit = f"cd to the folder of the experiment file and run sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}"
+    mapping_file, experiment_line = mapping
     script += (
         "set -eo pipefail\n"
-        "task=${SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it runs as a job array}\n"
-        f"printf -v config '{CONFIGS_DIR}/run_%0{run_id_width}d.yaml' \"$task\"\n"
+        "if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then\n"
+        f'  echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: {submit}" >&2\n'
+        "  exit 2\n"
+        "fi\n"
+        f"if ! grep -qxF {shlex.quote(experiment_line)} {mapping_file} 2>/dev/null; then\n"
+        f'  echo "error: $PWD is not the folder of the experiment {job_name}: {submit}" >&2\n'
+        "  exit 2\n"
+        "fi\n"
+        f"printf -v config '{CONFIGS_DIR}/run_%0{run_id_width}d.yaml' \"$SLURM_ARRAY_TASK_ID\"\n"
         "if [[ ! -f $config ]]; then\n"
-        f'  echo "error: no $config in $PWD: submit from the folder of the experiment file '
-        f'(sbatch {CONFIGS_DIR}/{SLURM_SCRIPT})" >&2\n'
+        f'  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: {job_name} has runs 0 to '
+        f'{run_count - 1}" >&2\n'
         "  exit 2\n"
         "fi\n"
     )

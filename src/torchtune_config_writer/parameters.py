@@ -42,6 +42,15 @@ def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Plac
         ConfigWriterError: a name that points nowhere, at several places, at a key that ``+``
             says is new but exists, or at a key another parameter sets too.
     """
+    for parameter in experiment.variables:
+        if parameter.group is not None and parameter.group in base:
+            # In controls, `profiler: {enabled: …}` merges into profiler; here it would not.
+            raise experiment.error(
+                f"variables.{parameter.group} links the variables in it, but {parameter.group} "
+                f"is also a key of the base config: name the group otherwise, and write the "
+                f"keys inside it as {parameter.group}.{parameter.name}",
+                ("variables", parameter.group),
+            )
     placements = tuple(
         Placement(parameter, resolve_parameter(experiment, parameter, base), section)
         for section, parameters in (

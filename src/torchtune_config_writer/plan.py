@@ -23,7 +23,7 @@ from .render import ConfigRenderer, header, render_mapping_entry, render_run, re
 from .sweep import OUTPUT_DIR, Run, Sweep, run_id
 from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
-from .yaml_io import KeyPath
+from .yaml_io import KeyPath, dump_yaml
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     nproc = experiment.launch.nproc_per_node
     for run in plan.runs():
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
-        command = tune_run(plan.recipe, run_config(run.id), nproc) if plan.recipe else None
+        command = None if plan.recipe is None else tune_run(plan.recipe, run_config(run.id), nproc)
         entries.append(
             render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
         )
@@ -186,9 +186,16 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
             run_count=plan.run_count,
             run_id_width=len(run_id(0, plan.run_count)) - len("run_"),
             command=tune_run(plan.recipe, '"$config"', nproc),
+            mapping=(
+                RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
+                dump_yaml({"experiment": experiment.name}).rstrip("\n"),
+            ),
         )
         yield configs + SLURM_SCRIPT, script
     if plan.base.recipe is not None:
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:
         yield experiment.path.name, experiment.document.raw
+        if plan.recipe is not None and plan.recipe.endswith(".py"):  # the commands run it
+            keypath = ("framework_config", "recipe")
+            yield plan.recipe, experiment.resolve_path(plan.recipe, keypath).read_bytes()

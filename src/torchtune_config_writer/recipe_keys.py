@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigWriterError
 from .recipes import require_torchtune
 
 # Every torchtune recipe calls the top-level config ``cfg`` (``recipe_main(cfg)``, ``__init__(self,
@@ -61,8 +62,21 @@ def keys_read_by_recipe(recipe_file: Path) -> frozenset[str]:
 
     Returns:
         The key names. Too many is safe (a key is reported only when it is missing here).
+
+    Raises:
+        ConfigWriterError: the recipe cannot be read or is not valid Python (`tune run` fails).
     """
-    tree = ast.parse(recipe_file.read_text(encoding="utf-8"), filename=str(recipe_file))
+    try:
+        tree = ast.parse(recipe_file.read_text(encoding="utf-8"), filename=str(recipe_file))
+    except SyntaxError as exc:
+        raise ConfigWriterError(
+            f"the recipe is not valid Python ({exc.msg}): `tune run` cannot run it; fix it",
+            recipe_file,
+            exc.lineno,
+            exc.offset,
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigWriterError(f"cannot read the recipe: {exc}", recipe_file) from None
     constants = dict(_TORCHTUNE_CONSTANTS)
     for statement in tree.body:  # module-level ``NAME = "key"``, used as ``cfg.get(NAME)``
         if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant):

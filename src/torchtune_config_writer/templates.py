@@ -132,6 +132,11 @@ def check_placeholders(experiment: Experiment, placements: tuple[Placement, ...]
             variable whose values are lists or mappings, or one whose values hold placeholders.
     """
     variables = {p.parameter.name.lstrip("+"): p for p in placements if p.section == "variables"}
+    if RUN_ID in variables:
+        raise experiment.error(
+            "a variable may not be named run_id: {run_id} is each run's id (run_000, ...)",
+            variables[RUN_ID].parameter.keypath,
+        )
     known = [RUN_ID, *variables]
     for placement in placements:
         parameter = placement.parameter

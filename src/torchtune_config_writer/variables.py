@@ -96,20 +96,24 @@ def _sweep_values(
         raise doc.error(f"{dotted_name} is an empty list: give at least one value", keypath)
     if not linked:  # in a linked group a value may repeat, as long as the combinations do not
         _check_no_repeats(
-            doc, [dump_inline(item) for item in value], keypath, f"{dotted_name} repeats the value"
+            doc,
+            [(dump_inline(item),) for item in value],
+            keypath,
+            f"{dotted_name} repeats the value",
         )
     return tuple(value)
 
 
 def _check_no_repeats(
-    doc: Document, idents: list[str], keypath: KeyPath, what: str, noun: str = "value"
+    doc: Document, idents: list[tuple[str, ...]], keypath: KeyPath, what: str, noun: str = "value"
 ) -> None:
     # Compared as written: 1, 1.0 and true are different values in a config.
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, ...], int] = {}
     for index, ident in enumerate(idents):
         if ident in seen:
+            shown = ident[0] if len(ident) == 1 else f"({', '.join(ident)})"
             raise doc.error(
-                f"{what} {ident} (items {seen[ident] + 1} and {index + 1}): each {noun} once",
+                f"{what} {shown} (items {seen[ident] + 1} and {index + 1}): each {noun} once",
                 (*keypath, index),
             )
         seen[ident] = index
@@ -124,11 +128,12 @@ def _linked_group(doc: Document, group: str, members: dict[str, Any]) -> list[Pa
             keypath,
         )
     if len(members) < 2:
-        only = f" ({next(iter(members))})" if members else ""
+        member = next(iter(members), "key")
         raise doc.error(
-            f"variables.{group} is a linked group of {len(members)} variables{only}: link two or "
-            "more, each a list of values; to sweep one variable, write it directly, e.g. "
-            f"{group}.{next(iter(members), 'key')}: [...]",
+            f"variables.{group} is a mapping, which links the variables in it, but it has "
+            f"{'only ' + str(member) if members else 'none'}: link two or more, each a list of "
+            f"values; to sweep one, write it as a variable: {member}: [...], or "
+            f"{group}.{member}: [...] for a key inside {group}",
             keypath,
         )
     parameters: list[Parameter] = []
@@ -145,12 +150,12 @@ def _linked_group(doc: Document, group: str, members: dict[str, Any]) -> list[Pa
             )
         parameters.append(Parameter(name, values, (*keypath, name), group))
     combinations = [
-        ", ".join(dump_inline(member.values[index]) for member in parameters)
+        tuple(dump_inline(member.values[index]) for member in parameters)
         for index in range(len(parameters[0].values))
     ]
     _check_no_repeats(
         doc,
-        [f"({combination})" for combination in combinations],
+        combinations,
         (*keypath, parameters[0].name),
         f"variables.{group} repeats the combination",
         "combination",

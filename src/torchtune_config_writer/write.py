@@ -79,7 +79,7 @@ def _recover_interrupted_write(folder: Path) -> None:
 def _swap_in(folder: Path, ready: Path, old: Path) -> None:
     if folder.exists():
         for entry in folder.iterdir():
-            if not is_owned(entry.name):
+            if not is_owned(entry):
                 entry.rename(ready / entry.name)
         if _exchange(ready, folder):
             ready.rename(old)
@@ -151,9 +151,7 @@ def stale_files(folder: Path, produced: set[str]) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(
-        entry.name
-        for entry in folder.iterdir()
-        if is_owned(entry.name) and entry.name not in produced
+        entry.name for entry in folder.iterdir() if is_owned(entry) and entry.name not in produced
     )
 
 
@@ -189,6 +187,12 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         existed = folder.is_dir()
         try:
             for name, content in files:
+                if existed and (folder / name).exists() and not is_owned(folder / name):
+                    raise ConfigWriterError(
+                        f"{name} was not written by torchtune-config-writer, which now writes "
+                        "a file of that name here: rename yours (or remove it) and generate again",
+                        folder / name,
+                    )
                 _write_file(new / name, content)
                 written.add(name)
                 if not existed or read_or_none(folder / name) != content:

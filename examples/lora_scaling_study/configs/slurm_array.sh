@@ -10,10 +10,17 @@
 #SBATCH --cpus-per-task=8
 #SBATCH --time=02:00:00
 set -eo pipefail
-task=${SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it runs as a job array}
-printf -v config 'configs/run_%03d.yaml' "$task"
+if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then
+  echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
+  exit 2
+fi
+if ! grep -qxF 'experiment: lora_scaling_study' configs/run_mapping.yaml 2>/dev/null; then
+  echo "error: $PWD is not the folder of the experiment lora_scaling_study: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
+  exit 2
+fi
+printf -v config 'configs/run_%03d.yaml' "$SLURM_ARRAY_TASK_ID"
 if [[ ! -f $config ]]; then
-  echo "error: no $config in $PWD: submit from the folder of the experiment file (sbatch configs/slurm_array.sh)" >&2
+  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: lora_scaling_study has runs 0 to 5" >&2
   exit 2
 fi
 source ~/venvs/torchtune/bin/activate
