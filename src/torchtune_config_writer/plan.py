@@ -20,7 +20,7 @@ from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, SLURM_SCRIPT, run_file
 from .merge import MergeConflict, merge_at
 from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
-from .sweep import OUTPUT_DIR, Run, Sweep, run_id
+from .sweep import OUTPUT_DIR, Run, Sweep, run_id_width
 from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
 from .yaml_io import KeyPath, dump_yaml
@@ -103,11 +103,11 @@ def plan_experiment(
             if placement.section == "controls":
                 controlled = merged
     check_placeholders(experiment, placements)
-    plan = Plan(experiment, base, controlled, placements, recipe=_recipe(experiment, base))
+    plan = Plan(experiment, base, controlled, placements, recipe=_training_recipe(experiment, base))
     return dataclasses.replace(plan, split_output_dir=plan.sweep.shares_output_dir())
 
 
-def _recipe(experiment: Experiment, base: Base) -> str | None:
+def _training_recipe(experiment: Experiment, base: Base) -> str | None:
     """``framework_config.recipe``, else the one torchtune's registry gives a recipe config."""
     recipe = experiment.recipe
     if recipe is not None and recipe.endswith(".py"):
@@ -184,7 +184,7 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
             header=header(from_config),
             job_name=experiment.name,
             run_count=plan.run_count,
-            run_id_width=len(run_id(0, plan.run_count)) - len("run_"),
+            run_id_width=run_id_width(plan.run_count),
             command=tune_run(plan.recipe, '"$config"', nproc),
             mapping=(
                 RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",

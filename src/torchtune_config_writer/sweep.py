@@ -33,7 +33,12 @@ class Run:
 
 def run_id(index: int, count: int) -> str:
     """``run_007``: three digits, more when a sweep has 1000 runs or more (``run_0007``)."""
-    return f"run_{index:0{max(3, len(str(count)))}d}"
+    return f"run_{index:0{run_id_width(count)}d}"
+
+
+def run_id_width(count: int) -> int:
+    """The digits of the run ids of a sweep of ``count`` runs."""
+    return max(3, len(str(count)))
 
 
 def run_count(variables: tuple[Placement, ...]) -> int:
