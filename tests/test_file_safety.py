@@ -27,7 +27,7 @@ NEW = experiment_text(variables="seed: [1, 2]", controls="epochs: 2")
 
 def owned(folder: Path) -> dict[str, bytes]:
     """The generated files of a folder (what must be all old or all new)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if is_owned(p.name)}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if is_owned(p)}
 
 
 def leftovers(experiment_folder: Path) -> list[str]:

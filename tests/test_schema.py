@@ -233,7 +233,8 @@ REFUSED = {
     "a linked group of one member": (
         ("variables", "lora_size"),
         HEAD + "variables:\n  lora_size:\n    lora_rank: [8, 16]\n",
-        "variables.lora_size is a linked group of 1 variables (lora_rank)",
+        "variables.lora_size is a mapping, which links the variables in it, but it has only "
+        "lora_rank",
     ),
     "a linked group member that is not a list": (
         ("variables", "lora_size"),
