@@ -76,13 +76,13 @@ def resolve_parameter(
         return _new_key_path(experiment, parameter, base)
     path = _split(name, base)
     if len(path) > 1:
-        if _lookup(base, path) is _MISSING:
+        if lookup(base, path) is MISSING:
             raise experiment.error(_not_found_message(name, base), parameter.keypath)
         return path
     if name in base:
         return (name,)
     alias = ALIASES.get(name)
-    if alias is not None and _lookup(base, alias) is not _MISSING:
+    if alias is not None and lookup(base, alias) is not MISSING:
         return alias
     places = [place for place in _key_paths(base) if place[-1] == name]
     if len(places) == 1:
@@ -100,15 +100,15 @@ def resolve_parameter(
 def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
     name = parameter.name[1:]
     path = _split(name, base)
-    if _lookup(base, path) is not _MISSING:
+    if lookup(base, path) is not MISSING:
         raise experiment.error(
             f"'+{name}' adds a new key, but the base config already has {dotted(path)}: "
             f"write {name} without the +",
             parameter.keypath,
         )
     for depth in range(1, len(path)):
-        parent = _lookup(base, path[:depth])
-        if parent is _MISSING:
+        parent = lookup(base, path[:depth])
+        if parent is MISSING:
             break
         index = path[depth]
         if isinstance(parent, list) and isinstance(index, int):
@@ -127,7 +127,8 @@ def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, 
     return path
 
 
-_MISSING = object()
+# No value at a key path (``None`` is YAML's null, a value like any other).
+MISSING = object()
 
 
 def _split(name: str, base: dict[str, Any]) -> KeyPath:
@@ -144,7 +145,8 @@ def _split(name: str, base: dict[str, Any]) -> KeyPath:
     return tuple(path)
 
 
-def _lookup(config: Any, path: KeyPath) -> Any:
+def lookup(config: Any, path: KeyPath) -> Any:
+    """The value at ``path`` in ``config``, or :data:`MISSING` if there is none."""
     node = config
     for part in path:
         if isinstance(node, dict) and part in node:
@@ -152,7 +154,7 @@ def _lookup(config: Any, path: KeyPath) -> Any:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
-            return _MISSING
+            return MISSING
     return node
 
 

@@ -12,21 +12,12 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from .parameters import MISSING, lookup
 from .plan import Plan
 from .yaml_io import KeyPath, dump_inline
 
 DEFAULT_CELL_WIDTH = 60
 _GAP = "  "
-
-
-class _Missing:
-    """A key the config does not have (``None`` is YAML's null, a value like any other)."""
-
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
 
 
 def format_runs(
@@ -50,7 +41,7 @@ def format_runs(
     arrow, ellipsis = ("→", "…") if unicode else ("->", "...")
 
     def cell(value: Any, missing: str) -> str:
-        text = missing if value is _MISSING else dump_inline(value)
+        text = missing if value is MISSING else dump_inline(value)
         if cell_width is not None and len(text) > cell_width:
             return text[: max(cell_width - len(ellipsis), 0)] + ellipsis
         return text
@@ -66,7 +57,7 @@ def format_runs(
     if shared:
         lines.append("Every run changes:" if plan.run_count > 1 else "The run changes:")
         rows = [
-            (_display_path(path), cell(_get(base, path), "(new)"), cell(changes[path].value, "-"))
+            (_display_path(path), cell(lookup(base, path), "(new)"), cell(changes[path].value, "-"))
             for path in shared
         ]
         path_width = max(len(path) for path, _, _ in rows)
@@ -80,12 +71,12 @@ def format_runs(
     if columns:
         table = [
             ["run", *(_display_path(path) for path in columns)],
-            ["(base)", *(cell(_get(base, path), "(new)") for path in columns)],
+            ["(base)", *(cell(lookup(base, path), "(new)") for path in columns)],
         ]
         # A second pass over the sweep: a column's width is known only once every run has been
         # compared, and keeping every run's config would hold the whole sweep in memory.
         for run in plan.runs():
-            table.append([run.id, *(cell(_get(run.config, path), "-") for path in columns)])
+            table.append([run.id, *(cell(lookup(run.config, path), "-") for path in columns)])
         lines.append("")
         lines.extend(_align(table))
     return "\n".join(lines) + "\n"
@@ -123,17 +114,17 @@ def _differences(base: Any, config: Any, path: KeyPath) -> Iterator[tuple[KeyPat
     """Each key path where ``config`` differs from ``base``, with its value in ``config``."""
     if base is config:  # a merge shares everything it does not change, so this is most keys
         return
-    if isinstance(config, dict) and (base is _MISSING or isinstance(base, dict)):
+    if isinstance(config, dict) and (base is MISSING or isinstance(base, dict)):
         # A key the base does not have recurses too, so that a new mapping shows its keys.
-        if not config and base is _MISSING:
+        if not config and base is MISSING:
             yield path, config
             return
         old: dict[Any, Any] = base if isinstance(base, dict) else {}
         for key, value in config.items():
-            yield from _differences(old.get(key, _MISSING), value, (*path, key))
+            yield from _differences(old.get(key, MISSING), value, (*path, key))
         for key in old:
             if key not in config:  # merges never remove a key, but say so if one is gone
-                yield (*path, key), _MISSING
+                yield (*path, key), MISSING
         return
     if _merged_into_items(base, config):
         for index, (old, new) in enumerate(zip(base, config, strict=True)):
@@ -199,17 +190,6 @@ def _shape(value: Any) -> dict[Any, Any]:
     if isinstance(value, list):
         return {index: _shape(inner) for index, inner in enumerate(value)}
     return {}
-
-
-def _get(config: Any, path: KeyPath) -> Any:
-    for key in path:
-        if isinstance(config, dict) and key in config:
-            config = config[key]
-        elif isinstance(config, list) and isinstance(key, int) and key < len(config):
-            config = config[key]
-        else:
-            return _MISSING
-    return config
 
 
 def _display_path(path: KeyPath) -> str:

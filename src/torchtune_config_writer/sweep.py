@@ -41,11 +41,6 @@ def run_id_width(count: int) -> int:
     return max(3, len(str(count)))
 
 
-def run_count(variables: tuple[Placement, ...]) -> int:
-    """The number of runs: the product of the axes' lengths (1 without variables)."""
-    return math.prod(len(axis[0].parameter.values) for axis in _axes(variables))
-
-
 def value_index(variables: tuple[Placement, ...], variable: Placement, run_index: int) -> int:
     """Which of ``variable``'s values run number ``run_index`` has (last axis fastest)."""
     axes = _axes(variables)
@@ -76,7 +71,8 @@ class Sweep:
         self.controlled = controlled
         self.variables = variables
         self.templated = templated
-        self.count = run_count(variables)
+        self._axes = _axes(variables)
+        self.count = math.prod(len(axis[0].parameter.values) for axis in self._axes)
         self._fills = bool(templated) or any(
             needs_filling(value) for p in variables for value in p.parameter.values
         )
@@ -121,7 +117,7 @@ class Sweep:
 
     def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
         """Each run's id, its variables' values and its templated controls' values, filled in."""
-        axes = _axes(self.variables)
+        axes = self._axes
         # One position per axis; the members of a linked group share their axis's position.
         positions = itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes))
         for index, position in enumerate(positions):
