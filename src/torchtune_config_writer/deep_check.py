@@ -18,7 +18,7 @@ from typing import Any
 from .findings import ERROR, UNVERIFIED, WARNING
 from .torchtune_runtime import Runtime, locate_component
 from .type_check import expected_type, parameter_annotations
-from .yaml_io import KeyPath, dotted, dump_inline
+from .yaml_io import KeyPath, dotted, dump_inline, leaves
 
 COMPONENT = "_component_"
 
@@ -50,7 +50,7 @@ def deep_check(
     # OmegaConf refuses a whole config over one malformed ${: check the rest without them.
     cfg = OmegaConf.create(_without(data, broken))
     resolved: dict[KeyPath, Any] = {}
-    for keypath, value in _leaves(data):
+    for keypath, value in leaves(data):
         if keypath in broken or not (isinstance(value, str) and "${" in value):
             continue
         try:
@@ -80,7 +80,7 @@ def deep_check(
 def _syntax_problems(data: dict[str, Any]) -> Iterator[Problem]:
     from omegaconf import OmegaConf
 
-    for keypath, value in _leaves(data):
+    for keypath, value in leaves(data):
         if isinstance(value, str) and "${" in value:
             try:
                 OmegaConf.create({"value": value})
@@ -149,17 +149,6 @@ def _component_problems(
                 "type",
                 f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
             )
-
-
-def _leaves(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, (*keypath, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _leaves(value, (*keypath, index))
-    else:
-        yield keypath, node
 
 
 def _components(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, dict[str, Any]]]:

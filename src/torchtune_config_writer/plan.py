@@ -8,6 +8,7 @@ two cannot disagree. Every error in the experiment or its base is found by
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ class Plan:
         """The number of runs."""
         return self.experiment.run_count
 
-    @property
+    @functools.cached_property
     def sweep(self) -> Sweep:
         """The sweep of this plan's variables over its controlled base."""
         templated = tuple(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigWriterError
 from .recipes import require_torchtune
+from .yaml_io import leaves
 
 # Every torchtune recipe calls the top-level config ``cfg`` (``recipe_main(cfg)``, ``__init__(self,
 # cfg)``, ``setup(self, cfg)``); names assigned from it (``self._cfg = cfg``) are followed too.
@@ -172,13 +173,6 @@ def unread_top_level_keys(config: Mapping[str, Any], recipe_file: Path) -> list[
         recipe_file: The recipe that runs it, e.g. from :func:`recipe_file_for`.
     """
     read = keys_read_by_recipe(recipe_file)
-    referenced = {match for text in _strings(config) for match in _INTERPOLATION.findall(text)}
+    strings = (text for _, text in leaves(config) if isinstance(text, str))
+    referenced = {match for text in strings for match in _INTERPOLATION.findall(text)}
     return [key for key in config if key not in read and key not in referenced]
-
-
-def _strings(node: object) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, (Mapping, list)):
-        for value in node.values() if isinstance(node, Mapping) else node:
-            yield from _strings(value)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .yaml_io import KeyPath, dump_inline
+from .yaml_io import KeyPath, dump_inline, leaves
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -71,12 +71,12 @@ def _interpolation_end(text: str, start: int) -> int:
 
 def needs_filling(value: Any) -> bool:
     """Whether ``value`` holds a placeholder or an escaped one anywhere inside."""
-    return any(parse(text) != (text,) for _, text in _strings(value, ()))
+    return any(parse(text) != (text,) for _, text in _strings(value))
 
 
 def placeholders(value: Any) -> Iterator[tuple[KeyPath, str]]:
     """Every placeholder name inside ``value``, with the key path of its string."""
-    for path, text in _strings(value, ()):
+    for path, text in _strings(value):
         for part in parse(text):
             if isinstance(part, Placeholder):
                 yield path, str(part)
@@ -111,17 +111,6 @@ def text_of(value: Any) -> str | None:
     if isinstance(value, (list, dict)):
         return None
     return dump_inline(value)
-
-
-def _strings(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, (*path, index))
 
 
 def check_placeholders(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
@@ -183,3 +172,7 @@ def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...
         hint = f"did you mean {{{close[0]}}}? " if close else ""
         problem = f"{hint}placeholders name run_id or a variable ({', '.join(known[1:]) or 'none'})"
     return f"{{{name}}} names no variable: {problem}; write {{{{{name}}}}} for a literal {{{name}}}"
+
+
+def _strings(value: Any) -> Iterator[tuple[KeyPath, str]]:
+    return ((path, leaf) for path, leaf in leaves(value) if isinstance(leaf, str))

@@ -40,6 +40,18 @@ def dotted(path: KeyPath) -> str:
     return ".".join(str(part) for part in path)
 
 
+def leaves(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
+    """Every value inside mappings and lists that is neither, with its key path, in file order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, (*keypath, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from leaves(value, (*keypath, index))
+    else:
+        yield keypath, node
+
+
 # OmegaConf 2.4's float rule (omegaconf/_yaml.py): exponent without a dot is a float.
 _OMEGACONF_FLOAT = re.compile(
     r"""^(?:
