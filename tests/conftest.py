@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import shutil
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +71,18 @@ framework_config:
     return text
 
 
+def copy_experiment(source: Path, dest: Path) -> Path:
+    """A copy of an experiment folder with a name and an ``output_dir`` of its own (two
+    experiments of one repository may share neither); the copy's experiment file."""
+    shutil.copytree(source, dest)
+    path = dest / "experiment.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^  name: .*$", f"  name: {dest.name}", text, count=1)
+    text = text.replace("\ncontrols:\n", f"\ncontrols:\n  output_dir: /scratch/{dest.name}\n", 1)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path → bytes), to prove nothing changed."""
     return {
@@ -75,3 +90,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``torchtune`` skip, with the reason, where torch or torchtune is missing."""
+    missing = [name for name in ("torch", "torchtune") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"needs {' and '.join(missing)}, not installed here")
+    for item in items:
+        if "torchtune" in item.keywords:
+            item.add_marker(skip)

@@ -22,6 +22,8 @@ BASE = f"framework_config:\n  base_config: {RECIPE}\n"
 
 # A valid experiment: generated first, so that each bad version has a folder it could damage.
 VALID = experiment_text(variables="lora_rank: [8, 16]", controls="learning_rate: 0.0002")
+# Another valid experiment beside it: its own name and output_dir.
+SECOND = VALID.replace("name: study", "name: second") + "  output_dir: /scratch/second\n"
 
 
 def test_experiment_text_starts_with_five_lines() -> None:
@@ -958,7 +960,7 @@ def test_a_bad_second_experiment_stops_the_first_from_being_written(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     first = write_experiment(VALID, folder="first")
-    second = write_experiment(VALID, folder="second")
+    second = write_experiment(SECOND, folder="second")
     assert cli("generate", first, second).code == 0
     # The first changes validly (a third run), the second breaks.
     first.write_text(experiment_text(variables="lora_rank: [8, 16, 32]"), encoding="utf-8")
@@ -980,7 +982,7 @@ def test_a_second_experiment_whose_configs_is_a_file_stops_the_first(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     first = write_experiment(VALID, folder="first")
-    second = write_experiment(VALID, folder="second")
+    second = write_experiment(SECOND, folder="second")
     (second.parent / "configs").write_text("not a folder\n")
     everything = snapshot(tmp_path)
     result = cli("generate", first, second)

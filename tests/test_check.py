@@ -11,7 +11,7 @@ import pytest
 
 from torchtune_config_writer import generate, recipes
 
-from .conftest import EXAMPLES, CliResult, experiment_text, snapshot
+from .conftest import EXAMPLES, CliResult, copy_experiment, experiment_text, snapshot
 
 
 def git(repo: Path, *args: str) -> str:
@@ -122,7 +122,7 @@ def test_check_compares_with_the_same_bytes_generate_writes(
 def test_a_shared_base_config_checks_every_experiment_that_uses_it(
     repo: Path, cli: Callable[..., CliResult]
 ) -> None:
-    shutil.copytree(repo / "lr_batch_sweep", repo / "lr_batch_sweep_2")
+    copy_experiment(repo / "lr_batch_sweep", repo / "lr_batch_sweep_2")
     git(repo, "add", "-A")
     base = repo / "lr_batch_sweep" / "my_gpu_optimized.yaml"
     (repo / "lr_batch_sweep_2" / "experiment.yaml").write_text(

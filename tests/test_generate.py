@@ -113,7 +113,7 @@ def test_lists_replace_whole(write_experiment: Callable[..., Path]) -> None:
 @pytest.mark.parametrize(
     ("control", "key", "value"),
     [
-        ("epochs: 2.5", "epochs", 2.5),  # float over int
+        ("lora_alpha: 12.5", ("model", "lora_alpha"), 12.5),  # an int torchtune reads as float
         ("optimizer.lr: 1", ("optimizer", "lr"), 1),  # int over float stays an int
         ("seed: 42", "seed", 42),  # anything over null
         ("max_steps_per_epoch: 100", "max_steps_per_epoch", 100),

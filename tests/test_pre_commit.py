@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLES, REPO, snapshot
+from .conftest import EXAMPLES, REPO, copy_experiment, snapshot
 
 HOOK = "check-torchtune-configs"
 HOOK_NAME = "torchtune configs match their experiments"
@@ -139,8 +139,7 @@ def test_a_hand_edit_of_a_generated_config_fails_and_is_restored(
 def test_a_shared_base_config_change_regenerates_every_experiment_using_it(
     repo: Path, env: dict[str, str]
 ) -> None:
-    shutil.copytree(repo / "lr_batch_sweep", repo / "lr_batch_sweep_2")
-    second = repo / "lr_batch_sweep_2" / "experiment.yaml"
+    second = copy_experiment(repo / "lr_batch_sweep", repo / "lr_batch_sweep_2")
     second.write_text(
         second.read_text().replace(
             "my_gpu_optimized.yaml", "../lr_batch_sweep/my_gpu_optimized.yaml"

@@ -68,23 +68,24 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
     Raises:
         ConfigWriterError: a path does not exist.
     """
-    found: dict[Path, None] = {}
+    # By real path: an experiment named as written and found again as a base's user is one.
+    found: dict[Path, Path] = {}
     users_by_root: dict[Path, dict[Path, list[Path]]] = {}
     for path in paths:
         if not path.exists():
             raise ConfigWriterError("does not exist: name an experiment or a changed file", path)
         experiments = experiments_in(path)
-        if experiments:
-            found.update(dict.fromkeys(experiments))
-            continue
-        # A base config file: its users are in its repository, read once, only when needed.
-        root = repository_root(path.parent) or repository_root(start)
-        if root is None:
-            continue
-        if root not in users_by_root:
-            users_by_root[root] = _base_users(repository_experiments(root))
-        found.update(dict.fromkeys(users_by_root[root].get(_same_file_key(path), [])))
-    return list(found)
+        if not experiments:
+            # A base config file: its users are in its repository, read once, only when needed.
+            root = repository_root(path.parent) or repository_root(start)
+            if root is None:
+                continue
+            if root not in users_by_root:
+                users_by_root[root] = _base_users(repository_experiments(root))
+            experiments = users_by_root[root].get(_same_file_key(path), [])
+        for experiment in experiments:
+            found.setdefault(_same_file_key(experiment), experiment)
+    return list(found.values())
 
 
 def experiments_in(path: Path) -> list[Path]:

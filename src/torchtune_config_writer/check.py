@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .affected import find_affected_experiments, repository_experiments
+from .collisions import find_collisions, other_experiments
 from .drift import Drift, find_drift
 from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS
@@ -63,14 +64,19 @@ def check(
         else repository_experiments(start)
     )
     result = CheckResult()
+    plans = []
     for path in experiments:
         try:
             plan = plan_experiment(path, max_runs=max_runs)
         except ConfigWriterError as error:
             result.errors.append(error)
             continue
+        plans.append(plan)
         if plan.experiment.output_base_dir is None:  # timestamped output is not committed
             result.drifts.append(find_drift(plan))
+    # With no paths every experiment of the repository is in `plans` already.
+    collisions = find_collisions(plans, other_experiments(plans, max_runs) if paths else [])
+    result.errors.extend(collision.error() for collision in collisions)
     if fix and not result.errors:
         drifted = [drift for drift in result.drifts if drift.drifted]
         for drift in drifted:

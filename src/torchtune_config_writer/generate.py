@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .collisions import find_collisions, other_experiments
 from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
@@ -72,6 +73,9 @@ def generate_many(
 ) -> list[Generated]:
     """Generate several experiments; bad input in any of them is found before any is written."""
     plans = [plan_experiment(Path(p), max_runs=max_runs, refresh_base=refresh_base) for p in paths]
+    # Two experiments of one repository never write to one folder.
+    for collision in find_collisions(plans, other_experiments(plans, max_runs)):
+        raise collision.error()
     targets = [_target(plan, output_base_dir) for plan in plans]
     return [_write(plan, *target) for plan, target in zip(plans, targets, strict=True)]
 

@@ -10,6 +10,11 @@ from typing import Any
 
 from .yaml_io import KeyPath, a_type_name, dotted, dump_inline
 
+# Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
+# ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
+# every built-in config with the annotations of the parameters its values go to.
+FLOAT_KEYS = frozenset({"lora_alpha", "gamma", "reward_penalty"})
+
 
 class MergeConflict(Exception):
     """A value whose type does not fit the value it replaces (the caller adds the location).
@@ -57,8 +62,9 @@ def _merge_at(node: Any, path: KeyPath, depth: int, value: Any) -> Any:
 def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
     """``new`` over ``old``: mappings merge recursively, everything else replaces.
 
-    Compatible: the same type, an integer and a float, anything over null, null over anything
-    (how a torchtune feature is switched off), and an OmegaConf ``${...}`` on either side.
+    Compatible: the same type, an integer over a float, anything over null, null over anything
+    (how a torchtune feature is switched off), and an OmegaConf ``${...}`` on either side. A
+    float never replaces an integer, not even a whole one (``batch_size: 4.0``).
     """
     if isinstance(old, dict) and isinstance(new, dict):
         merged = dict(old)
@@ -71,7 +77,22 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
             f"gives {a_type_name(new)} ({_short(new)}): give {a_type_name(old)}",
             path,
         )
+    if _is_int(old) and isinstance(new, float) and not (path and path[-1] in FLOAT_KEYS):
+        # torchtune hands these to range() and DataLoader, which refuse floats even when whole;
+        # the experiment is fixed rather than the value silently rewritten.
+        fix = f"write {int(new)}" if new.is_integer() else "give a whole number"
+        if not new.is_integer():
+            fix += f" (or, in your own base config, write {old}.0 if torchtune takes a float)"
+        raise MergeConflict(
+            f"{dotted(path)} is an integer in the base ({_short(old)}), but the experiment "
+            f"gives the float {_short(new)}: torchtune needs an integer here; {fix}",
+            path,
+        )
     return new
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _compatible(old: Any, new: Any) -> bool:

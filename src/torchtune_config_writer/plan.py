@@ -7,21 +7,21 @@ two cannot disagree. Every error in the experiment or its base is found by
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .base import Base, load_base, render_lock
+from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
 from .launch import render_slurm_script, run_config, tune_run
 from .layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, SLURM_SCRIPT, run_file
 from .merge import MergeConflict, merge_at
+from .outputs import OUTPUT_DIR, OutputLayout, plan_outputs, shared_locations
 from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
-from .sweep import OUTPUT_DIR, Run, Sweep, run_id_width
+from .sweep import Run, Sweep, run_id_width, value_index
 from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
 from .yaml_io import KeyPath, dump_yaml
@@ -36,7 +36,8 @@ class Plan:
         base: Its resolved base config.
         controlled: The base with the controls merged in.
         placements: Every control and variable, resolved and type-checked, controls first.
-        split_output_dir: Each run gets its run id appended to ``output_dir``.
+        sweep: The variables crossed over ``controlled``.
+        outputs: Where each run writes, and which output keys are split per run.
         recipe: The torchtune recipe that trains the configs, or ``None`` when the experiment
             does not say (a custom base without ``framework_config.recipe``).
     """
@@ -45,7 +46,8 @@ class Plan:
     base: Base
     controlled: dict[str, Any]
     placements: tuple[Placement, ...]
-    split_output_dir: bool = False
+    sweep: Sweep
+    outputs: OutputLayout
     recipe: str | None = None
 
     @property
@@ -58,19 +60,36 @@ class Plan:
         """The number of runs."""
         return self.experiment.run_count
 
-    @functools.cached_property
-    def sweep(self) -> Sweep:
-        """The sweep of this plan's variables over its controlled base."""
-        templated = tuple(
-            p
-            for p in self.placements
-            if p.section == "controls" and needs_filling(p.parameter.values[0])
-        )
-        return Sweep(self.controlled, self.variables, templated)
-
     def runs(self) -> Iterator[Run]:
         """Every run of the sweep, in run id order, each with its complete merged config."""
-        return self.sweep.runs(self.split_output_dir)
+        return self.sweep.runs(self.outputs.split)
+
+    def written_at(self, keypath: KeyPath, run_index: int | None = None) -> KeyPath | None:
+        """Where in the experiment file the value at config ``keypath`` was set, if it was.
+
+        Args:
+            keypath: A key path of a run's config.
+            run_index: Which run, to find a variable's value; ``None`` matches controls only.
+        """
+        setters = [p for p in self.placements if keypath[: len(p.path)] == p.path]
+        if not setters:
+            return None
+        placement = max(setters, key=lambda p: len(p.path))
+        where: KeyPath = placement.parameter.keypath
+        index = 0
+        if placement.section == "variables":
+            if run_index is None:
+                return None
+            index = value_index(self.variables, placement, run_index)
+            where = (*where, index)
+        inner = keypath[len(placement.path) :]
+        # A mapping value merges: the key may come from the base, not from the experiment.
+        value = placement.parameter.values[index]
+        for part in inner:
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return (*where, *inner)
 
 
 def plan_experiment(
@@ -104,8 +123,40 @@ def plan_experiment(
             if placement.section == "controls":
                 controlled = merged
     check_placeholders(experiment, placements)
-    plan = Plan(experiment, base, controlled, placements, recipe=_training_recipe(experiment, base))
-    return dataclasses.replace(plan, split_output_dir=plan.sweep.shares_output_dir())
+    variables = tuple(p for p in placements if p.section == "variables")
+    templated = tuple(
+        p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])
+    )
+    sweep = Sweep(controlled, variables, templated)
+    outputs = plan_outputs(sweep.output_keys(), ((run.id, run.config) for run in sweep.runs()))
+    recipe = _training_recipe(experiment, base)
+    plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
+    for _, first, second in shared_locations([(experiment.folder, outputs)]):
+        raise _shared_location_error(plan, first, second)
+    return plan
+
+
+def _shared_location_error(
+    plan: Plan, first: tuple[Path, str, str], second: tuple[Path, str, str]
+) -> ConfigWriterError:
+    """Two runs of one experiment that write one folder under different keys (no split helps)."""
+    (_, run_a, key_a), (_, run_b, key_b) = first, second
+    located = dict(plan.outputs.locations)
+    runs = plan.outputs.run_ids()
+    where = plan.written_at(parts(key_b), runs.index(run_b)) or plan.written_at(
+        parts(key_a), runs.index(run_a)
+    )
+    return plan.experiment.error(
+        f"runs {run_a} and {run_b} both write to {located[run_b][key_b]} ({key_a} of {run_a}, "
+        f"{key_b} of {run_b}): torchtune would mix their checkpoints; give each run its own "
+        "folder (e.g. through {run_id})",
+        where or (),
+    )
+
+
+def parts(key: str) -> KeyPath:
+    """A dotted config key as a key path: ``dataset.0.source`` → ``("dataset", 0, "source")``."""
+    return tuple(int(part) if part.isdigit() else part for part in key.split("."))
 
 
 def _training_recipe(experiment: Experiment, base: Base) -> str | None:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .merge import merge_at
-from .parameters import Placement
+from .outputs import OUTPUT_DIR, output_keys, split_value
+from .parameters import Placement, lookup
 from .templates import RUN_ID, fill, needs_filling, text_of
 from .variables import linked_axes
-
-OUTPUT_DIR = "output_dir"
+from .yaml_io import KeyPath
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,11 @@ class Sweep:
             for p in variables
         ]
 
-    def runs(self, split_output_dir: bool) -> Iterator[Run]:
+    def runs(self, split: tuple[KeyPath, ...] = ()) -> Iterator[Run]:
         """Every run, the last variable changing fastest.
 
         Args:
-            split_output_dir: Give each run its own ``output_dir`` by appending the run id.
+            split: Output keys whose folder each run gets its own of, by appending its run id.
         """
         names = [placement.parameter.name for placement in self.variables]
         for ident, values, controls in self._combinations():
@@ -95,25 +95,19 @@ class Sweep:
                 config = merge_at(config, placement.path, value)
             for placement, value in zip(self.templated, controls, strict=True):
                 config = merge_at(config, placement.path, value)
-            if split_output_dir and isinstance(config.get(OUTPUT_DIR), str):
-                config = dict(config)  # the key keeps its place in the order
-                config[OUTPUT_DIR] = f"{config[OUTPUT_DIR].rstrip('/')}/{ident}"
+            for path in split:
+                value = lookup(config, path)
+                if isinstance(value, str):  # the key keeps its place in the order
+                    config = merge_at(config, path, split_value(value, ident))
             yield Run(ident, dict(zip(names, values, strict=True)), config)
 
-    def shares_output_dir(self) -> bool:
-        """Whether two runs would write checkpoints to one ``output_dir`` (torchtune mixes them)."""
-        placements = (*self.variables, *self.templated)
-        setter = next((n for n, p in enumerate(placements) if p.path == (OUTPUT_DIR,)), None)
-        seen: set[str] = set()
-        for _, values, controls in self._combinations():
-            value = (
-                self.controlled.get(OUTPUT_DIR) if setter is None else [*values, *controls][setter]
-            )
-            if isinstance(value, str):
-                if value in seen:
-                    return True
-                seen.add(value)
-        return False
+    def output_keys(self) -> tuple[KeyPath, ...]:
+        """The output keys any run has, top-level ``output_dir`` first, then in config order."""
+        found = dict.fromkeys(output_keys(self.controlled))
+        for placement in self.variables:
+            for value in placement.parameter.values:
+                found.update(dict.fromkeys(output_keys(value, placement.path)))
+        return tuple(sorted(found, key=lambda keypath: keypath != (OUTPUT_DIR,)))
 
     def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
         """Each run's id, its variables' values and its templated controls' values, filled in."""

@@ -20,7 +20,6 @@ from .experiment import EXPERIMENT_FILE_NAMES
 from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
 from .plan import Plan, plan_experiment
-from .sweep import value_index
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 from .yaml_io import Document, KeyPath, dotted, read_yaml_file
 
@@ -213,24 +212,6 @@ def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None)
     """The line of the experiment file that set the value at ``keypath``, if it set it."""
     if plan is None or not keypath:
         return None
-    setters = [p for p in plan.placements if keypath[: len(p.path)] == p.path]
-    if not setters:
-        return None
-    placement = max(setters, key=lambda p: len(p.path))
-    where: KeyPath = placement.parameter.keypath
-    index = 0
-    if placement.section == "variables":
-        if run_index is None:
-            return None
-        index = value_index(plan.variables, placement, run_index)
-        where = (*where, index)
-    inner = keypath[len(placement.path) :]
-    # A mapping value merges: the key may come from the base, not from the experiment.
-    value = placement.parameter.values[index]
-    for part in inner:
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    where = (*where, *inner)
-    found = plan.experiment.document.position(where)
+    where = plan.written_at(keypath, run_index)
+    found = plan.experiment.document.position(where) if where is not None else None
     return found[0] if found else None

@@ -81,6 +81,13 @@ def _report(generated: Generated) -> None:
     shown = generated.run_mapping.name if generated.write else display_path(generated.run_mapping)
     verb = "Kept" if generated.write and generated.write.unchanged else "Created"
     print(f"{mark} {verb} {shown}")
+    relative = generated.plan.outputs.relative_keys()
+    if relative:
+        folder = display_path(generated.plan.experiment.folder)
+        print(
+            f"! {', '.join(relative)}: relative, so the runs write under {folder}/, where "
+            "their commands run (give an absolute path to write elsewhere)"
+        )
 
 
 def _validate(generated: Generated, args: argparse.Namespace) -> int:

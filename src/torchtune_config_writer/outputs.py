@@ -1,0 +1,176 @@
+"""Where runs write, kept apart: within an experiment by splitting, across a repository by error.
+
+torchtune writes under every key named ``output_dir`` (the top-level one, the checkpointer's,
+the profiler's) and ``log_dir`` (the metric logger's): checkpoints land in
+``checkpointer.output_dir/epoch_N``, so two runs that resolve one of these to the same folder
+overwrite each other. A location is compared after its ``${...}`` references are filled in, as
+OmegaConf will fill them when the run starts; a relative one is relative to the experiment's
+folder, where the commands of ``run_mapping.yaml`` and the SLURM script run.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .parameters import MISSING, lookup
+from .yaml_io import KeyPath, dotted
+
+OUTPUT_DIR = "output_dir"
+OUTPUT_KEYS = frozenset({OUTPUT_DIR, "log_dir"})
+# ``${output_dir}``, ``${checkpointer.output_dir}``, ``${dataset[0].x}``: absolute references.
+# Resolver calls (``${oc.env:SCRATCH}``) have a colon and stay as written: the same text is the
+# same place on the machine that trains.
+_REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)\s*\}")
+_MAX_DEPTH = 8  # references of references; a cycle is OmegaConf's to report
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each run of an experiment writes.
+
+    Attributes:
+        split: The output keys whose values the runs would share, so each run gets its run id
+            appended (``/scratch/study/run_002``), in config order.
+        locations: Each run's id and its output locations, ``{dotted key: folder}``, with
+            references filled in and the split applied; relative folders as written.
+    """
+
+    split: tuple[KeyPath, ...]
+    locations: tuple[tuple[str, dict[str, str]], ...]
+
+    def run_ids(self) -> list[str]:
+        """Every run's id, in order."""
+        return [ident for ident, _ in self.locations]
+
+    def relative_keys(self) -> list[str]:
+        """The output keys that some run gives a relative folder, in config order."""
+        keys: dict[str, None] = {}
+        for _, located in self.locations:
+            keys.update((key, None) for key, folder in located.items() if not _is_absolute(folder))
+        return list(keys)
+
+
+def output_keys(config: Any, keypath: KeyPath = ()) -> Iterator[KeyPath]:
+    """Every key path in ``config`` (at ``keypath``) whose last key is an output key."""
+    if keypath and keypath[-1] in OUTPUT_KEYS:
+        yield keypath
+    items: Iterable[tuple[Any, Any]] = (
+        config.items()
+        if isinstance(config, dict)
+        else enumerate(config)
+        if isinstance(config, list)
+        else ()
+    )
+    for key, value in items:
+        yield from output_keys(value, (*keypath, key))
+
+
+def plan_outputs(
+    keys: tuple[KeyPath, ...], runs: Iterable[tuple[str, dict[str, Any]]]
+) -> OutputLayout:
+    """Decide which output keys to split per run, and where every run then writes.
+
+    Args:
+        keys: The output key paths of the sweep, top-level ``output_dir`` first (the others
+            usually refer to it).
+        runs: Each run's id and its merged config, before any split.
+
+    Returns:
+        The layout; two runs may still meet where one run's key resolves to another run's
+        folder under a different key (see :func:`shared_locations`).
+    """
+    names = [dotted(key) for key in keys]
+    values = [(ident, _referenced(config, names)) for ident, config in runs]
+    split: list[str] = []
+    for name in names:
+        seen: set[str] = set()
+        for ident, known in values:
+            folder = _resolve(name, known, split, ident)
+            if folder is None:
+                continue
+            if (normal := posixpath.normpath(folder)) in seen:
+                split.append(name)
+                break
+            seen.add(normal)
+    locations = tuple(
+        (ident, {name: folder for name in names if (folder := _resolve(name, known, split, ident))})
+        for ident, known in values
+    )
+    return OutputLayout(tuple(key for key in keys if dotted(key) in split), locations)
+
+
+def split_value(value: str, run_id: str) -> str:
+    """An output folder of one run: the shared folder with the run id appended."""
+    return f"{value.rstrip('/')}/{run_id}"
+
+
+def shared_locations(
+    layouts: Iterable[tuple[Path, OutputLayout]],
+) -> Iterator[tuple[str, tuple[Path, str, str], tuple[Path, str, str]]]:
+    """Folders that two runs write to, each with the first and the second (experiment, run,
+    key) that write there.
+
+    Args:
+        layouts: Each experiment's folder (relative locations are joined to it) and layout.
+    """
+    first: dict[str, tuple[Path, str, str]] = {}
+    for folder, layout in layouts:
+        for ident, located in layout.locations:
+            for key, location in located.items():
+                place = location_of(folder, location)
+                writer = (folder, ident, key)
+                seen = first.setdefault(place, writer)
+                if seen[:2] != writer[:2]:
+                    yield place, seen, writer
+
+
+def location_of(folder: Path, location: str) -> str:
+    """A run's folder as one string to compare: relative ones under the experiment's folder."""
+    if _is_absolute(location):
+        return posixpath.normpath(location)
+    return os.path.normpath(folder / location)
+
+
+def _is_absolute(folder: str) -> bool:
+    # ~ and ${oc.env:...} are absolute on the machine that trains; anything else is relative.
+    return folder.startswith(("/", "~", "$"))
+
+
+def _referenced(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The values of ``names`` and of every key their strings refer to, by dotted name."""
+    known: dict[str, Any] = {}
+    todo = list(reversed(names))
+    while todo and len(known) < 64:
+        name = todo.pop()
+        if name in known:
+            continue
+        value = lookup(config, _keypath(name))
+        known[name] = value
+        if isinstance(value, str):
+            todo.extend(_REFERENCE.findall(value))
+    return known
+
+
+def _resolve(
+    name: str, known: dict[str, Any], split: list[str], ident: str, depth: int = 0
+) -> str | None:
+    """The folder at ``name`` with references filled in, or ``None`` when it is no folder."""
+    value = known.get(name, MISSING)
+    if value is MISSING or value is None or isinstance(value, (bool, dict, list)):
+        return None
+    text = str(value)
+    if depth < _MAX_DEPTH and "${" in text:
+        text = _REFERENCE.sub(
+            lambda match: _resolve(match[1], known, split, ident, depth + 1) or match[0], text
+        )
+    return split_value(text, ident) if name in split else text
+
+
+def _keypath(name: str) -> KeyPath:
+    return tuple(int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", name))
