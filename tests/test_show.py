@@ -62,10 +62,11 @@ def test_the_lora_rank_study_example(cli: Callable[..., CliResult]) -> None:
         lora_rank_study: 4 runs of llama3_2/1B_lora_single_device
 
         Every run changes:
-          model.lora_alpha    128   → 16
-          dataset.packed      false → true
-          dataset.data_files  (new) → /scratch/data/alpaca.json
-          epochs              1     → 3
+          model.lora_alpha       128   → 16
+          tokenizer.max_seq_len  null  → 2048
+          dataset.packed         false → true
+          dataset.data_files     (new) → /scratch/data/alpaca.json
+          epochs                 1     → 3
 
         run      output_dir                                     model.lora_rank
         (base)   /tmp/torchtune/llama3_2_1B/lora_single_device  64

@@ -64,7 +64,10 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             assert old in RECIPE_TEXT
             (folder / "base.yaml").write_text(RECIPE_TEXT.replace(old, new))
             base = "base_config_file: base.yaml"
-        (folder / "experiment.yaml").write_text(experiment_text(controls=controls, base=base))
+        # Each its own name and output_dir: experiments validated together may share neither.
+        own = f"{controls}\noutput_dir: /scratch/{case}".lstrip()
+        text = experiment_text(controls=own, base=base).replace("name: study", f"name: {case}")
+        (folder / "experiment.yaml").write_text(text)
         generate(folder)
         found[case] = folder / "configs" / "run_000.yaml"
     return found

@@ -9,18 +9,29 @@ for top-level keys the recipe never reads.
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .findings import ERROR, UNVERIFIED, WARNING
+from .parameters import MISSING, lookup
+from .recipe_rules import CHECK as RULE_CHECK
+from .recipe_rules import Values, packed_without_max_seq_len, recipe_rule_problems
 from .torchtune_runtime import Runtime, locate_component
 from .type_check import expected_type, parameter_annotations
 from .yaml_io import KeyPath, dotted, dump_inline, leaves
 
 COMPONENT = "_component_"
+# How close an argument **kwargs swallows must be to a parameter to be its misspelling:
+# ``spilt``/``split`` and ``pakced``/``packed`` are 0.8, ``field``/``filter_fn`` 0.43.
+_MISSPELT = 0.75
+# The builders of local files, whose options (json's ``field``, csv's ``sep``) load_dataset takes.
+_FILE_BUILDERS = ("json", "csv", "text", "parquet", "arrow")
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,12 @@ def deep_check(
             )
         except Exception as exc:  # noqa: BLE001 - every resolution failure is a finding
             problems.append(_interpolation_problem(keypath, value, exc))
+    get = _values(data, resolved)
     for keypath, node in _components(data):
-        problems.extend(_component_problems(runtime, keypath, node, resolved))
+        problems.extend(_component_problems(runtime, keypath, node, resolved, get))
     if recipe_file is not None:
+        for keypath, message in recipe_rule_problems(get, recipe_file):
+            problems.append(Problem(keypath, ERROR, RULE_CHECK, message))
         from .recipe_keys import unread_top_level_keys
 
         for key in unread_top_level_keys(data, recipe_file):
@@ -109,8 +123,24 @@ def _interpolation_problem(keypath: KeyPath, value: str, exc: Exception) -> Prob
     )
 
 
+def _values(data: dict[str, Any], resolved: dict[KeyPath, Any]) -> Values:
+    """The config's values by key path, interpolations filled in; MISSING where one failed."""
+
+    def get(keypath: KeyPath) -> Any:
+        if keypath in resolved:
+            return resolved[keypath]
+        value = lookup(data, keypath)
+        return MISSING if isinstance(value, str) and "${" in value else value
+
+    return get
+
+
 def _component_problems(
-    runtime: Runtime, keypath: KeyPath, node: dict[str, Any], resolved: dict[KeyPath, Any]
+    runtime: Runtime,
+    keypath: KeyPath,
+    node: dict[str, Any],
+    resolved: dict[KeyPath, Any],
+    get: Values,
 ) -> Iterator[Problem]:
     target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
     where = (*keypath, COMPONENT)
@@ -135,6 +165,10 @@ def _component_problems(
     except TypeError as exc:
         yield Problem(keypath, ERROR, "signature", f"{target}: {exc}")
         return
+    yield from _swallowed_misspellings(target, keypath, signature, kwargs)
+    packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
+    if packing is not None:
+        yield Problem(packing[0], ERROR, RULE_CHECK, packing[1])
     annotations = parameter_annotations(component)
     for key, value in kwargs.items():
         if isinstance(value, dict) and COMPONENT in value:
@@ -149,6 +183,55 @@ def _component_problems(
                 "type",
                 f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
             )
+
+
+def _swallowed_misspellings(
+    target: str, keypath: KeyPath, signature: inspect.Signature, kwargs: dict[str, Any]
+) -> Iterator[Problem]:
+    """Arguments that ``**kwargs`` takes but that are misspellings of a named parameter.
+
+    torchtune's datasets pass what they do not name on to ``load_dataset``, which fails on
+    ``spilt: train`` at run time; the arguments it does take (``data_files``, ``name``) are
+    left alone.
+    """
+    parameters = signature.parameters
+    extra = next((p.name for p in parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if extra is None:
+        return
+    named = [
+        name for name, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    for key in kwargs:
+        if key in parameters:
+            continue
+        close = difflib.get_close_matches(key, named, n=1, cutoff=_MISSPELT)
+        if close and key not in _passed_through():
+            yield Problem(
+                (*keypath, key),
+                ERROR,
+                "signature",
+                f"{target} has no argument {key}: did you mean {close[0]}? It would go on "
+                f"through **{extra}, where `tune run` fails on it",
+            )
+
+
+@cache
+def _passed_through() -> frozenset[str]:
+    """What ``datasets.load_dataset`` and its file builders take, where datasets is installed."""
+    try:
+        import dataclasses
+
+        import datasets
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+    except Exception:  # noqa: BLE001 - without datasets nothing is known to pass through
+        return frozenset()
+    names = set(inspect.signature(datasets.load_dataset).parameters)
+    for builder in _FILE_BUILDERS:
+        module, _ = _PACKAGED_DATASETS_MODULES[builder]
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, type) and issubclass(value, datasets.BuilderConfig):
+                names.update(field.name for field in dataclasses.fields(value))
+    return frozenset(names)
 
 
 def _components(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, dict[str, Any]]]:

@@ -13,7 +13,7 @@ from .yaml_io import KeyPath, a_type_name, dotted, dump_inline
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
 # every built-in config with the annotations of the parameters its values go to.
-FLOAT_KEYS = frozenset({"lora_alpha", "gamma", "reward_penalty"})
+FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalty"})
 
 
 class MergeConflict(Exception):

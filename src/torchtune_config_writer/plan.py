@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import recipes
 from .base import Base, load_base, render_lock
 from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS, Experiment, load_experiment
@@ -180,6 +181,14 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
                 "the lock, or name it with framework_config.recipe",
                 ("framework_config", "base_config"),
             )
+    nproc = experiment.launch.nproc_per_node
+    if recipe is not None and nproc is not None and recipes.runs_on_one_device(recipe):
+        raise experiment.error(
+            f"launch.nproc_per_node writes `tune run --nproc_per_node {nproc} {recipe}`, which "
+            f"fails at once: {recipe} does not support distributed training (torchtune's recipe "
+            "registry); remove nproc_per_node, or train with a *_distributed recipe",
+            ("launch", "nproc_per_node"),
+        )
     if recipe is None and experiment.launch.slurm is not None:
         raise experiment.error(
             "launch.slurm runs `tune run RECIPE`, but a base_config_file does not say which "

@@ -43,6 +43,7 @@ class Torchtune:
     version: str
     configs: tuple[BuiltinConfig, ...]
     recipes: dict[str, Path]  # recipe name → the script `tune run NAME` runs
+    single_device: frozenset[str] = frozenset()  # recipes `tune run --nproc_per_node` refuses
 
     def find(self, name: str) -> BuiltinConfig | None:
         """The config ``tune cp NAME`` would copy: the first registry entry of that name."""
@@ -96,7 +97,35 @@ def installed_torchtune() -> Torchtune | None:
         for config in recipe.configs
     )
     recipe_files = {recipe.name: recipe_root / recipe.file_path for recipe in all_recipes}
-    return Torchtune(version, configs, recipe_files)
+    single = frozenset(recipe.name for recipe in all_recipes if not recipe.supports_distributed)
+    return Torchtune(version, configs, recipe_files, single)
+
+
+# torchtune 0.6.1's registry (its last release): the recipes without distributed support, for
+# when no torchtune is installed to ask.
+SINGLE_DEVICE_RECIPES = frozenset(
+    {
+        "full_finetune_single_device",
+        "lora_finetune_single_device",
+        "lora_dpo_single_device",
+        "ppo_full_finetune_single_device",
+        "generate",
+        "dev/generate_v2",
+        "eleuther_eval",
+        "quantize",
+        "knowledge_distillation_single_device",
+    }
+)
+
+
+def runs_on_one_device(recipe: str) -> bool:
+    """Whether ``tune run`` refuses to launch ``recipe`` on several processes.
+
+    A recipe file of the user's is taken to support it, as ``tune run`` takes it.
+    """
+    torchtune = installed_torchtune()
+    single = torchtune.single_device if torchtune is not None else SINGLE_DEVICE_RECIPES
+    return recipe in single
 
 
 def _run_standalone(path: Path) -> ModuleType:

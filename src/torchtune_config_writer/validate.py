@@ -14,12 +14,13 @@ from .affected import (
     find_affected_experiments,
     repository_experiments,
 )
+from .collisions import Collision, find_collisions, other_experiments
 from .deep_check import Problem, deep_check
 from .errors import ConfigWriterError
-from .experiment import EXPERIMENT_FILE_NAMES
+from .experiment import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
 from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
-from .plan import Plan, plan_experiment
+from .plan import Plan, parts, plan_experiment
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 from .yaml_io import Document, KeyPath, dotted, read_yaml_file
 
@@ -79,10 +80,13 @@ def validate_targets(targets: list[Target], progress: Progress | None = None) ->
     """Validate the given configs in order (the public ``validate`` finds them first)."""
     runtime = load_runtime()
     result = ValidationResult(versions=dict(runtime.versions))
+    plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
+    collisions = find_collisions(plans, other_experiments(plans, DEFAULT_MAX_RUNS))
     for index, target in enumerate(targets):
         if progress is not None:
             progress(index, len(targets), target.config)
-        result.configs.append(validate_config(runtime, target))
+        shared = [collision for collision in collisions if collision.plan is target.plan]
+        result.configs.append(validate_config(runtime, target, shared))
     return result
 
 
@@ -131,8 +135,16 @@ def _plan_or_none(experiment: Path | None) -> Plan | None:
         return None
 
 
-def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
-    """Stage 1 (torchtune's verdict) and stage 2 (our checks) of one config."""
+def validate_config(
+    runtime: Runtime, target: Target, collisions: Sequence[Collision] = ()
+) -> ConfigResult:
+    """Stage 1 (torchtune's verdict), then stages 2 and 3 (our checks) of one config.
+
+    Args:
+        runtime: The imported torchtune.
+        target: The config and its experiment.
+        collisions: What its experiment shares with other experiments of the repository.
+    """
     experiment = target.plan.experiment.path if target.plan else None
     try:
         document = read_yaml_file(target.config)
@@ -154,6 +166,12 @@ def validate_config(runtime: Runtime, target: Target) -> ConfigResult:
     if verdict != "passed" and not explained:
         # torchtune says no and our checks do not say why: its own words are the finding.
         problems.insert(0, Problem((), ERROR, "tune-validate", f"tune validate: {message}"))
+    for collision in collisions:
+        if collision.config_key is None:
+            problems.append(Problem((), ERROR, "experiments", collision.message))
+        elif target.config.stem in collision.runs:
+            keypath = parts(collision.config_key)
+            problems.append(Problem(keypath, ERROR, "output-location", collision.message))
     run_index = _run_index(target.config)
     findings = tuple(
         Finding(
