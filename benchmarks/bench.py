@@ -86,6 +86,8 @@ def make_repository(root: Path, experiments: int, runs: int) -> list[Path]:
         shutil.copytree(EXAMPLE, folder)
         path = folder / "experiment.yaml"
         text = path.read_text().replace("[8, 16, 32, 64]", f"[{ranks}]")
+        # Experiments of one repository share neither a name nor an output folder.
+        text = text.replace("lora_study", f"study_{index:02d}")
         path.write_text(text.replace("name: lora_rank_study", f"name: study_{index:02d}"))
         paths.append(path)
     subprocess.run(

@@ -98,8 +98,9 @@ def test_a_run_that_trains_saves_its_checkpoint_in_its_output_dir(
             assert "adapter_model.pt" in names, (target.config, names)
 
 
-def test_runs_of_a_sweep_save_to_folders_of_their_own(oracle: OracleRun) -> None:
-    targets = oracle.judged["lora_sweep_good"].targets
+@pytest.mark.parametrize("case", ["lora_sweep_good", "shared_checkpointer_dir_good"])
+def test_runs_of_a_sweep_save_to_folders_of_their_own(oracle: OracleRun, case: str) -> None:
+    targets = oracle.judged[case].targets
     folders = {checkpoints(target.config)[0].parent for target in targets}
     assert len(folders) == len(targets) == 2
 

@@ -99,7 +99,7 @@ def test_an_output_key_that_differs_after_interpolation_is_not_split(
     )
     plan = plan_experiment(path)
     assert plan.outputs.split == ()
-    assert [located["checkpointer.output_dir"] for _, located in plan.outputs.locations] == [
+    assert [located["checkpointer.output_dir"] for _, located in plan.outputs.locations()] == [
         "/scratch/r8/ckpt",
         "/scratch/r16/ckpt",
     ]

@@ -58,6 +58,8 @@ def find_collisions(checked: Sequence[Plan], others: Iterable[Plan] = ()) -> lis
     # One plan per experiment file, however it was named.
     unique = {os.path.realpath(p.experiment.path): p for p in [*others, *checked]}
     checked = [unique[os.path.realpath(p.experiment.path)] for p in checked]
+    if len(unique) < 2:  # a name or a folder is shared by two
+        return []
     ids = {id(p) for p in checked}
     plans = [*checked, *(p for p in unique.values() if id(p) not in ids)]
     reported = _paths(checked)
@@ -90,7 +92,7 @@ def _shared_folders(plans: list[Plan], reported: set[Path]) -> Iterable[Collisio
     first_writers: dict[str, _Writer] = {}
     shared: dict[tuple[Path, Path], list[tuple[str, _Writer, _Writer]]] = {}
     for plan in plans:
-        for ident, located in plan.outputs.locations:
+        for ident, located in plan.outputs.locations():
             for key, location in located.items():
                 place = location_of(plan.experiment.folder, location)
                 first = first_writers.setdefault(place, (plan, ident, key))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .parameters import MISSING, lookup
-from .yaml_io import KeyPath, dotted
+from .yaml_io import KeyPath, dotted, leaves
 
 OUTPUT_DIR = "output_dir"
 OUTPUT_KEYS = frozenset({OUTPUT_DIR, "log_dir"})
@@ -37,21 +37,37 @@ class OutputLayout:
     Attributes:
         split: The output keys whose values the runs would share, so each run gets its run id
             appended (``/scratch/study/run_002``), in config order.
-        locations: Each run's id and its output locations, ``{dotted key: folder}``, with
-            references filled in and the split applied; relative folders as written.
+        names: Every output key, dotted, top-level ``output_dir`` first.
+        values: Each run's id and the values its output keys and their references have (runs
+            that do not differ there share one mapping, so a large sweep costs little).
     """
 
     split: tuple[KeyPath, ...]
-    locations: tuple[tuple[str, dict[str, str]], ...]
+    names: tuple[str, ...]
+    values: tuple[tuple[str, dict[str, Any]], ...]
+
+    def locations(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Each run's id and its output folders, ``{dotted key: folder}``, references filled in
+        and the split applied; relative folders as written."""
+        split = [dotted(key) for key in self.split]
+        for ident, known in self.values:
+            yield (
+                ident,
+                {
+                    name: folder
+                    for name in self.names
+                    if (folder := _resolve(name, known, split, ident)) is not None
+                },
+            )
 
     def run_ids(self) -> list[str]:
         """Every run's id, in order."""
-        return [ident for ident, _ in self.locations]
+        return [ident for ident, _ in self.values]
 
     def relative_keys(self) -> list[str]:
         """The output keys that some run gives a relative folder, in config order."""
         keys: dict[str, None] = {}
-        for _, located in self.locations:
+        for _, located in self.locations():
             keys.update((key, None) for key, folder in located.items() if not _is_absolute(folder))
         return list(keys)
 
@@ -71,22 +87,35 @@ def output_keys(config: Any, keypath: KeyPath = ()) -> Iterator[KeyPath]:
         yield from output_keys(value, (*keypath, key))
 
 
+def references(node: Any) -> Iterator[str]:
+    """The first key of every ``${...}`` reference in the strings of ``node``."""
+    for _, value in leaves(node):
+        if isinstance(value, str) and "${" in value:
+            yield from (match.split(".")[0].split("[")[0] for match in _REFERENCE.findall(value))
+
+
 def plan_outputs(
     keys: tuple[KeyPath, ...], runs: Iterable[tuple[str, dict[str, Any]]]
 ) -> OutputLayout:
-    """Decide which output keys to split per run, and where every run then writes.
+    """Decide which output keys to split per run.
 
     Args:
         keys: The output key paths of the sweep, top-level ``output_dir`` first (the others
             usually refer to it).
-        runs: Each run's id and its merged config, before any split.
+        runs: Each run's id and its merged config before any split (it need hold only what
+            the output keys and their references are set to).
 
     Returns:
         The layout; two runs may still meet where one run's key resolves to another run's
         folder under a different key (see :func:`shared_locations`).
     """
     names = [dotted(key) for key in keys]
-    values = [(ident, _referenced(config, names)) for ident, config in runs]
+    values: list[tuple[str, dict[str, Any]]] = []
+    last: tuple[int, dict[str, Any]] | None = None
+    for ident, config in runs:
+        if last is None or last[0] != id(config):  # runs alike here share one mapping
+            last = (id(config), _referenced(config, names))
+        values.append((ident, last[1]))
     split: list[str] = []
     for name in names:
         seen: set[str] = set()
@@ -98,11 +127,9 @@ def plan_outputs(
                 split.append(name)
                 break
             seen.add(normal)
-    locations = tuple(
-        (ident, {name: folder for name in names if (folder := _resolve(name, known, split, ident))})
-        for ident, known in values
+    return OutputLayout(
+        tuple(key for key in keys if dotted(key) in split), tuple(names), tuple(values)
     )
-    return OutputLayout(tuple(key for key in keys if dotted(key) in split), locations)
 
 
 def split_value(value: str, run_id: str) -> str:
@@ -121,13 +148,12 @@ def shared_locations(
     """
     first: dict[str, tuple[Path, str, str]] = {}
     for folder, layout in layouts:
-        for ident, located in layout.locations:
+        for ident, located in layout.locations():
             for key, location in located.items():
-                place = location_of(folder, location)
                 writer = (folder, ident, key)
-                seen = first.setdefault(place, writer)
+                seen = first.setdefault(location_of(folder, location), writer)
                 if seen[:2] != writer[:2]:
-                    yield place, seen, writer
+                    yield location, seen, writer
 
 
 def location_of(folder: Path, location: str) -> str:

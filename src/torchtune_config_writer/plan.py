@@ -129,7 +129,7 @@ def plan_experiment(
         p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])
     )
     sweep = Sweep(controlled, variables, templated)
-    outputs = plan_outputs(sweep.output_keys(), ((run.id, run.config) for run in sweep.runs()))
+    outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
     recipe = _training_recipe(experiment, base)
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
@@ -142,7 +142,7 @@ def _shared_location_error(
 ) -> ConfigWriterError:
     """Two runs of one experiment that write one folder under different keys (no split helps)."""
     (_, run_a, key_a), (_, run_b, key_b) = first, second
-    located = dict(plan.outputs.locations)
+    located = dict(plan.outputs.locations())
     runs = plan.outputs.run_ids()
     where = plan.written_at(parts(key_b), runs.index(run_b)) or plan.written_at(
         parts(key_a), runs.index(run_a)

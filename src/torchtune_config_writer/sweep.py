@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .merge import merge_at
-from .outputs import OUTPUT_DIR, output_keys, split_value
+from .outputs import OUTPUT_DIR, output_keys, references, split_value
 from .parameters import Placement, lookup
 from .templates import RUN_ID, fill, needs_filling, text_of
 from .variables import linked_axes
@@ -100,6 +100,28 @@ class Sweep:
                 if isinstance(value, str):  # the key keeps its place in the order
                     config = merge_at(config, path, split_value(value, ident))
             yield Run(ident, dict(zip(names, values, strict=True)), config)
+
+    def output_runs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each run's id and config, with only what can change where runs write merged in.
+
+        A variable merges in when its key could hold an output folder or be referred to from
+        one (``${output_dir}``), and the controls holding placeholders always do; the others
+        (``model.lora_rank``) are skipped, and runs that merge nothing share one config.
+        """
+        keys = self.output_keys()
+        wanted = {key[0] for key in keys}
+        wanted.update(references(self.controlled))
+        for placement in self.variables:
+            for value in placement.parameter.values:
+                wanted.update(references(value))
+        merged = [i for i, p in enumerate(self.variables) if p.path[0] in wanted]
+        for ident, values, controls in self._combinations():
+            config = self.controlled
+            for index in merged:
+                config = merge_at(config, self.variables[index].path, values[index])
+            for placement, value in zip(self.templated, controls, strict=True):
+                config = merge_at(config, placement.path, value)
+            yield ident, config
 
     def output_keys(self) -> tuple[KeyPath, ...]:
         """The output keys any run has, top-level ``output_dir`` first, then in config order."""

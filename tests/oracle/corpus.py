@@ -104,6 +104,13 @@ CORPUS: tuple[Case, ...] = (
     Case("lora_good", LORA),
     Case("lora_sweep_good", LORA, variables="lora_rank: [2, 4]"),
     Case(
+        "shared_checkpointer_dir_good",
+        LORA,
+        variables="lora_rank: [2, 4]",
+        controls="checkpointer: {output_dir: ${base_dir}/out/shared_checkpoints}",
+        note="one literal checkpointer.output_dir for all runs: generate splits it per run",
+    ),
+    Case(
         "good_passthrough",
         FULL,
         controls="""
