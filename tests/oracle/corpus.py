@@ -107,7 +107,10 @@ CORPUS: tuple[Case, ...] = (
         "shared_checkpointer_dir_good",
         LORA,
         variables="lora_rank: [2, 4]",
-        controls="checkpointer: {output_dir: ${base_dir}/out/shared_checkpoints}",
+        controls="""
+            checkpointer:
+              output_dir: ${base_dir}/out/shared_checkpoints
+        """,
         note="one literal checkpointer.output_dir for all runs: generate splits it per run",
     ),
     Case(
