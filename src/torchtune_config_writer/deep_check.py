@@ -31,7 +31,7 @@ COMPONENT = "_component_"
 # ``spilt``/``split`` and ``pakced``/``packed`` are 0.8, ``field``/``filter_fn`` 0.43.
 _MISSPELT = 0.75
 # The builders of local files, whose options (json's ``field``, csv's ``sep``) load_dataset takes.
-_FILE_BUILDERS = ("json", "csv", "text", "parquet", "arrow")
+FILE_BUILDERS = ("json", "csv", "text", "parquet", "arrow")
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def _passed_through() -> frozenset[str]:
     except Exception:  # noqa: BLE001 - without datasets nothing is known to pass through
         return frozenset()
     names = set(inspect.signature(datasets.load_dataset).parameters)
-    for builder in _FILE_BUILDERS:
+    for builder in FILE_BUILDERS:
         module, _ = _PACKAGED_DATASETS_MODULES[builder]
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, type) and issubclass(value, datasets.BuilderConfig):

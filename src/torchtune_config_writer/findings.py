@@ -23,7 +23,8 @@ class Finding:
         line: The line of that key in the config file, where known.
         severity: ``error``, ``warning`` or ``unverified``.
         check: Which check found it: ``tune-validate``, ``import``, ``interpolation``,
-            ``signature``, ``type`` or ``unread-key``.
+            ``signature``, ``type``, ``unread-key``, ``recipe-rule``, ``output-location``,
+            ``experiments`` or ``preflight``.
         message: What is wrong and what to do.
         experiment: The experiment file the config was generated from, where known.
         experiment_line: The line there that set the value, where it was set there.

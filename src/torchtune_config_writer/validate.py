@@ -21,6 +21,7 @@ from .experiment import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
 from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
 from .plan import Plan, parts, plan_experiment
+from .preflight import preflight_problems
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 from .yaml_io import Document, KeyPath, dotted, read_yaml_file
 
@@ -50,6 +51,7 @@ def validate(
     affected: bool = False,
     start: Path | str = ".",
     progress: Progress | None = None,
+    preflight: bool = False,
 ) -> ValidationResult:
     """Validate generated configs: torchtune's ``tune validate`` check, then ours.
 
@@ -60,6 +62,8 @@ def validate(
             (as ``check`` does); files that affect none are ignored.
         start: Where the repository is looked for.
         progress: Called before each config with (index, total, config).
+        preflight: Also check, on the machine that will train, that the files each config reads
+            exist and its output locations are writable.
 
     Raises:
         ConfigWriterError: a path does not exist or holds nothing generated, or torch and
@@ -73,10 +77,12 @@ def validate(
         chosen = [path for path in found if (path.parent / CONFIGS_DIR).is_dir()]
         if not chosen:
             return ValidationResult()  # nothing to validate: no need for torch either
-    return validate_targets(find_targets(chosen, Path(start)), progress)
+    return validate_targets(find_targets(chosen, Path(start)), progress, preflight=preflight)
 
 
-def validate_targets(targets: list[Target], progress: Progress | None = None) -> ValidationResult:
+def validate_targets(
+    targets: list[Target], progress: Progress | None = None, *, preflight: bool = False
+) -> ValidationResult:
     """Validate the given configs in order (the public ``validate`` finds them first)."""
     runtime = load_runtime()
     result = ValidationResult(versions=dict(runtime.versions))
@@ -86,7 +92,7 @@ def validate_targets(targets: list[Target], progress: Progress | None = None) ->
         if progress is not None:
             progress(index, len(targets), target.config)
         shared = [collision for collision in collisions if collision.plan is target.plan]
-        result.configs.append(validate_config(runtime, target, shared))
+        result.configs.append(validate_config(runtime, target, shared, preflight=preflight))
     return result
 
 
@@ -136,7 +142,11 @@ def _plan_or_none(experiment: Path | None) -> Plan | None:
 
 
 def validate_config(
-    runtime: Runtime, target: Target, collisions: Sequence[Collision] = ()
+    runtime: Runtime,
+    target: Target,
+    collisions: Sequence[Collision] = (),
+    *,
+    preflight: bool = False,
 ) -> ConfigResult:
     """Stage 1 (torchtune's verdict), then stages 2 and 3 (our checks) of one config.
 
@@ -144,6 +154,7 @@ def validate_config(
         runtime: The imported torchtune.
         target: The config and its experiment.
         collisions: What its experiment shares with other experiments of the repository.
+        preflight: Also check the paths it reads and writes on this machine.
     """
     experiment = target.plan.experiment.path if target.plan else None
     try:
@@ -160,6 +171,10 @@ def validate_config(
     recipe_file = _recipe_file(target.plan)
     problems = _recipe_problems(target.plan, recipe_file)
     problems += deep_check(runtime, document.data, recipe_file)
+    if preflight:
+        # `tune run` runs from the experiment's folder; a config without one is in its configs/.
+        folder = target.plan.experiment.folder if target.plan else target.config.parent.parent
+        problems += preflight_problems(document.data, folder)
     explained = any(
         p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != "warning" for p in problems
     )

@@ -36,6 +36,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="read the paths as changed files, as `check` does: validate the experiments they "
         "affect (for the pre-commit hook)",
     )
+    parser.add_argument(
+        "--preflight",
+        action="store_true",
+        help="also check, on the machine that will train, that the files a config reads exist "
+        "and its output locations are writable",
+    )
     parser.add_argument("--text", type=Path, metavar="FILE", help="also write the text report")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown report")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
@@ -69,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..validate import validate
 
-    result = validate(args.paths, affected=args.affected, progress=terminal_progress())
+    result = validate(
+        args.paths,
+        affected=args.affected,
+        progress=terminal_progress(),
+        preflight=args.preflight,
+    )
     # The notes of cut reports point at the text report by the name it is written under.
     report = display_path(args.text) if args.text is not None else REPORT_FILE
     for path, text in (
