@@ -200,7 +200,7 @@ def test_an_invalid_config_fails_with_annotations_on_config_and_experiment_lines
     annotations = re.findall(r"::error file=([^,]+),line=(\d+),title=([^:]+)::", log)
     assert (
         "lora_rank_study/experiment.yaml",
-        "23",
+        "25",
         "optimizer._component_ [import]%2C set here",
     ) in annotations
     assert (

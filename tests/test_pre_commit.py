@@ -212,3 +212,25 @@ def test_the_validation_hook_passes_valid_configs_and_fails_invalid_ones(
     assert invalid.returncode == 1, invalid.stdout
     assert "torchtune configs are valid" in invalid.stdout and "Failed" in invalid.stdout
     assert "did you mean torch.optim.AdamW?" in invalid.stdout
+
+
+def test_a_copied_experiment_writing_where_the_original_does_fails_the_commit(
+    repo: Path, env: dict[str, str]
+) -> None:
+    # The copy changes its name and one value, but not its output_dir: only the copy is
+    # committed, and the hook compares it with every other experiment of the repository.
+    shutil.copytree(repo / "lora_rank_study", repo / "rank_copy")
+    copied = repo / "rank_copy" / "experiment.yaml"
+    copied.write_text(
+        copied.read_text()
+        .replace("name: lora_rank_study", "name: rank_copy")
+        .replace("[8, 16, 32, 64]", "[8, 16, 32, 128]")
+    )
+    before = snapshot(repo / "rank_copy")
+    result = commit(repo, env, "rank_copy/experiment.yaml")
+    assert result.returncode == 1, result.stdout
+    assert (
+        "error: rank_copy/experiment.yaml:24:3: runs write where the runs of "
+        "lora_rank_study/experiment.yaml write: output_dir /scratch/results/lora_study/run_000"
+    ) in result.stdout
+    assert snapshot(repo / "rank_copy") == before  # nothing written on bad input

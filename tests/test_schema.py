@@ -142,7 +142,10 @@ controls:
   output_dir: /scratch/{run_id}/rank{model.lora_rank}_{{literal}}
   dataset: {packed: true}
 """,
-    "a slurm array with every option": HEAD
+    # nproc_per_node needs a recipe that supports it (generate refuses it on a single device).
+    "a slurm array with every option": HEAD.replace(
+        "lora_finetune_single_device", "lora_finetune_distributed"
+    )
     + """\
 variables:
   seed: [1, 2, 3]
