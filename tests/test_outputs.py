@@ -61,6 +61,14 @@ def git_repo(folder: Path) -> None:
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
 
 
+def two_in_a_repository(
+    tmp_path: Path, write_experiment: Callable[..., Path], a: str, b: str
+) -> tuple[Path, Path]:
+    """Experiments ``a/`` and ``b/`` (experiment texts) in one git repository."""
+    git_repo(tmp_path)
+    return write(write_experiment, a, folder="a"), write(write_experiment, b, folder="b")
+
+
 def test_a_literal_checkpointer_output_dir_shared_by_all_runs_is_split_per_run(
     write_experiment: Callable[..., Path],
 ) -> None:
@@ -174,10 +182,11 @@ def test_the_hook_compares_a_touched_experiment_with_all_others_of_the_repositor
     write_experiment: Callable[..., Path],
     cli: Callable[..., CliResult],
 ) -> None:
-    git_repo(tmp_path)
-    first = write(write_experiment, custom(controls="output_dir: /scratch/a"), folder="a")
-    second = write(
-        write_experiment, custom(controls="output_dir: /scratch/b", name="b"), folder="b"
+    first, second = two_in_a_repository(
+        tmp_path,
+        write_experiment,
+        custom(controls="output_dir: /scratch/a"),
+        custom(controls="output_dir: /scratch/b", name="b"),
     )
     assert cli("generate", first, second).code == 0
     second.write_text(second.read_text().replace("/scratch/b", "/scratch/a"))
@@ -191,9 +200,12 @@ def test_the_hook_compares_a_touched_experiment_with_all_others_of_the_repositor
 def test_two_experiments_of_one_name_are_refused(
     tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
-    git_repo(tmp_path)
-    first = write(write_experiment, custom(controls="output_dir: /scratch/a"), folder="a")
-    second = write(write_experiment, custom(controls="output_dir: /scratch/b"), folder="b")
+    first, second = two_in_a_repository(
+        tmp_path,
+        write_experiment,
+        custom(controls="output_dir: /scratch/a"),
+        custom(controls="output_dir: /scratch/b"),
+    )
     result = cli("generate", first, second)
     assert result.code == 2
     assert result.err.startswith("error: ") and result.err.count("\n") == 1
@@ -204,9 +216,7 @@ def test_two_experiments_of_one_name_are_refused(
 def test_the_base_configs_default_output_dir_shared_by_two_experiments_says_to_set_one(
     tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
-    git_repo(tmp_path)
-    first = write(write_experiment, custom(), folder="a")
-    second = write(write_experiment, custom(name="b"), folder="b")
+    first, second = two_in_a_repository(tmp_path, write_experiment, custom(), custom(name="b"))
     result = cli("generate", first, second)
     assert result.code == 2
     assert "output_dir /tmp/out" in result.err
@@ -216,9 +226,12 @@ def test_the_base_configs_default_output_dir_shared_by_two_experiments_says_to_s
 def test_relative_output_folders_are_compared_from_each_experiments_folder(
     tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
-    git_repo(tmp_path)
-    first = write(write_experiment, custom(controls="output_dir: out"), folder="a")
-    second = write(write_experiment, custom(controls="output_dir: out", name="b"), folder="b")
+    first, second = two_in_a_repository(
+        tmp_path,
+        write_experiment,
+        custom(controls="output_dir: out"),
+        custom(controls="output_dir: out", name="b"),
+    )
     result = cli("generate", first, second)
     assert result.code == 0, result.err
     # ... and generate says where they land.
@@ -270,3 +283,19 @@ def test_the_same_experiment_without_the_mistake_generates_the_same_bytes(
     path.write_text(good)
     generate(path)
     assert snapshot(path.parent / "configs") == first
+
+
+def test_a_variable_an_output_folder_refers_to_keeps_the_runs_apart_without_a_split(
+    write_experiment: Callable[..., Path],
+) -> None:
+    base = BASE.replace("output_dir: /tmp/out", "output_dir: /tmp/rank${model.lora_rank}")
+    path = write(write_experiment, custom(variables="lora_rank: [8, 16]"), base=base)
+    plan = plan_experiment(path)
+    assert plan.outputs.split == ()
+    assert [located["checkpointer.output_dir"] for _, located in plan.outputs.locations()] == [
+        "/tmp/rank8",
+        "/tmp/rank16",
+    ]
+    # A variable no output folder refers to leaves them shared: every run gets its own.
+    path.write_text(custom(variables="batch_size: [2, 4]"))
+    assert plan_experiment(path).outputs.split == (("output_dir",),)

@@ -111,10 +111,11 @@ def plan_outputs(
     """
     names = [dotted(key) for key in keys]
     values: list[tuple[str, dict[str, Any]]] = []
-    last: tuple[int, dict[str, Any]] | None = None
+    # Runs given the very same config share one mapping (it is held, so it stays the same).
+    last: tuple[dict[str, Any], dict[str, Any]] | None = None
     for ident, config in runs:
-        if last is None or last[0] != id(config):  # runs alike here share one mapping
-            last = (id(config), _referenced(config, names))
+        if last is None or last[0] is not config:
+            last = (config, _referenced(config, names))
         values.append((ident, last[1]))
     split: list[str] = []
     for name in names:
@@ -164,8 +165,9 @@ def location_of(folder: Path, location: str) -> str:
 
 
 def _is_absolute(folder: str) -> bool:
-    # ~ and ${oc.env:...} are absolute on the machine that trains; anything else is relative.
-    return folder.startswith(("/", "~", "$"))
+    # ${oc.env:...} is a folder of the machine that trains. torchtune expands no ~: a folder
+    # ~/x is made under where `tune run` runs, like any other relative one.
+    return folder.startswith(("/", "$"))
 
 
 def _referenced(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
