@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from .collisions import find_collisions, other_experiments
 from .drift import Drift, find_drift
 from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS
+from .layout import CONFIGS_DIR
 from .plan import plan_experiment, render_files
-from .write import WriteResult, check_generated_folder, write_generated_folder
+from .write import WriteResult, check_generated_folder, write_generated_folder, writing
 
 
 @dataclass
@@ -63,11 +65,22 @@ def check(
         if paths
         else repository_experiments(start)
     )
+    # --fix writes: each folder is locked from before it is read until it is written.
+    with writing(path.parent / CONFIGS_DIR for path in experiments) if fix else nullcontext():
+        return _check(experiments, paths, fix, max_runs)
+
+
+def _check(
+    experiments: list[Path], paths: Sequence[Path | str], fix: bool, max_runs: int
+) -> CheckResult:
     result = CheckResult()
     plans = []
     for path in experiments:
         try:
             plan = plan_experiment(path, max_runs=max_runs)
+            if plan.experiment.output_base_dir is None:  # what --fix would write, checked now
+                folder = plan.experiment.folder / CONFIGS_DIR
+                check_generated_folder(folder, slurm=plan.writes_slurm_script)
         except ConfigWriterError as error:
             result.errors.append(error)
             continue
@@ -79,8 +92,6 @@ def check(
     result.errors.extend(collision.error() for collision in collisions)
     if fix and not result.errors:
         drifted = [drift for drift in result.drifts if drift.drifted]
-        for drift in drifted:
-            check_generated_folder(drift.folder)
         for drift in drifted:
             result.fixed.append(write_generated_folder(drift.folder, render_files(drift.plan)))
     return result

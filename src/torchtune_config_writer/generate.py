@@ -9,10 +9,16 @@ from pathlib import Path
 
 from .collisions import find_collisions, other_experiments
 from .errors import ConfigWriterError
-from .experiment import DEFAULT_MAX_RUNS
+from .experiment import DEFAULT_MAX_RUNS, find_experiment_file
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
 from .plan import Plan, plan_experiment, render_files
-from .write import WriteResult, check_generated_folder, write_generated_folder, write_new_folder
+from .write import (
+    WriteResult,
+    check_generated_folder,
+    write_generated_folder,
+    write_new_folder,
+    writing,
+)
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,19 @@ def generate_many(
     max_runs: int = DEFAULT_MAX_RUNS,
     refresh_base: bool = False,
 ) -> list[Generated]:
-    """Generate several experiments; bad input in any of them is found before any is written."""
-    plans = [plan_experiment(Path(p), max_runs=max_runs, refresh_base=refresh_base) for p in paths]
-    # Two experiments of one repository never write to one folder.
-    for collision in find_collisions(plans, other_experiments(plans, max_runs)):
-        raise collision.error()
-    targets = [_target(plan, output_base_dir) for plan in plans]
-    return [_write(plan, *target) for plan, target in zip(plans, targets, strict=True)]
+    """Generate several experiments; bad input in any of them is found before any is written.
+
+    Each experiment's folder is locked from before it is read until it is written, so two
+    writers of one experiment take turns.
+    """
+    files = [find_experiment_file(Path(p)) for p in paths]
+    with writing(path.parent / CONFIGS_DIR for path in files):
+        plans = [plan_experiment(p, max_runs=max_runs, refresh_base=refresh_base) for p in files]
+        # Two experiments of one repository never write to one folder.
+        for collision in find_collisions(plans, other_experiments(plans, max_runs)):
+            raise collision.error()
+        targets = [_target(plan, output_base_dir) for plan in plans]
+        return [_write(plan, *target) for plan, target in zip(plans, targets, strict=True)]
 
 
 def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]:
@@ -89,7 +101,7 @@ def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]
         base_dir = experiment.resolve_path(experiment.output_base_dir, ("output", "base_dir"))
     else:
         folder = experiment.folder / CONFIGS_DIR
-        check_generated_folder(folder)
+        check_generated_folder(folder, slurm=plan.writes_slurm_script)
         return folder, False
     if base_dir.exists() and not base_dir.is_dir():
         raise ConfigWriterError("is a file, not a folder to write output folders in", base_dir)

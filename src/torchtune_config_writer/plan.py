@@ -61,6 +61,11 @@ class Plan:
         """The number of runs."""
         return self.experiment.run_count
 
+    @property
+    def writes_slurm_script(self) -> bool:
+        """Whether the generated folder gets ``slurm_array.sh``."""
+        return self.experiment.launch.slurm is not None and self.recipe is not None
+
     def runs(self) -> Iterator[Run]:
         """Every run of the sweep, in run id order, each with its complete merged config."""
         return self.sweep.runs(self.outputs.split)
@@ -239,7 +244,7 @@ def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str
     )
     yield RUN_MAPPING, mapping
     slurm = experiment.launch.slurm
-    if slurm is not None and plan.recipe is not None:
+    if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
         script = render_slurm_script(
             slurm,
             header=header(from_config),

@@ -19,19 +19,27 @@ staged folder.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from .errors import ConfigWriterError
-from .layout import is_owned
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer at a time is then the user's care
+    fcntl = None  # type: ignore[assignment]
+from .layout import SLURM_SCRIPT, has_generated_name, is_owned
 from .repository import symlink_escape
 
 
@@ -119,11 +127,70 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def check_generated_folder(folder: Path) -> None:
-    """Refuse to write ``folder`` if it is a symlink or a file.
+# How long a writer waits for another one of the same folder before giving up.
+LOCK_TIMEOUT_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def writing(folders: Iterable[Path], timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the advisory lock of each folder's experiment folder: one writer at a time.
+
+    The lock is ``flock`` on the experiment folder itself, so nothing is left behind. It is
+    taken before the experiment is read and held until its files are swapped in, so a second
+    writer waits and then reads what the first one wrote. Folders are locked in one order, so
+    two writers of several experiments cannot wait on each other.
 
     Raises:
-        ConfigWriterError: the folder cannot be a generated folder.
+        ConfigWriterError: another writer held a folder longer than ``timeout`` seconds.
+    """
+    with contextlib.ExitStack() as stack:
+        for parent in sorted({os.path.realpath(folder.parent) for folder in folders}):
+            stack.enter_context(_locked(Path(parent), timeout))
+        yield
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, timeout: float) -> Iterator[None]:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except FileNotFoundError:
+        yield  # nothing there to write yet: the error comes from what needs it
+        return
+    if fcntl is None:
+        os.close(descriptor)
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigWriterError(
+                        f"another torchtune-config-writer has been writing here for "
+                        f"{timeout:.0f} s: wait for it to finish, then run this again",
+                        folder,
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def check_generated_folder(folder: Path, *, slurm: bool = False) -> None:
+    """Refuse to write ``folder`` if it is a symlink or a file, or holds what is not ours under
+    a name the tool writes.
+
+    Args:
+        folder: The generated folder.
+        slurm: The generation writes ``slurm_array.sh`` (a script of the user's by that name is
+            theirs to keep until then).
+
+    Raises:
+        ConfigWriterError: the folder cannot be a generated folder, or writing it would replace
+            or remove something the tool did not write.
     """
     if folder.is_symlink():
         raise ConfigWriterError(
@@ -144,6 +211,34 @@ def check_generated_folder(folder: Path) -> None:
             "written only inside it",
             folder.parent,
         )
+    for entry in _entries(folder):
+        if has_generated_name(entry.name) and not is_owned(entry):
+            if entry.name == SLURM_SCRIPT and not slurm:
+                continue
+            raise _not_ours(entry)
+
+
+def _not_ours(entry: Path) -> ConfigWriterError:
+    """What to say of something of the user's under a name the tool writes."""
+    if entry.is_symlink():
+        kind = "a symlink"
+    elif entry.is_dir():
+        kind = "a folder"
+    else:
+        kind = "it has not the tool's header"
+    return ConfigWriterError(
+        f"{entry.name} was not written by torchtune-config-writer ({kind}), which writes a file "
+        "of that name here: rename yours or move it out of the folder, and generate again "
+        "(nothing was changed)",
+        entry,
+    )
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def stale_files(folder: Path, produced: set[str]) -> list[str]:
@@ -181,18 +276,16 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         _recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)
         new.mkdir()
+        _keep_metadata(folder, new)
         (new / _MARKER).touch()
         result = WriteResult(folder)
         written = set()
         existed = folder.is_dir()
         try:
             for name, content in files:
-                if existed and (folder / name).exists() and not is_owned(folder / name):
-                    raise ConfigWriterError(
-                        f"{name} was not written by torchtune-config-writer, which now writes "
-                        "a file of that name here: rename yours (or remove it) and generate again",
-                        folder / name,
-                    )
+                target = folder / name
+                if existed and (target.exists() or target.is_symlink()) and not is_owned(target):
+                    raise _not_ours(target)
                 _write_file(new / name, content)
                 written.add(name)
                 if not existed or read_or_none(folder / name) != content:
@@ -212,6 +305,18 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             f"cannot write the generated folder: {exc.strerror or exc}", exc.filename or folder
         ) from None
     return result
+
+
+def _keep_metadata(folder: Path, new: Path) -> None:
+    """Give the new folder the old one's mode and group (a lab's shared, setgid folder stays
+    so), as far as this user may."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return
+    with contextlib.suppress(PermissionError):
+        os.chown(new, -1, info.st_gid)
+    os.chmod(new, stat.S_IMODE(info.st_mode))
 
 
 def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]) -> Path:
