@@ -195,6 +195,7 @@ def test_a_read_only_disk_gives_a_clear_error(
     result = cli("generate", folder)
     assert result.code == 2 and "Read-only file system" in result.err
     assert result.err.startswith("error: ") and len(result.err.splitlines()) == 1
+    assert ".tcw-" not in result.err, result.err  # the folder asked for, not staging names
     assert snapshot(small_disk) == before
 
 

@@ -86,9 +86,18 @@ def _recover_interrupted_write(folder: Path) -> None:
 
 def _swap_in(folder: Path, ready: Path, old: Path) -> None:
     if folder.exists():
-        for entry in folder.iterdir():
-            if not is_owned(entry):
-                entry.rename(ready / entry.name)
+        moved: list[str] = []
+        try:
+            for entry in sorted(folder.iterdir()):
+                if not is_owned(entry):
+                    entry.rename(ready / entry.name)
+                    moved.append(entry.name)
+        except OSError:
+            # Put the user's files back and drop the new folder: configs/ is the old one.
+            for name in moved:
+                (ready / name).rename(folder / name)
+            shutil.rmtree(ready, ignore_errors=True)
+            raise
         if _exchange(ready, folder):
             ready.rename(old)
         else:
@@ -275,13 +284,14 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
     try:
         _recover_interrupted_write(folder)
         new, ready, old = _siblings(folder)
+        existed = folder.is_dir()
+        if existed:
+            _check_movable(folder)
         new.mkdir()
-        _keep_metadata(folder, new)
-        (new / _MARKER).touch()
         result = WriteResult(folder)
         written = set()
-        existed = folder.is_dir()
         try:
+            (new / _MARKER).touch()
             for name, content in files:
                 target = folder / name
                 if existed and (target.exists() or target.is_symlink()) and not is_owned(target):
@@ -290,21 +300,49 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
                 written.add(name)
                 if not existed or read_or_none(folder / name) != content:
                     result.changed.append(name)
+            result.removed = stale_files(folder, written)
+            result.changed.sort()
+            if not result.unchanged:
+                _keep_metadata(folder, new)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
             raise
-        result.removed = stale_files(folder, written)
-        result.changed.sort()
         if result.unchanged:
             shutil.rmtree(new)
             return result
         new.rename(ready)
         _swap_in(folder, ready, old)
     except OSError as exc:
+        # The staging folders are ours to know of: name the folder the user asked for.
+        where = exc.filename if exc.filename and ".tcw-" not in str(exc.filename) else folder
         raise ConfigWriterError(
-            f"cannot write the generated folder: {exc.strerror or exc}", exc.filename or folder
+            f"cannot write the generated folder: {exc.strerror or exc}", where
         ) from None
     return result
+
+
+def _check_movable(folder: Path) -> None:
+    """Refuse, before anything moves, a write that could not finish: the folder must take new
+    entries and give up old ones, and the user's sub-folders must move with it (moving a folder
+    to another parent needs write permission on it).
+
+    Raises:
+        ConfigWriterError: what cannot be written, and how to make it writable.
+    """
+    for place in (folder.parent, folder):
+        if not os.access(place, os.W_OK | os.X_OK):
+            raise ConfigWriterError(
+                "is read-only for this user, and regenerating replaces the folder: make it "
+                f"writable (chmod u+w {place.name}) or generate as its owner; nothing was changed",
+                place,
+            )
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and not os.access(entry, os.W_OK):
+            raise ConfigWriterError(
+                "is a read-only folder of yours inside the generated folder, which regenerating "
+                "moves: make it writable (chmod u+w) or move it out; nothing was changed",
+                entry,
+            )
 
 
 def _keep_metadata(folder: Path, new: Path) -> None:
