@@ -19,7 +19,7 @@ import pytest
 from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.layout import is_owned
 
-from .conftest import CliResult, experiment_text, snapshot
+from .conftest import RECIPE, CliResult, experiment_text, snapshot
 
 OLD = experiment_text(variables="seed: [1, 2, 3]")
 NEW = experiment_text(variables="seed: [1, 2]", controls="epochs: 2")
@@ -276,3 +276,75 @@ def test_a_read_only_folder_of_the_users_inside_configs_stops_the_write_with_eve
     assert result.stderr.startswith("error: exp/configs/results: is a read-only folder of yours")
     assert snapshot(path.parent) == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
+
+
+# ---- escapes through symlinks, and what a failed write leaves ----
+
+
+def test_output_base_dir_through_a_symlink_out_of_the_repository_is_refused(
+    tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = write_experiment(OLD, folder="repo/exp")
+    (path.parent / "outputs").symlink_to(outside)
+    for args in (("--output-base-dir", path.parent / "outputs"),):
+        result = cli("generate", path, *args)
+        assert result.code == 2, result
+        assert f"leads out of the repository through a symlink (to {outside})" in result.err
+    path.write_text(OLD + "output:\n  base_dir: outputs\n")
+    result = cli("generate", path)
+    assert result.code == 2 and "leads out of the repository through a symlink" in result.err
+    assert list(outside.iterdir()) == []
+
+
+def test_a_recipe_file_linked_from_outside_the_repository_is_refused(
+    tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    secret = tmp_path / "secret.py"
+    secret.write_text("print('not for the output folder')\n")
+    text = experiment_text(base=f"base_config: {RECIPE}\n  recipe: my_recipe.py")
+    path = write_experiment(text, folder="repo/exp")
+    (path.parent / "my_recipe.py").symlink_to(secret)
+    result = cli("generate", path, "--output-base-dir", path.parent / "out")
+    assert result.code == 2, result
+    assert "framework_config.recipe my_recipe.py leads out of the repository" in result.err
+    assert not (path.parent / "out").exists()
+
+
+def test_a_failed_timestamped_write_leaves_no_folder_behind(
+    write_experiment: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = write_experiment(OLD)
+
+    def full_disk(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    result = cli("generate", path, "--output-base-dir", path.parent / "a" / "b")
+    assert result.code == 2 and "No space left on device" in result.err
+    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
+
+
+def test_generate_validate_without_torchtune_writes_nothing(
+    write_experiment: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torchtune_config_writer import torchtune_runtime
+
+    def missing() -> None:
+        raise ConfigWriterError("validation needs torch, which is not installed here: install it")
+
+    monkeypatch.setattr(torchtune_runtime, "load_runtime", missing)
+    path = write_experiment(OLD)
+    result = cli("generate", "--validate", path)
+    assert (result.code, result.err) == (
+        2,
+        "error: validation needs torch, which is not installed here: install it\n",
+    )
+    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]

@@ -12,6 +12,7 @@ from .errors import ConfigWriterError
 from .experiment import DEFAULT_MAX_RUNS, find_experiment_file
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
 from .plan import Plan, plan_experiment, render_files
+from .repository import ESCAPE_HINT, symlink_escape
 from .write import (
     WriteResult,
     check_generated_folder,
@@ -105,6 +106,13 @@ def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]
         return folder, False
     if base_dir.exists() and not base_dir.is_dir():
         raise ConfigWriterError("is a file, not a folder to write output folders in", base_dir)
+    escape = symlink_escape(base_dir)
+    if escape is not None:
+        raise ConfigWriterError(
+            f"leads out of the repository through a symlink (to {escape}): output folders are "
+            f"written there only when you write that path itself; {ESCAPE_HINT}",
+            base_dir,
+        )
     return base_dir, True
 
 

@@ -22,6 +22,7 @@ from .merge import MergeConflict, merge_at
 from .outputs import OUTPUT_DIR, OutputLayout, plan_outputs, shared_locations
 from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
+from .repository import symlink_escape
 from .sweep import Run, Sweep, run_id_width, value_index
 from .templates import check_placeholders, needs_filling
 from .write import latest_complete_folder
@@ -170,10 +171,18 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
     recipe = experiment.recipe
     if recipe is not None and recipe.endswith(".py"):
         keypath = ("framework_config", "recipe")
-        if not experiment.resolve_path(recipe, keypath).is_file():
+        recipe_file = experiment.resolve_path(recipe, keypath)
+        if not recipe_file.is_file():
             raise experiment.error(
                 f"framework_config.recipe {recipe} is not a file: give a recipe .py relative to "
                 "the experiment's folder (where the commands run), or a torchtune recipe name",
+                keypath,
+            )
+        escape = symlink_escape(recipe_file)  # a timestamped folder gets a copy of it
+        if escape is not None:
+            raise experiment.error(
+                f"framework_config.recipe {recipe} leads out of the repository through a "
+                f"symlink (to {escape}): keep the recipe file itself in the experiment's folder",
                 keypath,
             )
     if recipe is None and base.recipe is not None:

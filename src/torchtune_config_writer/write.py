@@ -368,10 +368,13 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
     Returns:
         The folder written.
     """
+    # The folders this write makes, outermost first: a failed write takes them away again.
+    created = [p for p in reversed((parent, *parent.parents)) if not p.exists()]
+    staging: Path | None = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
         try:
+            parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
             for relative, content in files:
                 target = staging / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -382,11 +385,16 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
                     os.mkdir(folder)  # claims the name; rename then replaces the empty folder
                 except FileExistsError:
                     continue
+                created.append(folder)
                 staging.rename(folder)
                 return folder
             raise ConfigWriterError(f"too many folders named {name}_*", parent)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            for made in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(made)  # only when empty: never what another writer put there
             raise
     except OSError as exc:
         raise ConfigWriterError(

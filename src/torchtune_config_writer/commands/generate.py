@@ -46,6 +46,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.validate:  # before writing: without torch and torchtune there is nothing to validate
+        from ..torchtune_runtime import load_runtime
+
+        load_runtime()
     results = generate_many(
         args.experiments,
         output_base_dir=args.output_base_dir,
