@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.layout import is_owned
@@ -348,3 +349,48 @@ def test_generate_validate_without_torchtune_writes_nothing(
         "error: validation needs torch, which is not installed here: install it\n",
     )
     assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
+
+
+# ---- timestamped generations (output.base_dir) ----
+
+STAMPED = (
+    experiment_text(
+        variables="lora_rank: [8, 16]",
+        controls="output_dir: /scratch/study\ncheckpointer:\n  output_dir: /scratch/ckpts",
+    )
+    + "output:\n  base_dir: outputs\n"
+)
+
+
+def test_each_timestamped_generation_writes_its_own_output_folders(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(STAMPED)
+    first, second = generate(path), generate(path)
+    assert first.folder != second.folder
+    for generated_ in (first, second):
+        name = generated_.folder.parent.name
+        run = yaml.safe_load((generated_.folder / "run_001.yaml").read_text())
+        assert run["output_dir"] == f"/scratch/study/{name}/run_001"
+        assert run["checkpointer"]["output_dir"] == f"/scratch/ckpts/{name}/run_001"
+        # Keys that follow output_dir follow it: not given the name twice.
+        assert run["metric_logger"]["log_dir"] == "${output_dir}/logs"
+        mapping = yaml.safe_load(generated_.run_mapping.read_text())
+        assert mapping["runs"][1]["output_dir"] == f"/scratch/study/{name}/run_001"
+
+
+def test_a_timestamped_experiment_finds_its_base_in_its_newest_generation(
+    write_experiment: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_experiment(STAMPED)
+    first = generate(path)
+    assert not first.plan.base.recorded  # read from torchtune the first time
+    # Without torchtune, the next generation reuses what the last one recorded.
+    from torchtune_config_writer import recipes
+
+    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    second = generate(path)
+    assert second.plan.base.recorded
+    assert (second.folder / "base.lock.yaml").read_bytes() == (
+        first.folder / "base.lock.yaml"
+    ).read_bytes()

@@ -122,5 +122,5 @@ def _write(plan: Plan, target: Path, timestamped: bool) -> Generated:
         return Generated(plan, target, target / RUN_MAPPING, result)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     name = f"{plan.experiment.output_name}_{stamp}"
-    root = write_new_folder(target, name, render_files(plan, timestamped=True))
+    root = write_new_folder(target, name, lambda chosen: render_files(plan, generation=chosen))
     return Generated(plan, root / CONFIGS_DIR, root / RUN_MAPPING, None)

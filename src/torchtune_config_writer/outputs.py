@@ -46,6 +46,17 @@ class OutputLayout:
     names: tuple[str, ...]
     values: tuple[tuple[str, dict[str, Any]], ...]
 
+    def roots(self) -> tuple[KeyPath, ...]:
+        """The output keys that refer to no other one (``checkpointer.output_dir:
+        ${output_dir}`` follows ``output_dir``): a folder put there moves the others too."""
+        found = []
+        for name in self.names:
+            texts = {str(known.get(name)) for _, known in self.values}
+            follows = any(ref in self.names for text in texts for ref in _REFERENCE.findall(text))
+            if not follows:
+                found.append(_keypath(name))
+        return tuple(found)
+
     def locations(self) -> Iterator[tuple[str, dict[str, str]]]:
         """Each run's id and its output folders, ``{dotted key: folder}``, references filled in
         and the split applied; relative folders as written."""

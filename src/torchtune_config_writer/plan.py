@@ -7,6 +7,8 @@ two cannot disagree. Every error in the experiment or its base is found by
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +69,15 @@ class Plan:
         """Whether the generated folder gets ``slurm_array.sh``."""
         return self.experiment.launch.slurm is not None and self.recipe is not None
 
-    def runs(self) -> Iterator[Run]:
-        """Every run of the sweep, in run id order, each with its complete merged config."""
-        return self.sweep.runs(self.outputs.split)
+    def runs(self, generation: str | None = None) -> Iterator[Run]:
+        """Every run of the sweep, in run id order, each with its complete merged config.
+
+        Args:
+            generation: The folder name of a timestamped generation, put into its output
+                folders; ``None`` for the in-repository folder.
+        """
+        tag = None if generation is None else (generation, self.outputs.roots())
+        return self.sweep.runs(self.outputs.split, tag)
 
     def written_at(self, keypath: KeyPath, run_index: int | None = None) -> KeyPath | None:
         """Where in the experiment file the value at config ``keypath`` was set, if it was.
@@ -118,8 +126,11 @@ def plan_experiment(
         ConfigWriterError: anything wrong with the experiment or its base.
     """
     experiment = load_experiment(path, max_runs=max_runs)
-    # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/.
+    # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/;
+    # an experiment that writes timestamped folders finds its base in the newest of them.
     configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
+    if experiment.output_base_dir is not None:
+        configs = _newest_generation(experiment) or configs
     lock_dir = configs if reuse_recorded_base else None
     base = load_base(experiment, lock_dir, refresh=refresh_base)
     placements = place_parameters(experiment, base.config)
@@ -141,6 +152,21 @@ def plan_experiment(
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
     return plan
+
+
+def _newest_generation(experiment: Experiment) -> Path | None:
+    """The ``configs/`` of the newest timestamped folder that records the experiment's base."""
+    base_dir = experiment.resolve_path(experiment.output_base_dir or "", ("output", "base_dir"))
+    stamped = re.compile(rf"{re.escape(experiment.output_name)}_(\d{{8}}_\d{{6}})(?:_(\d+))?")
+    try:
+        names = [entry.name for entry in os.scandir(base_dir) if entry.is_dir()]
+    except OSError:
+        return None  # none written yet, or not readable: the base is resolved afresh
+    found = [(m[1], int(m[2] or 1), name) for name in names if (m := stamped.fullmatch(name))]
+    for *_, name in sorted(found, reverse=True):
+        if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
+            return base_dir / name / CONFIGS_DIR
+    return None
 
 
 def _shared_location_error(
@@ -227,21 +253,24 @@ def _merge_checked(
     return merged
 
 
-def render_files(plan: Plan, *, timestamped: bool = False) -> Iterator[tuple[str, bytes]]:
+def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
     """Every generated file as (path relative to the written folder, bytes), runs streamed.
 
     Args:
         plan: The checked plan.
-        timestamped: The layout of a timestamped output folder (the experiment file copied in,
-            ``run_mapping.yaml`` beside ``configs/``) instead of the in-repo ``configs/``.
+        generation: The name of a timestamped output folder: its layout (the experiment file
+            copied in, ``run_mapping.yaml`` beside ``configs/``), and its name in the runs'
+            output folders, so that each generation writes its own. ``None``: the in-repo
+            ``configs/``.
     """
     experiment = plan.experiment
+    timestamped = generation is not None
     configs = f"{CONFIGS_DIR}/" if timestamped else ""
     from_config = f"../{experiment.path.name}"
     entries = []
     renderer = ConfigRenderer(plan.controlled)
     nproc = experiment.launch.nproc_per_node
-    for run in plan.runs():
+    for run in plan.runs(generation):
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
         command = None if plan.recipe is None else tune_run(plan.recipe, run_config(run.id), nproc)
         entries.append(

@@ -82,12 +82,21 @@ class Sweep:
             for p in variables
         ]
 
-    def runs(self, split: tuple[KeyPath, ...] = ()) -> Iterator[Run]:
+    def runs(
+        self,
+        split: tuple[KeyPath, ...] = (),
+        generation: tuple[str, tuple[KeyPath, ...]] | None = None,
+    ) -> Iterator[Run]:
         """Every run, the last variable changing fastest.
 
         Args:
             split: Output keys whose folder each run gets its own of, by appending its run id.
+            generation: A timestamped generation's folder name and the output keys that
+                follow no other: they get the name inserted, so that no two generations write
+                to one folder (``/scratch/study/study_20261202_120000/run_000``).
         """
+        name, roots = generation if generation is not None else ("", ())
+        changed = tuple(dict.fromkeys((*roots, *split)))
         names = [placement.parameter.name for placement in self.variables]
         for ident, values, controls in self._combinations():
             config = self.controlled
@@ -95,10 +104,15 @@ class Sweep:
                 config = merge_at(config, placement.path, value)
             for placement, value in zip(self.templated, controls, strict=True):
                 config = merge_at(config, placement.path, value)
-            for path in split:
+            for path in changed:
                 value = lookup(config, path)
-                if isinstance(value, str):  # the key keeps its place in the order
-                    config = merge_at(config, path, split_value(value, ident))
+                if not isinstance(value, str):
+                    continue
+                if path in roots:
+                    value = split_value(value, name)
+                if path in split:
+                    value = split_value(value, ident)
+                config = merge_at(config, path, value)  # the key keeps its place in the order
             yield Run(ident, dict(zip(names, values, strict=True)), config)
 
     def output_runs(self) -> Iterator[tuple[str, dict[str, Any]]]:

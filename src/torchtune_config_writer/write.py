@@ -28,7 +28,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -357,13 +357,16 @@ def _keep_metadata(folder: Path, new: Path) -> None:
     os.chmod(new, stat.S_IMODE(info.st_mode))
 
 
-def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]) -> Path:
-    """Write ``files`` to a new folder ``parent/name`` (``name_2``, ... if taken), all or nothing.
+def write_new_folder(
+    parent: Path, name: str, render: Callable[[str], Iterable[tuple[str, bytes]]]
+) -> Path:
+    """Write a new folder ``parent/name`` (``name_2``, ... if taken), all or nothing.
 
     Args:
         parent: Where the folder goes; created if missing.
         name: The folder's name.
-        files: (relative path, bytes) pairs; paths may name sub-folders.
+        render: Given the name the folder gets, its files as (relative path, bytes) pairs;
+            paths may name sub-folders.
 
     Returns:
         The folder written.
@@ -374,21 +377,15 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
     try:
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            folder = _claim(parent, name)  # first: the files name the folder they are in
+            created.append(folder)
             staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
-            for relative, content in files:
+            for relative, content in render(folder.name):
                 target = staging / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
-            for attempt in range(1, 1000):
-                folder = parent / (name if attempt == 1 else f"{name}_{attempt}")
-                try:
-                    os.mkdir(folder)  # claims the name; rename then replaces the empty folder
-                except FileExistsError:
-                    continue
-                created.append(folder)
-                staging.rename(folder)
-                return folder
-            raise ConfigWriterError(f"too many folders named {name}_*", parent)
+            staging.rename(folder)  # replaces the empty folder that claimed the name
+            return folder
         except BaseException:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -400,6 +397,17 @@ def write_new_folder(parent: Path, name: str, files: Iterable[tuple[str, bytes]]
         raise ConfigWriterError(
             f"cannot write the output folder: {exc.strerror or exc}", exc.filename or parent
         ) from None
+
+
+def _claim(parent: Path, name: str) -> Path:
+    for attempt in range(1, 1000):
+        folder = parent / (name if attempt == 1 else f"{name}_{attempt}")
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        return folder
+    raise ConfigWriterError(f"too many folders named {name}_*", parent)
 
 
 def _write_file(path: Path, content: bytes) -> None:
