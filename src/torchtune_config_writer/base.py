@@ -9,15 +9,17 @@ torchtune (if any) is installed.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import recipes
+from .errors import ConfigWriterError
 from .experiment import Experiment
 from .launch import RECIPE_NAME
 from .layout import CONFIGS_DIR, LOCK_FILE
-from .repository import ESCAPE_HINT, symlink_escape
+from .repository import ESCAPE_HINT, repository_root, symlink_escape
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
@@ -38,6 +40,7 @@ class Base:
         recorded: True when read from the recorded lock rather than from torchtune.
         runs_with: The torchtune recipe that ``tune run`` runs the recipe config with, from
             torchtune's registry (``lora_finetune_single_device``), or ``None`` if not known.
+        lock: The lock file it was read from, when recorded.
     """
 
     label: str
@@ -47,6 +50,7 @@ class Base:
     raw: bytes = b""
     recorded: bool = False
     runs_with: str | None = None
+    lock: Path | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -74,9 +78,33 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
     assert recipe is not None
     if lock_dir is not None and not refresh:
         recorded = read_lock(lock_dir / LOCK_FILE)
-        if recorded is not None and recorded.recipe == recipe:
+        if recorded is None or recorded.recipe != recipe:
+            # A new experiment on a recipe another one records: the repository's record, so
+            # that it is generated alike with or without torchtune (the hook has none).
+            recorded = _recorded_elsewhere(experiment, recipe)
+        if recorded is not None:
             return _checked(_with_runs_with(recorded))
     return _checked(_from_torchtune(experiment, recipe))
+
+
+def _recorded_elsewhere(experiment: Experiment, recipe: str) -> Base | None:
+    """The first other experiment's recorded base of ``recipe`` in the repository, if any."""
+    from .affected import repository_experiments  # reads the repository: only when needed
+
+    root = repository_root(experiment.folder)
+    if root is None:
+        return None
+    try:
+        listed = repository_experiments(root)
+    except ConfigWriterError:
+        return None
+    for other in listed:
+        if other.parent.resolve() == experiment.folder.resolve():
+            continue
+        recorded = read_lock(other.parent / CONFIGS_DIR / LOCK_FILE)
+        if recorded is not None and recorded.recipe == recipe:
+            return recorded
+    return None
 
 
 def _from_file(experiment: Experiment, path: Path) -> Base:
@@ -98,6 +126,8 @@ def _from_file(experiment: Experiment, path: Path) -> Base:
         )
     if not is_file:
         problem = "is a folder" if is_dir else "does not exist"
+        if not is_dir and os.path.exists(path):
+            problem = "is not a regular file (a device, a pipe or a socket)"
         raise experiment.error(
             f"base_config_file {written} {problem}: give the path of a YAML config "
             "(relative paths start at the experiment's folder)",
@@ -206,6 +236,7 @@ def read_lock(path: Path) -> Base | None:
         recorded=True,
         # Only a recipe name goes into commands: a hand-edited line must not inject shell code.
         runs_with=_recipe_name(fields.get("tune run")),
+        lock=path,
     )
 
 

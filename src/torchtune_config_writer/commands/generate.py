@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import display_path
 from ..generate import Generated, generate_many
+from ..layout import CONFIGS_DIR, LOCK_FILE
 from . import EXIT_OK, add_max_runs, check_mark, plural
 
 
@@ -69,6 +70,9 @@ def _report(generated: Generated) -> None:
     source = ""
     if base.recipe is not None:
         recorded = "recorded, " if base.recorded else ""
+        own = generated.plan.experiment.folder / CONFIGS_DIR / LOCK_FILE
+        if base.lock is not None and base.lock.parent.parent != own.parent.parent:
+            recorded = f"recorded in {display_path(base.lock)}, "  # another experiment's record
         source = f" ({recorded}torchtune {base.torchtune_version})"
     notes = []
     if generated.write is not None:
