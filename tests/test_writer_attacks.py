@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,10 @@ def nobody(
     return run
 
 
-def owned_by_nobody(tmp_path: Path, write_experiment: Callable[..., Path]) -> Path:
+@pytest.fixture
+def nobodys_experiment(
+    nobody: Callable[..., Any], write_experiment: Callable[..., Path]
+) -> Iterator[Path]:
     """A generated experiment in a folder nobody owns (pytest's own is root's, mode 700)."""
     root = Path(tempfile.mkdtemp(dir="/tmp", prefix="tcw-nobody-"))
     os.chmod(root, 0o755)
@@ -232,13 +235,14 @@ def owned_by_nobody(tmp_path: Path, write_experiment: Callable[..., Path]) -> Pa
     for folder, _, names in os.walk(root):
         for name in (folder, *(os.path.join(folder, n) for n in names)):
             os.chown(name, user.pw_uid, user.pw_gid)
-    return root / "exp" / "experiment.yaml"
+    yield root / "exp" / "experiment.yaml"
+    shutil.rmtree(root)
 
 
 def test_a_read_only_generated_folder_is_refused_before_anything_moves(
-    tmp_path: Path, write_experiment: Callable[..., Path], nobody: Callable[..., Any]
+    nobody: Callable[..., Any], nobodys_experiment: Path
 ) -> None:
-    path = owned_by_nobody(tmp_path, write_experiment)
+    path = nobodys_experiment
     configs = path.parent / "configs"
     (configs / "NOTES.md").write_text("the user's notes\n")
     path.write_text(NEW)
@@ -260,9 +264,9 @@ def test_a_read_only_generated_folder_is_refused_before_anything_moves(
 
 
 def test_a_read_only_folder_of_the_users_inside_configs_stops_the_write_with_everything_in_place(
-    tmp_path: Path, write_experiment: Callable[..., Path], nobody: Callable[..., Any]
+    nobody: Callable[..., Any], nobodys_experiment: Path
 ) -> None:
-    path = owned_by_nobody(tmp_path, write_experiment)
+    path = nobodys_experiment
     configs = path.parent / "configs"
     (configs / "NOTES.md").write_text("the user's notes\n")
     (configs / "results").mkdir()
