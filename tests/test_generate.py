@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import ConfigWriterError, generate, recipes
+from torchtune_config_writer.base import read_lock, render_lock
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 
@@ -375,13 +377,21 @@ def test_recorded_base_is_reused_without_torchtune(
     assert snapshot(path.parent / "configs") == before
 
 
+def record_another_base(lock: Path, old: bytes, new: bytes) -> None:
+    """Make ``lock`` record what another torchtune would have (a hand edit would not match the
+    lock's digest, and is refused)."""
+    recorded = read_lock(lock)
+    assert recorded is not None and old in recorded.raw
+    lock.write_bytes(render_lock(dataclasses.replace(recorded, raw=recorded.raw.replace(old, new))))
+
+
 def test_refresh_base_rereads_the_installed_torchtune(
     write_experiment: Callable[..., Path],
 ) -> None:
     path = write_experiment(experiment_text(variables="seed: [1, 2]"))
     generate(path)
     lock = path.parent / "configs" / "base.lock.yaml"
-    lock.write_bytes(lock.read_bytes().replace(b"lora_rank: 64", b"lora_rank: 63"))
+    record_another_base(lock, b"lora_rank: 64", b"lora_rank: 63")
     assert runs_of(path)[0]["model"]["lora_rank"] == 64
     generate(path)
     assert runs_of(path)[0]["model"]["lora_rank"] == 63  # the lock wins over torchtune
@@ -452,7 +462,7 @@ def test_an_interrupted_write_keeps_the_recorded_base(
     generate(path)
     configs = path.parent / "configs"
     lock = configs / "base.lock.yaml"
-    lock.write_bytes(lock.read_bytes().replace(b"batch_size: 4", b"batch_size: 3"))
+    record_another_base(lock, b"batch_size: 4", b"batch_size: 3")
     generate(path)
     recorded = snapshot(configs)
     # Killed before the exchange: the staged folder holds the newest recorded base.

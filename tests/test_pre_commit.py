@@ -236,3 +236,45 @@ def test_a_copied_experiment_writing_where_the_original_does_fails_the_commit(
         "lora_rank_study/experiment.yaml write: output_dir /scratch/results/lora_study/run_000"
     ) in result.stdout
     assert snapshot(repo / "rank_copy") == before  # nothing written on bad input
+
+
+def test_run_on_all_files_reports_a_folder_whose_experiment_was_removed(
+    repo: Path, env: dict[str, str]
+) -> None:
+    run(repo, "git", "rm", "-q", "lora_rank_study/experiment.yaml", env=env).check_returncode()
+    run(repo, "git", "commit", "-qm", "rm", "--no-verify", env=env).check_returncode()
+    before = snapshot(repo / "lora_rank_study")
+    result = run(repo, sys.executable, "-m", "pre_commit", "run", "--all-files", env=env)
+    assert result.returncode == 1, result.stdout
+    assert (
+        "stale: lora_rank_study/configs/ (its experiment.yaml is gone): delete the folder or "
+        "restore the experiment (--fix leaves it: it holds the runs' history)\n"
+    ) in result.stdout
+    assert snapshot(repo / "lora_rank_study") == before
+
+
+def test_the_check_only_hook_fails_on_drift_and_writes_nothing(
+    repo: Path, env: dict[str, str]
+) -> None:
+    config = repo / ".pre-commit-config.yaml"
+    config.write_text(config.read_text().replace(f"id: {HOOK}", f"id: {HOOK}-no-fix"))
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16]"))
+    before = snapshot(repo / "lora_rank_study" / "configs")
+    result = commit(repo, env)
+    assert result.returncode == 1, result.stdout
+    assert "torchtune configs match their experiments (check only)" in result.stdout
+    assert "stale: lora_rank_study/configs/run_002.yaml" in result.stdout
+    assert "run `torchtune-config-writer check --fix` to regenerate" in result.stdout
+    assert snapshot(repo / "lora_rank_study" / "configs") == before
+    assert fix_with_the_tool(repo) == 1  # drift, fixed
+    run(repo, "git", "add", "-A", env=env).check_returncode()
+    assert commit(repo, env).returncode == 0
+
+
+def fix_with_the_tool(repo: Path) -> int:
+    return subprocess.run(
+        [sys.executable, "-m", "torchtune_config_writer", "check", "--fix"],
+        cwd=repo,
+        capture_output=True,
+    ).returncode

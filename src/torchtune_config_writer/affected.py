@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigWriterError
 from .experiment import EXPERIMENT_FILE_NAMES, load_experiment
-from .layout import CONFIGS_DIR, RUN_MAPPING
+from .layout import CONFIGS_DIR, RUN_MAPPING, is_owned
 from .repository import repository_root
 
 
@@ -23,9 +23,16 @@ def repository_experiments(start: Path) -> list[Path]:
     root = repository_root(start)
     if root is None:
         raise ConfigWriterError("not inside a git repository: name the experiments to check", start)
+    patterns = [f":(glob)**/{name}" for name in EXPERIMENT_FILE_NAMES]
+    found = [root / name for name in _git_listed(root, patterns) if (root / name).is_file()]
+    return [path for path in found if not _is_output_copy(path)]
+
+
+def _git_listed(root: Path, patterns: list[str]) -> list[str]:
+    """The files of the repository at ``root`` matching ``patterns``: tracked, or new and not
+    ignored; sorted, relative to ``root``."""
     # git itself: gitpython would run this same command, after an import that takes 0.06 to
     # 0.13 s, a third of what the pre-commit hook may take.
-    patterns = [f":(glob)**/{name}" for name in EXPERIMENT_FILE_NAMES]
     try:
         listed = subprocess.run(
             [
@@ -49,9 +56,64 @@ def repository_experiments(start: Path) -> list[Path]:
         raise ConfigWriterError(
             f"git ls-files failed: {message[-1] if message else exc}", root
         ) from None
-    names = {os.fsdecode(name) for name in listed.split(b"\0") if name}
-    found = [root / name for name in sorted(names) if (root / name).is_file()]
-    return [path for path in found if not _is_output_copy(path)]
+    return sorted({os.fsdecode(name) for name in listed.split(b"\0") if name})
+
+
+def orphan_folders(paths: Iterable[Path], start: Path) -> list[Path]:
+    """Generated folders whose experiment is gone (``git rm experiment.yaml`` leaves its
+    ``configs/``), among ``paths`` or, with none, in the whole repository around ``start``.
+
+    A folder counts only if it holds a file the tool wrote: a ``configs/`` of the user's own is
+    not one.
+
+    Raises:
+        ConfigWriterError: no paths and ``start`` is not inside a git repository.
+    """
+    candidates: list[Path] = []
+    named = list(paths)
+    if not named:
+        root = repository_root(start)
+        if root is None:
+            return []  # repository_experiments has said so already
+        candidates = _listed_generated_folders(root)
+    for path in named:
+        if path.name == CONFIGS_DIR and path.is_dir():
+            candidates.append(path)
+        elif path.parent.name == CONFIGS_DIR:
+            candidates.append(path.parent)
+        elif path.is_dir() and repository_root(path) is not None:
+            # A folder of experiments (`check .`, as the GitHub Action runs): every one below it.
+            inside = Path(os.path.abspath(path))
+            root = repository_root(path)
+            assert root is not None
+            candidates.extend(
+                folder
+                for folder in _listed_generated_folders(root)
+                if Path(os.path.abspath(folder)).is_relative_to(inside)
+            )
+    found: dict[Path, Path] = {}
+    for folder in candidates:
+        key = _same_file_key(folder)
+        if key not in found and _is_orphan(folder):
+            found[key] = folder
+    return list(found.values())
+
+
+def _listed_generated_folders(root: Path) -> list[Path]:
+    """The folders named ``configs`` holding a file git lists (tracked, or new and not ignored)."""
+    listed = _git_listed(root, [f":(glob)**/{CONFIGS_DIR}/*"])
+    return list(dict.fromkeys((root / name).parent for name in listed))
+
+
+def _is_orphan(folder: Path) -> bool:
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if any((folder.parent / name).is_file() for name in EXPERIMENT_FILE_NAMES):
+        return False
+    try:
+        return any(is_owned(entry) for entry in folder.iterdir())
+    except OSError:
+        return False
 
 
 def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
@@ -94,7 +156,7 @@ def experiments_in(path: Path) -> list[Path]:
     if path.is_dir():
         own = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
         if own:
-            return own
+            return [p for p in own if not _is_output_copy(p)]
         if path.name == CONFIGS_DIR:  # a generated folder stands for its experiment
             return experiments_in(path.parent)
         # A folder of experiments (examples/): every one below it that git lists, or, outside
@@ -106,7 +168,11 @@ def experiments_in(path: Path) -> list[Path]:
         found = (p for name in EXPERIMENT_FILE_NAMES for p in path.rglob(name))
         return sorted(p for p in found if not _is_output_copy(p))
     experiment = experiment_of(path)
-    return [experiment] if experiment is not None else []
+    # A copy in a timestamped output folder, named by one of its files, is no more an experiment
+    # than when a folder above it is named: checking it would write configs/run_mapping.yaml.
+    if experiment is None or _is_output_copy(experiment):
+        return []
+    return [experiment]
 
 
 def _is_output_copy(experiment: Path) -> bool:
@@ -139,3 +205,20 @@ def _base_users(experiments: list[Path]) -> dict[Path, list[Path]]:
 
 def _same_file_key(path: Path) -> Path:
     return Path(os.path.realpath(path))
+
+
+def submodules(start: Path) -> list[Path]:
+    """The checked-out git submodules of the repository around ``start``, which ``git ls-files``
+    does not look into; none (and no git call) without a ``.gitmodules``."""
+    root = repository_root(start)
+    if root is None or not (root / ".gitmodules").is_file():
+        return []
+    listed = subprocess.run(
+        ["git", "config", "-z", "-f", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"],
+        cwd=root,
+        capture_output=True,
+    ).stdout
+    # -z: each entry is "key\nvalue\0", so a path may hold any character but NUL.
+    paths = [entry.partition(b"\n")[2] for entry in listed.split(b"\0") if entry]
+    found = [root / os.fsdecode(path) for path in paths if path]
+    return [folder for folder in found if (folder / ".git").exists()]

@@ -9,13 +9,14 @@ torchtune (if any) is installed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import recipes
-from .errors import ConfigWriterError
+from .errors import ConfigWriterError, display_path
 from .experiment import Experiment
 from .launch import RECIPE_NAME
 from .layout import CONFIGS_DIR, LOCK_FILE
@@ -23,8 +24,8 @@ from .repository import ESCAPE_HINT, repository_root, symlink_escape
 from .yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 
 _LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
-# The header's lines at most: the first, recipe, torchtune, tune run, and "The bytes of".
-_LOCK_HEADER_LINES = 5
+# The header's lines at most: the first, recipe, torchtune, sha256, tune run, and "The bytes of".
+_LOCK_HEADER_LINES = 6
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def _recorded_elsewhere(experiment: Experiment, recipe: str) -> Base | None:
     for other in listed:
         if other.parent.resolve() == experiment.folder.resolve():
             continue
-        recorded = read_lock(other.parent / CONFIGS_DIR / LOCK_FILE)
+        try:
+            recorded = read_lock(other.parent / CONFIGS_DIR / LOCK_FILE)
+        except ConfigWriterError:
+            continue  # a broken lock is reported when its own experiment is checked
         if recorded is not None and recorded.recipe == recipe:
             return recorded
     return None
@@ -195,6 +199,9 @@ def render_lock(base: Base) -> bytes:
         f"{_LOCK_FIRST_LINE}\n"
         f"# recipe: {base.recipe}\n"
         f"# torchtune: {base.torchtune_version}\n"
+        # A hand edit of the recorded bytes would otherwise show only as drift in the runs, and
+        # check --fix would spread it into every one: the digest lets read_lock refuse it.
+        f"# sha256: {hashlib.sha256(base.raw).hexdigest()}\n"
         f"{runs_with}"
         f"# The bytes of `tune cp {base.recipe}` follow. Refresh with `generate --refresh-base`.\n"
     )
@@ -211,6 +218,9 @@ def read_lock(path: Path) -> Base | None:
         raw = path.read_bytes()
     except OSError:
         return None
+    # A checkout with core.autocrlf=true gives CRLF: the record is the same (tune cp's bytes are
+    # LF), and check reports the file's line endings as such.
+    raw = raw.replace(b"\r\n", b"\n")
     lines = raw.split(b"\n", _LOCK_HEADER_LINES)
     if len(lines) < 5 or lines[0].decode("utf-8", "replace") != _LOCK_FIRST_LINE:
         return None
@@ -224,6 +234,17 @@ def read_lock(path: Path) -> Base | None:
         fields[key] = value
     else:
         return None
+    digest = fields.get("sha256")
+    # A lock written before digests has none: it is read unverified, as it always was.
+    if digest is not None and digest != hashlib.sha256(raw_config).hexdigest():
+        shown = display_path(path)
+        raise ConfigWriterError(
+            "the recorded base config was edited: its bytes do not match the sha256 of its "
+            f"header; restore it (`git restore {shown}`) or record it again with "
+            "`torchtune-config-writer generate --refresh-base` where torchtune is installed",
+            path,
+            list(fields).index("sha256") + 2,
+        )
     recipe = fields.get("recipe", "")
     # The whole file parses as the config (the header is comments), so lines stay true.
     document = parse_yaml(raw, path)
@@ -242,3 +263,27 @@ def read_lock(path: Path) -> Base | None:
 
 def _recipe_name(text: str | None) -> str | None:
     return text if text is not None and RECIPE_NAME.fullmatch(text) else None
+
+
+def installed_torchtune_version() -> str | None:
+    """The installed torchtune's version, read from its dist-info folder's name, or ``None``.
+
+    Neither torchtune nor importlib.metadata is imported: the metadata import alone takes some
+    40 ms, and the hook's check may spend that on nothing (3.5 ms this way, measured).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchtune")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return None
+    found = [
+        name[len("torchtune-") : -len(".dist-info")]
+        for name in names
+        if name.startswith("torchtune-") and name.endswith(".dist-info")
+    ]
+    return found[0] if len(found) == 1 else None

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .affected import find_affected_experiments, repository_experiments
+from .affected import find_affected_experiments, orphan_folders, repository_experiments
 from .collisions import find_collisions, other_experiments
 from .drift import Drift, find_drift
 from .errors import ConfigWriterError
@@ -25,18 +25,20 @@ class CheckResult:
         drifts: One per experiment checked, in order; clean ones included.
         errors: Experiments that could not be checked (bad input), in order.
         fixed: What ``fix`` wrote, one per drifted experiment.
+        orphans: Generated folders whose experiment is gone: drift that ``fix`` leaves alone.
     """
 
     drifts: list[Drift] = field(default_factory=list)
     errors: list[ConfigWriterError] = field(default_factory=list)
     fixed: list[WriteResult] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         """2 for bad input, else 1 for drift (fixed or not), else 0."""
         if self.errors:
             return 2
-        return 1 if any(drift.drifted for drift in self.drifts) else 0
+        return 1 if self.orphans or any(drift.drifted for drift in self.drifts) else 0
 
 
 def check(
@@ -67,7 +69,9 @@ def check(
     )
     # --fix writes: each folder is locked from before it is read until it is written.
     with writing(path.parent / CONFIGS_DIR for path in experiments) if fix else nullcontext():
-        return _check(experiments, paths, fix, max_runs)
+        result = _check(experiments, paths, fix, max_runs)
+    result.orphans = orphan_folders([Path(p) for p in paths], start)
+    return result
 
 
 def _check(

@@ -27,6 +27,16 @@ class FileDrift:
     on_disk: bytes | None
     generated: bytes | None
 
+    @property
+    def line_endings_only(self) -> bool:
+        """Whether the file differs only by CRLF line endings (a ``core.autocrlf`` checkout)."""
+        return (
+            self.on_disk is not None
+            and self.generated is not None
+            and b"\r\n" in self.on_disk
+            and self.on_disk.replace(b"\r\n", b"\n") == self.generated
+        )
+
 
 @dataclass
 class Drift:
@@ -71,17 +81,83 @@ def find_drift(plan: Plan) -> Drift:
 def describe(drift: Drift) -> Iterator[str]:
     """Lines that show the drift: a unified diff per changed file, one line per missing or stale.
 
-    Every line ends with a newline.
+    The files that differ only in line endings get no diff (every line would show, looking
+    alike): :func:`summary` gives them one line. A change that repeats across files (one control
+    of a 2,000-run sweep) is shown once, then the files it also applies to, so that the report
+    stays short. Every line ends with a newline.
     """
+    # The body of each diff (without its file names) → the files that have it, in order.
+    groups: dict[tuple[str, ...], list[str]] = {}
+    bodies: list[tuple[str, ...]] = []
     for file in drift.files:
         shown = display_path(drift.folder / file.name)
+        if file.line_endings_only:
+            continue
         if file.on_disk is None:
+            yield from _flush(drift, groups, bodies)
             yield f"missing: {shown}\n"
         elif file.generated is None:
+            yield from _flush(drift, groups, bodies)
             yield f"stale: {shown} (the experiment no longer produces it)\n"
         else:
-            old = file.on_disk.decode("utf-8", "replace").splitlines(keepends=True)
-            new = file.generated.decode("utf-8", "replace").splitlines(keepends=True)
-            lines = difflib.unified_diff(old, new, f"{shown} (on disk)", f"{shown} (generated)")
-            for line in lines:
-                yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            body = tuple(_diff_body(file.on_disk, file.generated))
+            if body not in groups:
+                groups[body] = []
+                bodies.append(body)
+            groups[body].append(file.name)
+    yield from _flush(drift, groups, bodies)
+
+
+def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
+    # CRLF from the checkout is said once per folder: the diff shows what else changed.
+    old = on_disk.replace(b"\r\n", b"\n").decode("utf-8", "replace").splitlines(keepends=True)
+    new = generated.decode("utf-8", "replace").splitlines(keepends=True)
+    for number, line in enumerate(difflib.unified_diff(old, new)):
+        if number >= 2:  # the ---/+++ lines: each file's own names are put in when shown
+            yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+
+
+def _flush(
+    drift: Drift, groups: dict[tuple[str, ...], list[str]], bodies: list[tuple[str, ...]]
+) -> Iterator[str]:
+    """Each distinct diff once, in the order first met, with the other files that have it."""
+    for body in bodies:
+        names = groups[body]
+        shown = display_path(drift.folder / names[0])
+        yield f"--- {shown} (on disk)\n"
+        yield f"+++ {shown} (generated)\n"
+        yield from body
+        others = names[1:]
+        if others:
+            listed = ", ".join(others) if len(others) <= 3 else f"{others[0]} … {others[-1]}"
+            count = f"{len(others):,} more file{'s' if len(others) != 1 else ''}"
+            yield f"the same change in {count}: {listed}\n"
+    groups.clear()
+    bodies.clear()
+
+
+# Where the CRLF comes from is git's checkout (core.autocrlf): this pattern keeps every generated
+# folder LF whatever the setting, and also covers folders added later.
+_EOL_HINT = 'add "**/configs/** text eol=lf" to .gitattributes'
+
+
+def summary(drift: Drift) -> Iterator[str]:
+    """The one ``drift:`` line of the folder (the GitHub Action counts them), saying which files
+    differ only in line endings.
+
+    Every line ends with a newline.
+    """
+    shown = display_path(drift.folder)
+    crlf = len([file for file in drift.files if file.line_endings_only])
+    changed = len(drift.files) - crlf
+    if not changed:
+        yield f"drift: {shown}/ differs only in line endings (CRLF): {_EOL_HINT}\n"
+        return
+    experiment = display_path(drift.plan.experiment.path)
+    line = (
+        f"drift: {shown}/ differs from {experiment} in {changed} file{'s' if changed != 1 else ''}"
+    )
+    if crlf:
+        more = f"{crlf} more file{'s' if crlf != 1 else ''}"
+        line += f", and only in line endings (CRLF) in {more}: {_EOL_HINT}"
+    yield line + "\n"
