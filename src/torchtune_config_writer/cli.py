@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -11,6 +12,9 @@ from typing import NoReturn
 from . import __version__
 from .commands import EXIT_BAD_INPUT, check, generate, recipes, schema, show, validate
 from .errors import ConfigWriterError
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 _COMMANDS = {
     "generate": generate,
@@ -57,7 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = _build_parser().parse_args(argv)
     try:
-        return int(_COMMANDS[args.command].run(args))
+        code = int(_COMMANDS[args.command].run(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
     except ConfigWriterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # Ctrl-C: the writer has already rolled back; one line, the shell's code for SIGINT.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `check | head`: the reader is gone. Python's advice: point stdout at devnull so the
+        # flush at exit cannot fail again; 141 is what a shell reports for SIGPIPE (1 would
+        # read as drift).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

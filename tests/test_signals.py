@@ -1,0 +1,59 @@
+"""A closed pipe and Ctrl-C end the command line with one line and the shell's exit codes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from torchtune_config_writer import generate
+
+from .conftest import experiment_text, snapshot
+
+COMMAND = [sys.executable, "-m", "torchtune_config_writer"]
+
+
+def test_check_into_a_pipe_closed_early_exits_141_without_a_traceback(
+    write_experiment: Callable[..., Path],
+) -> None:
+    values = ", ".join(str(i) for i in range(400))
+    path = write_experiment(experiment_text(variables=f"seed: [{values}]"))
+    generate(path)
+    path.write_text(experiment_text(variables=f"seed: [{values}]", controls="epochs: 7"))
+    process = subprocess.Popen(
+        [*COMMAND, "check", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(100)  # like `| head`: read a little, then go away
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert "Traceback" not in error and "BrokenPipe" not in error
+
+
+def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
+    write_experiment: Callable[..., Path],
+) -> None:
+    values = ", ".join(str(i) for i in range(150))
+    text = experiment_text(variables=f"seed: [{values}]\nlora_rank: [{values}]")
+    path = write_experiment(text)
+    before = snapshot(path.parent)
+    process = subprocess.Popen(
+        [*COMMAND, "generate", "--max-runs", "30000", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Interrupt it while it writes: once its staging folder is there (not during imports).
+    deadline = time.monotonic() + 60
+    while not any(".tcw-" in p.name for p in path.parent.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline, "it never started writing"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    out, error = process.communicate(timeout=60)
+    assert (process.returncode, error) == (130, "interrupted\n")
+    assert snapshot(path.parent) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
