@@ -1055,3 +1055,20 @@ def test_a_control_character_after_wide_characters_is_placed_in_characters(
     result = generate_bad(cli, generated, text)
     assert_refused(result, "exp/experiment.yaml", 2, "the character #x0001 is not allowed")
     assert result.err.startswith("error: exp/experiment.yaml:2:19: ")
+
+
+@pytest.mark.parametrize(
+    ("entry", "kind"),
+    [("dataset:\n  ? [a, b]\n  : 1", "a list"), ("dataset:\n  ? {a: 1}\n  : 1", "a mapping")],
+)
+def test_a_complex_key_is_refused_in_the_users_terms(
+    generated: Path, cli: Callable[..., CliResult], entry: str, kind: str
+) -> None:
+    result = generate_bad(cli, generated, experiment_text(controls=entry))
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        8,
+        f"a key must be a plain name, not {kind}: write the key as text",
+    )
+    assert "Node(" not in result.err

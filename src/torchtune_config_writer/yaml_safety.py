@@ -78,6 +78,9 @@ def check_nodes(root: yaml.Node) -> None:
             _fail(f"nested more than {MAX_DEPTH} levels deep: flatten it", node)
         if isinstance(node, yaml.MappingNode):
             for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode):  # `? [a, b]: 1`
+                    kind = "a list" if isinstance(key, yaml.SequenceNode) else "a mapping"
+                    _fail(f"a key must be a plain name, not {kind}: write the key as text", key)
                 if key.tag not in _KEY_TAGS:
                     # OmegaConf refuses null keys, and 1 and '1' would be two keys to it.
                     _fail(f"a key must be text: quote it ('{key.value}')", key)
