@@ -1072,3 +1072,22 @@ def test_a_complex_key_is_refused_in_the_users_terms(
         f"a key must be a plain name, not {kind}: write the key as text",
     )
     assert "Node(" not in result.err
+
+
+@pytest.mark.parametrize("command", ["check", "validate"])
+def test_a_path_argument_too_long_for_the_file_system_is_one_error(
+    cli: Callable[..., CliResult], command: str
+) -> None:
+    result = cli(command, "x" * 300)
+    assert_refused(result, "x" * 300, None, "cannot read: File name too long")
+
+
+def test_a_recipe_file_name_too_long_for_the_file_system_is_one_error(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    name = "r" * 300 + ".py"
+    path = write_experiment(experiment_text(base=f"base_config: {RECIPE}\n  recipe: {name}"))
+    result = cli("generate", path)
+    assert_refused(
+        result, str(path), 6, f"cannot read framework_config.recipe {name}: File name too long"
+    )

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ConfigWriterError
+from .errors import ConfigWriterError, require_path
 from .experiment import EXPERIMENT_FILE_NAMES, load_experiment
 from .layout import CONFIGS_DIR, RUN_MAPPING, is_owned
 from .repository import repository_root
@@ -134,8 +134,7 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
     found: dict[Path, Path] = {}
     users_by_root: dict[Path, dict[Path, list[Path]]] = {}
     for path in paths:
-        if not path.exists():
-            raise ConfigWriterError("does not exist: name an experiment or a changed file", path)
+        require_path(path, "does not exist: name an experiment or a changed file")
         experiments = experiments_in(path)
         if not experiments:
             # A base config file: its users are in its repository, read once, only when needed.

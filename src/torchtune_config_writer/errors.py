@@ -65,3 +65,18 @@ def display_path(path: Path) -> str:
     except ValueError:  # another drive on Windows
         return str(path)
     return str(path) if rel.startswith("..") else rel
+
+
+def require_path(path: Path, missing: str) -> None:
+    """Raise ``missing`` for a path that is not there, and say why one cannot be looked at
+    (a name too long for the file system, a folder this user may not search).
+
+    Raises:
+        ConfigWriterError: the path does not exist or cannot be read.
+    """
+    try:
+        found = path.exists()
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
+    if not found:
+        raise ConfigWriterError(missing, path)

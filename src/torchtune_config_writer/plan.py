@@ -198,7 +198,13 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
     if recipe is not None and recipe.endswith(".py"):
         keypath = ("framework_config", "recipe")
         recipe_file = experiment.resolve_path(recipe, keypath)
-        if not recipe_file.is_file():
+        try:
+            is_file = recipe_file.is_file()
+        except OSError as exc:  # a name too long for the file system, a folder one may not read
+            raise experiment.error(
+                f"cannot read framework_config.recipe {recipe}: {exc.strerror or exc}", keypath
+            ) from None
+        if not is_file:
             raise experiment.error(
                 f"framework_config.recipe {recipe} is not a file: give a recipe .py relative to "
                 "the experiment's folder (where the commands run), or a torchtune recipe name",

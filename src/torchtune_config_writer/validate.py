@@ -16,7 +16,7 @@ from .affected import (
 )
 from .collisions import Collision, find_collisions, other_experiments
 from .deep_check import Problem, deep_check
-from .errors import ConfigWriterError
+from .errors import ConfigWriterError, require_path
 from .experiment import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
 from .findings import ERROR, ConfigResult, Finding, ValidationResult
 from .layout import CONFIGS_DIR, RUN_FILE_GLOB
@@ -105,10 +105,7 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
     targets: dict[Path, Target] = {}
     experiments = repository_experiments(start) if not paths else []
     for path in paths:
-        if not path.exists():
-            raise ConfigWriterError(
-                "does not exist: name an experiment, a folder or a config", path
-            )
+        require_path(path, "does not exist: name an experiment, a folder or a config")
         if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
             targets.setdefault(path, Target(path, _plan_or_none(experiment_of(path))))
             continue
