@@ -196,14 +196,22 @@ def _leaf_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
         yield path
 
 
+# A key path set so far: the order it was first set in, the path, and who set it.
+_Owner = tuple[int, KeyPath, Placement]
+
+
 def _check_no_key_set_twice(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
-    owners: dict[KeyPath, Placement] = {}
+    # Linear in the number of key paths: each leaf looks up its own prefixes, and the setters
+    # below it are kept per prefix as the first two that differ (enough to find the first one
+    # that is not the leaf's own setter). The first clash in setting order is reported.
+    owners: dict[KeyPath, _Owner] = {}
+    below: dict[KeyPath, list[_Owner]] = {}
     for placement in placements:
         for value in placement.parameter.values:
             for leaf in _leaf_paths(value, placement.path):
-                for other_path, other in owners.items():
-                    if other is placement or not _overlap(leaf, other_path):
-                        continue
+                clash = _first_other_setter(leaf, placement, owners, below)
+                if clash is not None:
+                    _, other_path, other = clash
                     both = (
                         "a variable and a control"
                         if other.section != placement.section
@@ -215,9 +223,23 @@ def _check_no_key_set_twice(experiment: Experiment, placements: tuple[Placement,
                         f"{both}; keep one",
                         placement.parameter.keypath,
                     )
-                owners[leaf] = placement
+                if leaf not in owners:
+                    owner = (len(owners), leaf, placement)
+                    owners[leaf] = owner
+                    for depth in range(1, len(leaf)):
+                        first = below.setdefault(leaf[:depth], [])
+                        if not first or (len(first) == 1 and first[0][2] is not placement):
+                            first.append(owner)
 
 
-def _overlap(a: KeyPath, b: KeyPath) -> bool:
-    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
-    return longer[: len(shorter)] == shorter
+def _first_other_setter(
+    leaf: KeyPath,
+    placement: Placement,
+    owners: dict[KeyPath, _Owner],
+    below: dict[KeyPath, list[_Owner]],
+) -> _Owner | None:
+    """The earliest key path set by another entry that ``leaf`` lies in or contains."""
+    found = [owners[leaf[:depth]] for depth in range(1, len(leaf) + 1) if leaf[:depth] in owners]
+    found += below.get(leaf, [])[:2]
+    others = [owner for owner in found if owner[2] is not placement]
+    return min(others, key=lambda owner: owner[0]) if others else None

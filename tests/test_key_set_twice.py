@@ -1,0 +1,89 @@
+"""No key is set by two entries: the linear check reports exactly what the plain pairwise one
+did, on random entries, and a large experiment no longer takes quadratic time."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from torchtune_config_writer import generate
+from torchtune_config_writer.parameters import Placement, _check_no_key_set_twice, _leaf_paths
+from torchtune_config_writer.variables import Parameter
+from torchtune_config_writer.yaml_io import KeyPath, dotted
+
+from .conftest import experiment_text
+
+
+class Refused(Exception):
+    pass
+
+
+class FakeExperiment:
+    def error(self, message: str, keypath: KeyPath = ()) -> Refused:
+        return Refused(message, keypath)
+
+
+def pairwise(placements: tuple[Placement, ...]) -> tuple[Any, ...] | None:
+    """The check as it was: every leaf against every key path set before it."""
+    owners: dict[KeyPath, Placement] = {}
+    for placement in placements:
+        for value in placement.parameter.values:
+            for leaf in _leaf_paths(value, placement.path):
+                for other_path, other in owners.items():
+                    shorter, longer = sorted((leaf, other_path), key=len)
+                    if other is placement or longer[: len(shorter)] != shorter:
+                        continue
+                    both = (
+                        "a variable and a control"
+                        if other.section != placement.section
+                        else f"two {placement.section}"
+                    )
+                    return (
+                        f"'{other.parameter.name}' and '{placement.parameter.name}' both set "
+                        f"{dotted(min(leaf, other_path, key=len))}: a key may not be set by "
+                        f"{both}; keep one",
+                        placement.parameter.keypath,
+                    )
+                owners[leaf] = placement
+    return None
+
+
+def random_value(rng: random.Random, depth: int) -> Any:
+    if depth > 2 or rng.random() < 0.5:
+        return rng.randint(0, 3)
+    return {rng.choice("abc"): random_value(rng, depth + 1) for _ in range(rng.randint(1, 2))}
+
+
+def random_placements(rng: random.Random) -> Iterator[Placement]:
+    for index in range(rng.randint(1, 6)):
+        path = tuple(rng.choice("abc") for _ in range(rng.randint(1, 3)))
+        section = rng.choice(["controls", "variables"])
+        count = 1 if section == "controls" else rng.randint(1, 2)
+        values = tuple(random_value(rng, len(path)) for _ in range(count))
+        parameter = Parameter(f"p{index}", values, (section, f"p{index}"))
+        yield Placement(parameter, path, section)
+
+
+def test_the_linear_check_reports_what_the_pairwise_one_did() -> None:
+    rng = random.Random(0)
+    clashes = 0
+    for _ in range(3000):
+        placements = tuple(random_placements(rng))
+        expected = pairwise(placements)
+        try:
+            _check_no_key_set_twice(FakeExperiment(), placements)  # type: ignore[arg-type]
+            got = None
+        except Refused as refused:
+            got = refused.args
+        assert got == expected, placements
+        clashes += expected is not None
+    assert 300 < clashes < 2700  # both outcomes are well exercised
+
+
+def test_eight_thousand_new_keys_generate(write_experiment: Callable[..., Path]) -> None:
+    controls = "\n".join(f"+key_{index}: 1" for index in range(8000))
+    path = write_experiment(experiment_text(controls=controls))
+    generated = generate(path)
+    assert generated.plan.run_count == 1
