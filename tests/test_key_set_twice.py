@@ -87,3 +87,18 @@ def test_eight_thousand_new_keys_generate(write_experiment: Callable[..., Path])
     path = write_experiment(experiment_text(controls=controls))
     generated = generate(path)
     assert generated.plan.run_count == 1
+
+
+def test_an_experiment_file_over_a_mebibyte_is_refused_before_it_is_read(
+    write_experiment: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    controls = "\n".join(f"+key_{index}: {'x' * 40}" for index in range(25000))
+    path = write_experiment(experiment_text(controls=controls))
+    result = cli("generate", path)
+    assert result.code == 2
+    assert result.err.startswith(f"error: {path}: is 1.")
+    assert result.err.endswith(
+        "MiB, more than the 1 MiB an experiment file may be: split the study into several "
+        "experiment folders\n"
+    )
+    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]

@@ -14,6 +14,7 @@ from .launch import RECIPE, Launch, read_launch
 from .sections import reject_unknown_keys, required_string, section
 from .variables import Parameter, check_variables_are_not_controls, linked_axes, read_parameters
 from .yaml_io import Document, KeyPath, a_type_name, read_yaml_file
+from .yaml_safety import MAX_EXPERIMENT_BYTES
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
 DEFAULT_MAX_RUNS = 1000
@@ -147,6 +148,7 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
         ConfigWriterError: any rule of the format is broken; the message points at the line.
     """
     path = find_experiment_file(path)
+    _check_size(path)
     doc = read_yaml_file(path)
     data = doc.data
     if not isinstance(data, dict):
@@ -232,6 +234,19 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
             ("variables",),
         )
     return experiment
+
+
+def _check_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
+    if size > MAX_EXPERIMENT_BYTES:
+        raise ConfigWriterError(
+            f"is {size / 2**20:.1f} MiB, more than the {MAX_EXPERIMENT_BYTES // 2**20} MiB an "
+            "experiment file may be: split the study into several experiment folders",
+            path,
+        )
 
 
 def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:

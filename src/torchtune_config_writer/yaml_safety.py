@@ -18,6 +18,9 @@ _MAX_ALIAS_EXPANSION_RATIO = 100
 _MIN_NODES_BEFORE_RATIO = 1_000
 # Deeper than any config; keeps every recursive walk far from Python's recursion limit.
 MAX_DEPTH = 100
+# An experiment file is a page of YAML; past this it is a mistake (or an attack), refused before
+# it is parsed, so that no commit can hang on one.
+MAX_EXPERIMENT_BYTES = 1024 * 1024
 # Tags of plain data; anything else (!!python/..., !!set, !!binary, local tags) is refused.
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
