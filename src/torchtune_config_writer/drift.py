@@ -86,26 +86,23 @@ def describe(drift: Drift) -> Iterator[str]:
     of a 2,000-run sweep) is shown once, then the files it also applies to, so that the report
     stays short. Every line ends with a newline.
     """
-    # The body of each diff (without its file names) → the files that have it, in order.
+    # The body of each diff (without its file names) → the files that have it, in the order
+    # first met (a dict keeps it).
     groups: dict[tuple[str, ...], list[str]] = {}
-    bodies: list[tuple[str, ...]] = []
     for file in drift.files:
         shown = display_path(drift.folder / file.name)
         if file.line_endings_only:
             continue
         if file.on_disk is None:
-            yield from _flush(drift, groups, bodies)
+            yield from _flush(drift, groups)
             yield f"missing: {shown}\n"
         elif file.generated is None:
-            yield from _flush(drift, groups, bodies)
+            yield from _flush(drift, groups)
             yield f"stale: {shown} (the experiment no longer produces it)\n"
         else:
             body = tuple(_diff_body(file.on_disk, file.generated))
-            if body not in groups:
-                groups[body] = []
-                bodies.append(body)
-            groups[body].append(file.name)
-    yield from _flush(drift, groups, bodies)
+            groups.setdefault(body, []).append(file.name)
+    yield from _flush(drift, groups)
 
 
 def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
@@ -117,12 +114,9 @@ def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
             yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
 
 
-def _flush(
-    drift: Drift, groups: dict[tuple[str, ...], list[str]], bodies: list[tuple[str, ...]]
-) -> Iterator[str]:
+def _flush(drift: Drift, groups: dict[tuple[str, ...], list[str]]) -> Iterator[str]:
     """Each distinct diff once, in the order first met, with the other files that have it."""
-    for body in bodies:
-        names = groups[body]
+    for body, names in groups.items():
         shown = display_path(drift.folder / names[0])
         yield f"--- {shown} (on disk)\n"
         yield f"+++ {shown} (generated)\n"
@@ -133,7 +127,6 @@ def _flush(
             count = f"{len(others):,} more file{'s' if len(others) != 1 else ''}"
             yield f"the same change in {count}: {listed}\n"
     groups.clear()
-    bodies.clear()
 
 
 # Where the CRLF comes from is git's checkout (core.autocrlf): this pattern keeps every generated
