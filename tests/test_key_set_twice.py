@@ -4,6 +4,7 @@ did, on random entries, and a large experiment no longer takes quadratic time.""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,28 @@ def test_an_experiment_file_over_a_mebibyte_is_refused_before_it_is_read(
         "experiment folders\n"
     )
     assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
+
+
+def test_an_experiment_of_too_many_values_is_refused_at_the_key_that_holds_them(
+    write_experiment: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    # Under a mebibyte, but 150,001 values: minutes of merging and writing, refused instead.
+    values = ", ".join(["1"] * 150_000)
+    path = write_experiment(experiment_text(controls=f"epochs: 1\n+big_list: [{values}]"))
+    line = path.read_text(encoding="utf-8").splitlines().index(f"  +big_list: [{values}]") + 1
+    result = cli("generate", path)
+    assert result.code == 2
+    assert re.fullmatch(
+        rf"error: {re.escape(str(path))}:{line}:3: holds 150,0\d\d values, more than the "
+        r"100,000 a config may: split it into smaller files or studies\n",
+        result.err,
+    )
+    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
+
+
+def test_a_hundred_thousand_values_may_still_be_written(
+    write_experiment: Callable[..., Path],
+) -> None:
+    values = ", ".join(["1"] * 90_000)
+    path = write_experiment(experiment_text(controls=f"+big_list: [{values}]"))
+    assert generate(path).plan.run_count == 1

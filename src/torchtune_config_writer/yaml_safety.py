@@ -18,6 +18,9 @@ _MAX_ALIAS_EXPANSION_RATIO = 100
 _MIN_NODES_BEFORE_RATIO = 1_000
 # Deeper than any config; keeps every recursive walk far from Python's recursion limit.
 MAX_DEPTH = 100
+# Values in one file once aliases expand: torchtune's configs hold a few hundred; past this a
+# file is a mistake (or an attack) that would take minutes to merge and write out.
+MAX_NODES = 100_000
 # An experiment file is a page of YAML; past this it is a mistake (or an attack), refused before
 # it is parsed, so that no commit can hang on one.
 MAX_EXPERIMENT_BYTES = 1024 * 1024
@@ -104,11 +107,21 @@ def check_nodes(root: yaml.Node) -> None:
             depth += 1
         _fail(f"aliases nest this more than {MAX_DEPTH} levels deep: flatten it", node)
     if total > _MIN_NODES_BEFORE_RATIO and total > _MAX_ALIAS_EXPANSION_RATIO * len(sizes):
-        # Point at the key that holds most of the expansion.
-        marker, node = root, root
-        while True:
-            pair = max(_children(node), key=lambda pair: sizes[id(pair[1])][0], default=None)
-            if pair is None or 2 * sizes[id(pair[1])][0] <= sizes[id(node)][0]:
-                break
-            marker, node = pair
+        marker = _largest(root, sizes)
         _fail(f"aliases expand {len(sizes):,} nodes to {total:,}: refused as an alias bomb", marker)
+    if total > MAX_NODES:
+        _fail(
+            f"holds {total:,} values, more than the {MAX_NODES:,} a config may: "
+            "split it into smaller files or studies",
+            _largest(root, sizes),
+        )
+
+
+def _largest(root: yaml.Node, sizes: dict[int, tuple[int, int]]) -> yaml.Node:
+    """The key of the innermost block that holds most of the file's values (to point at)."""
+    marker, node = root, root
+    while True:
+        pair = max(_children(node), key=lambda pair: sizes[id(pair[1])][0], default=None)
+        if pair is None or 2 * sizes[id(pair[1])][0] <= sizes[id(node)][0]:
+            return marker
+        marker, node = pair
