@@ -26,7 +26,7 @@ from .parameters import Placement, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
 from .repository import symlink_escape
 from .sweep import Run, Sweep, run_id_width, value_index
-from .templates import check_placeholders, needs_filling
+from .templates import check_interpolations, check_placeholders, needs_filling
 from .write import latest_complete_folder
 from .yaml_io import KeyPath, dump_yaml
 
@@ -141,6 +141,7 @@ def plan_experiment(
             if placement.section == "controls":
                 controlled = merged
     check_placeholders(experiment, placements)
+    check_interpolations(experiment, placements)
     variables = tuple(p for p in placements if p.section == "variables")
     templated = tuple(
         p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])

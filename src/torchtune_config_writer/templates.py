@@ -8,6 +8,7 @@ a literal ``{name}``. Only strings of the experiment file are filled, never the 
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -172,6 +173,92 @@ def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...
         hint = f"did you mean {{{close[0]}}}? " if close else ""
         problem = f"{hint}placeholders name run_id or a variable ({', '.join(known[1:]) or 'none'})"
     return f"{{{name}}} names no variable: {problem}; write {{{{{name}}}}} for a literal {{{name}}}"
+
+
+def check_interpolations(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+    """Every string the runs get loads with OmegaConf, which refuses a whole file for one
+    half-open ``${``: refused here, at its line, instead of in ``tune run``.
+
+    Run after :func:`check_placeholders` (every placeholder names a variable).
+    """
+    texts = {
+        p.parameter.name.lstrip("+"): list(
+            dict.fromkeys(text_of(v) or "" for v in p.parameter.values)
+        )
+        for p in placements
+        if p.section == "variables"
+    }
+    for placement in placements:
+        parameter = placement.parameter
+        for index, value in enumerate(parameter.values):
+            at = (
+                (*parameter.keypath, index)
+                if placement.section == "variables"
+                else parameter.keypath
+            )
+            for inner, text in _strings(value):
+                for written in _as_written(text, texts):
+                    problem = interpolation_problem(written)
+                    if problem is not None:
+                        raise experiment.error(
+                            f"{written!r} is not an interpolation OmegaConf can read "
+                            f"({problem}): close it as ${{key}}, or write \\${{ for a literal ${{",
+                            (*at, *inner),
+                        )
+
+
+def _as_written(text: str, texts: Mapping[str, list[str]]) -> Iterator[str]:
+    """The strings ``text`` becomes in the runs, as far as OmegaConf can tell them apart.
+
+    A placeholder's text matters only if it holds ``$``, ``{`` or ``}`` (which could open or
+    close an interpolation with what surrounds it); any other text stands in for all.
+    """
+    parts = parse(text)
+    if parts == (text,):
+        yield text
+        return
+    choices = [
+        [part]
+        if not isinstance(part, Placeholder)
+        else [t for t in texts[part] if _BRACES.search(t)] or ["x"]
+        if part in texts
+        else ["x"]  # run_id
+        for part in parts
+    ]
+    for combination in itertools.product(*choices):
+        yield "".join(combination)
+
+
+_BRACES = re.compile(r"[${}]")
+# OmegaConf's own fast test for plain interpolations (omegaconf/grammar_parser.py,
+# SIMPLE_INTERPOLATION_PATTERN, built the same way; a test holds them equal), copied so that a
+# clean string never imports its grammar.
+_KEY = r"[$\w]+"
+_KEY_MAYBE_BRACKETS = f"{_KEY}|\\[{_KEY}\\]"
+_NODE_PATH = f"(\\.)*({_KEY_MAYBE_BRACKETS})(\\.{_KEY_MAYBE_BRACKETS})*"
+_NODE_INTER = f"\\${{\\s*{_NODE_PATH}\\s*}}"
+_ID = "[a-zA-Z_][\\w\\-]*"
+_ARG = r"[a-zA-Z_0-9/\-\+.$%*@?|]+"
+_ARGS = f"{_ARG}(\\s*,\\s*{_ARG})*"
+_RESOLVER_INTER = f"\\${{\\s*({_ID}(\\.{_ID})*)?\\s*:\\s*{_ARGS}?\\s*}}"
+_OUTER = "([^$]|\\$(?!{))+"
+SIMPLE_INTERPOLATION = re.compile(
+    f"({_OUTER})?(({_NODE_INTER}|{_RESOLVER_INTER})({_OUTER})?)+$", flags=re.ASCII
+)
+
+
+def interpolation_problem(text: str) -> str | None:
+    """Why OmegaConf refuses ``text`` as a value, or ``None`` if it takes it."""
+    if "${" not in text or SIMPLE_INTERPOLATION.match(text):
+        return None
+    from omegaconf.errors import GrammarParseError  # its parser only for the rare hard case
+    from omegaconf.grammar_parser import parse as parse_grammar
+
+    try:
+        parse_grammar(text)
+    except GrammarParseError as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def _strings(value: Any) -> Iterator[tuple[KeyPath, str]]:
