@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +38,28 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         code = main([str(arg) for arg in argv])
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+# Root may read and write anything, so permission tests run it without the capabilities that
+# let it (Linux's DAC override, DAC read-search and file-owner): the file modes then apply to
+# it as to any user, whatever the interpreter's location. Another user keeps its own rights.
+_WITHOUT_ROOTS_RIGHTS = ["--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+@pytest.fixture
+def unprivileged() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the command line in a new process that file permissions apply to."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores file modes, and setpriv is not here to drop that right")
+        prefix = ["setpriv", *_WITHOUT_ROOTS_RIGHTS]
+
+    def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+        command = [*prefix, sys.executable, "-m", "torchtune_config_writer", *map(str, args)]
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
 
     return run
 

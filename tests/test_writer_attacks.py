@@ -4,13 +4,9 @@ folder take turns, and several experiments are written all or nothing."""
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import stat
 import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,60 +192,20 @@ def test_the_folders_mode_and_group_survive_a_write(write_experiment: Callable[.
     assert os.stat(configs).st_gid == group
 
 
-# ---- as a user the file system says no to (root may write anything, so tests drop to nobody) --
-
-
-@pytest.fixture
-def nobody(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the command line as the user nobody (needs root and setpriv)."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run the tool as another user")
-    try:
-        user = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody here")
-    drop = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
-    probe = subprocess.run([*drop, sys.executable, "-c", "import torchtune_config_writer"])
-    if probe.returncode != 0:
-        pytest.skip("this Python cannot be run by nobody")
-
-    def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-        command = [*drop, sys.executable, "-m", "torchtune_config_writer", *map(str, args)]
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-
-    return run
-
-
-@pytest.fixture
-def nobodys_experiment(
-    nobody: Callable[..., Any], write_experiment: Callable[..., Path]
-) -> Iterator[Path]:
-    """A generated experiment in a folder nobody owns (pytest's own is root's, mode 700)."""
-    root = Path(tempfile.mkdtemp(dir="/tmp", prefix="tcw-nobody-"))
-    os.chmod(root, 0o755)
-    path = generated(write_experiment)
-    shutil.copytree(path.parent, root / "exp")
-    user = pwd.getpwnam("nobody")
-    for folder, _, names in os.walk(root):
-        for name in (folder, *(os.path.join(folder, n) for n in names)):
-            os.chown(name, user.pw_uid, user.pw_gid)
-    yield root / "exp" / "experiment.yaml"
-    shutil.rmtree(root)
+# ---- as a user the file system says no to ----
 
 
 def test_a_read_only_generated_folder_is_refused_before_anything_moves(
-    nobody: Callable[..., Any], nobodys_experiment: Path
+    unprivileged: Callable[..., Any], write_experiment: Callable[..., Path]
 ) -> None:
-    path = nobodys_experiment
+    path = generated(write_experiment)
     configs = path.parent / "configs"
     (configs / "NOTES.md").write_text("the user's notes\n")
     path.write_text(NEW)
     os.chmod(configs, 0o555)
     before = snapshot(path.parent)
     for _ in range(2):  # and the next run says the same: nothing is left wedged
-        result = nobody("generate", path, cwd=path.parent.parent)
+        result = unprivileged("generate", path, cwd=path.parent.parent)
         assert result.returncode == 2, result
         assert result.stderr == (
             "error: exp/configs: is read-only for this user, and regenerating replaces the "
@@ -259,24 +215,22 @@ def test_a_read_only_generated_folder_is_refused_before_anything_moves(
         assert snapshot(path.parent) == before
         assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
     os.chmod(configs, 0o755)
-    assert nobody("generate", path, cwd=path.parent.parent).returncode == 0
+    assert unprivileged("generate", path, cwd=path.parent.parent).returncode == 0
     assert (configs / "NOTES.md").read_text() == "the user's notes\n"
 
 
 def test_a_read_only_folder_of_the_users_inside_configs_stops_the_write_with_everything_in_place(
-    nobody: Callable[..., Any], nobodys_experiment: Path
+    unprivileged: Callable[..., Any], write_experiment: Callable[..., Path]
 ) -> None:
-    path = nobodys_experiment
+    path = generated(write_experiment)
     configs = path.parent / "configs"
     (configs / "NOTES.md").write_text("the user's notes\n")
     (configs / "results").mkdir()
     (configs / "results" / "loss.csv").write_text("1,2\n")
-    os.chown(configs / "NOTES.md", pwd.getpwnam("nobody").pw_uid, -1)
-    os.chown(configs / "results", pwd.getpwnam("nobody").pw_uid, -1)
     os.chmod(configs / "results", 0o555)
     path.write_text(NEW)
     before = snapshot(path.parent)
-    result = nobody("generate", path, cwd=path.parent.parent)
+    result = unprivileged("generate", path, cwd=path.parent.parent)
     assert result.returncode == 2, result
     assert result.stderr.startswith("error: exp/configs/results: is a read-only folder of yours")
     assert snapshot(path.parent) == before

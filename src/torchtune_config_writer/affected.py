@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,7 +49,8 @@ def _git_listed(root: Path, patterns: list[str]) -> list[str]:
             cwd=root,
             capture_output=True,
             check=True,
-        ).stdout
+            env={**os.environ, "LC_ALL": "C"},  # its warnings in the words read below
+        )
     except FileNotFoundError:
         raise ConfigWriterError("git is not installed: name the experiments to check") from None
     except subprocess.CalledProcessError as exc:
@@ -56,7 +58,21 @@ def _git_listed(root: Path, patterns: list[str]) -> list[str]:
         raise ConfigWriterError(
             f"git ls-files failed: {message[-1] if message else exc}", root
         ) from None
-    return sorted({os.fsdecode(name) for name in listed.split(b"\0") if name})
+    # git lists nothing below a folder it may not open, and only warns: an experiment there
+    # would be skipped with "up to date".
+    for line in listed.stderr.decode(errors="replace").splitlines():
+        unreadable = _UNREADABLE.match(line)
+        if unreadable:
+            raise ConfigWriterError(
+                f"this user may not read it ({unreadable['reason']}), and experiments are "
+                "looked for in every folder of the repository: give this user access to it, or "
+                "add it to .gitignore if it holds none",
+                root / unreadable["folder"],
+            )
+    return sorted({os.fsdecode(name) for name in listed.stdout.split(b"\0") if name})
+
+
+_UNREADABLE = re.compile(r"warning: could not open directory '(?P<folder>.*)': (?P<reason>.*)$")
 
 
 def orphan_folders(paths: Iterable[Path], start: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from . import __version__
 from .commands import EXIT_BAD_INPUT, check, generate, recipes, schema, show, validate
-from .errors import ConfigWriterError
+from .errors import ConfigWriterError, file_system_error
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
@@ -67,10 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigWriterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        # Ctrl-C: the writer has already rolled back; one line, the shell's code for SIGINT.
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `check | head`: the reader is gone. Python's advice: point stdout at devnull so the
         # flush at exit cannot fail again; 141 is what a shell reports for SIGPIPE (1 would
@@ -78,3 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        # A folder this user may not read, a full disk: the machine's answer, not a bug.
+        print(f"error: {file_system_error(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # Ctrl-C: the writer has already rolled back; one line, the shell's code for SIGINT.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -80,3 +81,40 @@ def require_path(path: Path, missing: str) -> None:
         raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
     if not found:
         raise ConfigWriterError(missing, path)
+
+
+# What to do about the file-system errors a user meets, by errno.
+_OS_ADVICE = {
+    errno.EACCES: "give this user access to it (ls -ld shows its owner and mode)",
+    errno.EPERM: "give this user access to it (ls -ld shows its owner and mode)",
+    errno.ENAMETOOLONG: "shorten the name in it that the file system finds too long",
+    errno.ELOOP: "it is a symlink that leads to itself: fix or remove the link",
+    errno.EROFS: "the file system is read-only: work on a writable copy",
+    errno.ENOSPC: "the disk is full: free some space and run again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run again",
+}
+
+
+def file_system_error(exc: OSError) -> ConfigWriterError:
+    """What the file system refused, as bad input: the path, the reason, what to do.
+
+    The last resort of the command line for a folder or file the tool may not read or write
+    where no caller said more; whatever was being written has already been rolled back.
+    """
+    reason = (exc.strerror or str(exc)).rstrip(".")
+    advice = _OS_ADVICE.get(exc.errno or 0)
+    message = f"{reason[:1].lower()}{reason[1:]}: {advice}" if advice else reason
+    path = exc.filename if isinstance(exc.filename, str) else None
+    if path is not None and exc.errno == errno.EACCES:
+        path = str(_blocking_folder(Path(path)))
+    return ConfigWriterError(message, path)
+
+
+def _blocking_folder(path: Path) -> Path:
+    """The folder that keeps this user from ``path`` (the first that may not be searched), else
+    ``path`` itself: a file below a locked folder is not what needs its mode changed."""
+    absolute = Path(os.path.abspath(path))
+    for folder in reversed(absolute.parents[:-1]):  # from the top down, below /
+        if not os.access(folder, os.X_OK):
+            return folder
+    return absolute
