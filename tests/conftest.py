@@ -49,17 +49,23 @@ _WITHOUT_ROOTS_RIGHTS = ["--bounding-set=-dac_override,-dac_read_search,-fowner"
 
 
 @pytest.fixture
-def unprivileged() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the command line in a new process that file permissions apply to."""
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("root ignores file modes, and setpriv is not here to drop that right")
-        prefix = ["setpriv", *_WITHOUT_ROOTS_RIGHTS]
+def without_root_rights() -> list[str]:
+    """The prefix of a command that file modes must apply to: none for a user other than root;
+    setpriv without root's bypass rights for root (skips where setpriv is missing)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root ignores file modes, and setpriv is not here to drop that right")
+    return ["setpriv", *_WITHOUT_ROOTS_RIGHTS]
+
+
+@pytest.fixture
+def unprivileged(without_root_rights: list[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the command line in a new process that file modes apply to."""
 
     def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-        command = [*prefix, sys.executable, "-m", "torchtune_config_writer", *map(str, args)]
-        return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+        command = [*without_root_rights, sys.executable, "-m", "torchtune_config_writer"]
+        return subprocess.run([*command, *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
     return run
 

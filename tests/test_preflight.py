@@ -7,7 +7,7 @@ through ``validate`` is marked ``torchtune``.
 from __future__ import annotations
 
 import copy
-import os
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -273,13 +273,23 @@ def test_an_output_dir_that_is_a_regular_file_is_not_writable(machine: Path) -> 
     assert "is a regular file" in problem.message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_an_output_dir_in_a_read_only_folder_is_not_writable(machine: Path) -> None:
+def test_an_output_dir_in_a_read_only_folder_is_not_writable(
+    machine: Path, without_root_rights: list[str]
+) -> None:
+    # In a new process that file modes apply to (root writes into read-only folders).
     (machine / "locked").mkdir()
     (machine / "locked").chmod(0o500)
     try:
         data = changed(machine, output_dir=str(machine / "locked" / "results"))
-        assert ("output_dir",) in keypaths(preflight_problems(data, machine))
+        code = (
+            "import json, sys; from pathlib import Path\n"
+            "from torchtune_config_writer.preflight import preflight_problems\n"
+            "problems = preflight_problems(json.loads(sys.argv[1]), Path(sys.argv[2]))\n"
+            "print(json.dumps([list(problem.keypath) for problem in problems]))\n"
+        )
+        command = [*without_root_rights, sys.executable, "-c", code, json.dumps(data), machine]
+        found = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        assert ["output_dir"] in json.loads(found)
     finally:
         (machine / "locked").chmod(0o700)
 
