@@ -234,3 +234,14 @@ def test_warnings_fail_the_job_only_when_the_input_says_so(repo: Path, tmp_path:
     shutil.copytree(repo / "lora_rank_study", strict / "lora_rank_study")
     code, log, _ = run_workflow(tmp_path, strict, inputs='          warnings-fail: "true"')
     assert code != 0 and "Job failed" in log
+
+
+def test_a_generated_folder_whose_experiment_is_gone_fails_the_job(
+    repo: Path, tmp_path: Path
+) -> None:
+    # `git rm experiment.yaml` leaves its configs/: the job must not call that clean.
+    shutil.copytree(repo / "lora_rank_study" / "configs", repo / "retired" / "configs")
+    code, log, _ = run_workflow(tmp_path, repo)
+    assert code != 0 and "Job failed" in log, log
+    assert "stale: retired/configs/ (its experiment.yaml is gone)" in log
+    assert "OUTPUTS configs=4 invalid=0 drifted=1" in log
