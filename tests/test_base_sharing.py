@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from torchtune_config_writer import generate, recipes
+from torchtune_config_writer import generate
+from torchtune_config_writer.generation import recipes
 
 from .conftest import CliResult, experiment_text, snapshot
 

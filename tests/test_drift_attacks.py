@@ -118,7 +118,7 @@ def test_a_crlf_checkout_is_reported_as_line_endings_only(
 def test_a_crlf_lock_is_still_the_recorded_base(
     repo: Path, tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer import recipes
+    from torchtune_config_writer.generation import recipes
 
     monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
     clone = crlf_clone(repo, tmp_path)
@@ -167,7 +167,7 @@ def test_a_hand_edited_lock_is_refused_with_how_to_restore_it(
 def test_a_lock_written_before_digests_still_generates_the_same_runs(
     repo: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer import recipes
+    from torchtune_config_writer.generation import recipes
 
     monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
     lock = repo / "lora_rank_study" / "configs" / "base.lock.yaml"
@@ -273,7 +273,7 @@ def test_experiments_in_a_submodule_are_said_to_be_skipped(
 def test_a_lock_of_another_torchtune_version_is_noted_once_and_still_wins(
     repo: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer import base
+    from torchtune_config_writer.generation import base
 
     copy = repo / "lora_rank_study_2"
     shutil.copytree(repo / "lora_rank_study", copy)

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.validate import validate
+from torchtune_config_writer.validation.validate import validate
 
 from .conftest import EXAMPLES, snapshot
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from torchtune_config_writer import generate, write
-from torchtune_config_writer.layout import is_owned
+from torchtune_config_writer import generate
+from torchtune_config_writer.output import write
+from torchtune_config_writer.workspace.layout import is_owned
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 
@@ -239,7 +240,7 @@ def test_an_experiment_folder_linked_from_outside_is_not_written(
 def test_a_base_config_file_linked_out_of_the_repository_is_refused(
     repository: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
-    from torchtune_config_writer.recipes import installed_torchtune
+    from torchtune_config_writer.generation.recipes import installed_torchtune
 
     outside = tmp_path / "outside.yaml"
     outside.write_bytes(installed_torchtune().find(RECIPE).path.read_bytes())

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from torchtune_config_writer import ConfigWriterError, generate, recipes
-from torchtune_config_writer.base import read_lock, render_lock
+from torchtune_config_writer import ConfigWriterError, generate
+from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation.base import read_lock, render_lock
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.grammar_parser import SIMPLE_INTERPOLATION_PATTERN
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.templates import SIMPLE_INTERPOLATION, interpolation_problem
+from torchtune_config_writer.generation.templates import SIMPLE_INTERPOLATION, interpolation_problem
 
 from .conftest import experiment_text, snapshot
 

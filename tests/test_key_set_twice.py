@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.parameters import Placement, _check_no_key_set_twice, _leaf_paths
-from torchtune_config_writer.variables import Parameter
+from torchtune_config_writer.experiment.parameters import Parameter
+from torchtune_config_writer.generation.placement import (
+    Placement,
+    _check_no_key_set_twice,
+    _leaf_paths,
+)
 from torchtune_config_writer.yaml_io import KeyPath, dotted
 
 from .conftest import experiment_text

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from torchtune_config_writer import ConfigWriterError, generate, recipes
+from torchtune_config_writer import ConfigWriterError, generate
+from torchtune_config_writer.generation import recipes
 
 from .conftest import EXAMPLES, RECIPE, CliResult, experiment_text, snapshot
 

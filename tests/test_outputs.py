@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from torchtune_config_writer import ConfigWriterError, generate
-from torchtune_config_writer.plan import plan_experiment
+from torchtune_config_writer.generation.plan import plan_experiment
 
 from .conftest import CliResult, experiment_text, snapshot
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.deep_check import Problem
-from torchtune_config_writer.findings import ERROR
-from torchtune_config_writer.preflight import preflight_problems
-from torchtune_config_writer.validate import validate
+from torchtune_config_writer.validation.deep_check import Problem
+from torchtune_config_writer.validation.findings import ERROR
+from torchtune_config_writer.validation.preflight import preflight_problems
+from torchtune_config_writer.validation.validate import validate
 
 from .conftest import CliResult, experiment_text
 
@@ -283,7 +283,7 @@ def test_an_output_dir_in_a_read_only_folder_is_not_writable(
         data = changed(machine, output_dir=str(machine / "locked" / "results"))
         code = (
             "import json, sys; from pathlib import Path\n"
-            "from torchtune_config_writer.preflight import preflight_problems\n"
+            "from torchtune_config_writer.validation.preflight import preflight_problems\n"
             "problems = preflight_problems(json.loads(sys.argv[1]), Path(sys.argv[2]))\n"
             "print(json.dumps([list(problem.keypath) for problem in problems]))\n"
         )
@@ -318,7 +318,7 @@ def test_the_config_is_not_changed(machine: Path) -> None:
 
 
 def test_preflight_does_not_import_torch() -> None:
-    code = "import sys, torchtune_config_writer.preflight; print('torch' in sys.modules)"
+    code = "import sys, torchtune_config_writer.validation.preflight; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

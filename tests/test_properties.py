@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from torchtune_config_writer import generate, templates
-from torchtune_config_writer.check import check
+from torchtune_config_writer import generate
 from torchtune_config_writer.cli import main
-from torchtune_config_writer.plan import plan_experiment
+from torchtune_config_writer.generation import templates
+from torchtune_config_writer.generation.plan import plan_experiment
+from torchtune_config_writer.output.check import check
 from torchtune_config_writer.yaml_io import dump_inline, dump_yaml
 
 from .conftest import RECIPE, snapshot

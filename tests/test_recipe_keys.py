@@ -8,12 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from torchtune_config_writer.recipe_keys import (
+from torchtune_config_writer.generation.recipes import installed_torchtune
+from torchtune_config_writer.validation.recipe_keys import (
     keys_read_by_recipe,
-    recipe_file_for,
+    recipe_file_named,
     unread_top_level_keys,
 )
-from torchtune_config_writer.recipes import installed_torchtune
 from torchtune_config_writer.yaml_io import read_yaml_file
 
 RECIPE = "llama3_2/1B_lora_single_device"
@@ -44,6 +44,14 @@ BUILTIN_UNREAD_KEYS = {
 
 # Where recipes hand over the whole config; recipe_keys knows what each of these reads.
 KNOWN_RECEIVERS = {"config.log_config", "self._metric_logger.log_config", "CheckpointClient"}
+
+
+def recipe_file_for(config_name: str) -> Path | None:
+    """The recipe file ``tune run`` runs for a built-in config (torchtune's registry)."""
+    torchtune = installed_torchtune()
+    assert torchtune is not None
+    config = torchtune.find(config_name)
+    return config.recipe_file if config else None
 
 
 def builtin_config(name: str) -> dict[str, object]:
@@ -187,14 +195,18 @@ def test_recipe_file_is_the_one_tune_run_runs() -> None:
     assert recipe_file is not None
     assert recipe_file.parts[-2:] == ("recipes", "lora_finetune_single_device.py")
     assert recipe_file.is_file()
-    assert recipe_file_for("llama3_2/no_such_config") is None
+    assert recipe_file_named("lora_finetune_single_device") == recipe_file
+    assert recipe_file_named("no_such_recipe") is None
 
 
 def test_scanning_recipes_never_imports_torch() -> None:
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
-        from torchtune_config_writer.recipe_keys import recipe_file_for, unread_top_level_keys
-        assert unread_top_level_keys({{"epoch": 3}}, recipe_file_for({RECIPE!r})) == ["epoch"]
+        from torchtune_config_writer.validation.recipe_keys import (
+            recipe_file_named, unread_top_level_keys
+        )
+        recipe = recipe_file_named("lora_finetune_single_device")
+        assert unread_top_level_keys({"epoch": 3}, recipe) == ["epoch"]
         heavy = ("torch", "torchtune", "torchao")
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         assert not loaded, loaded

@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.deep_check import deep_check
-from torchtune_config_writer.findings import ConfigResult, ValidationResult
-from torchtune_config_writer.merge import FLOAT_KEYS
-from torchtune_config_writer.recipes import SINGLE_DEVICE_RECIPES, installed_torchtune
-from torchtune_config_writer.torchtune_runtime import load_runtime, locate_component
-from torchtune_config_writer.type_check import parameter_annotations
-from torchtune_config_writer.validate import validate
+from torchtune_config_writer.generation.merge import FLOAT_KEYS
+from torchtune_config_writer.generation.recipes import SINGLE_DEVICE_RECIPES, installed_torchtune
+from torchtune_config_writer.validation.deep_check import deep_check
+from torchtune_config_writer.validation.findings import ConfigResult, ValidationResult
+from torchtune_config_writer.validation.torchtune_runtime import load_runtime, locate_component
+from torchtune_config_writer.validation.type_check import parameter_annotations
+from torchtune_config_writer.validation.validate import validate
 
 from .conftest import CliResult, experiment_text
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torchtune_config_writer import generate
 from torchtune_config_writer.errors import display_path
-from torchtune_config_writer.layout import LOCK_FILE
+from torchtune_config_writer.workspace.layout import LOCK_FILE
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from torchtune_config_writer.findings import (
+from torchtune_config_writer.validation.findings import (
     ERROR,
     UNVERIFIED,
     WARNING,
@@ -16,7 +16,7 @@ from torchtune_config_writer.findings import (
     Finding,
     ValidationResult,
 )
-from torchtune_config_writer.reports import (
+from torchtune_config_writer.validation.reports import (
     render_annotations,
     render_json,
     render_markdown,

@@ -15,7 +15,8 @@ import jsonschema
 import pytest
 
 import torchtune_config_writer
-from torchtune_config_writer import experiment, launch
+from torchtune_config_writer.experiment import launch
+from torchtune_config_writer.experiment import load as experiment
 from torchtune_config_writer.yaml_io import read_yaml_file
 
 from .conftest import EXAMPLES, CliResult

@@ -8,8 +8,8 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from torchtune_config_writer.plan import plan_experiment
-from torchtune_config_writer.show import format_runs
+from torchtune_config_writer.cli.show import format_runs
+from torchtune_config_writer.generation.plan import plan_experiment
 
 from .conftest import EXAMPLES, CliResult, experiment_text, snapshot
 

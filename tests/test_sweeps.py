@@ -10,7 +10,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from torchtune_config_writer import ConfigWriterError, generate, templates
+from torchtune_config_writer import ConfigWriterError, generate
+from torchtune_config_writer.generation import templates
 
 from .conftest import CliResult, experiment_text
 

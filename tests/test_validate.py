@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.findings import Finding, ValidationResult
-from torchtune_config_writer.recipes import installed_torchtune
-from torchtune_config_writer.validate import Target, validate, validate_targets
+from torchtune_config_writer.generation.recipes import installed_torchtune
+from torchtune_config_writer.validation.findings import Finding, ValidationResult
+from torchtune_config_writer.validation.validate import Target, validate, validate_targets
 
 from .conftest import RECIPE, CliResult, experiment_text
 

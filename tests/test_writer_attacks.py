@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from torchtune_config_writer import ConfigWriterError, generate
-from torchtune_config_writer.layout import is_owned
+from torchtune_config_writer.workspace.layout import is_owned
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot
 
@@ -155,7 +155,7 @@ def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
 def test_a_writer_waits_for_the_one_that_holds_the_folder(
     write_experiment: Callable[..., Path],
 ) -> None:
-    from torchtune_config_writer.write import writing
+    from torchtune_config_writer.output.write import writing
 
     path = generated(write_experiment)
     configs = path.parent / "configs"
@@ -294,7 +294,7 @@ def test_generate_validate_without_torchtune_writes_nothing(
     cli: Callable[..., CliResult],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from torchtune_config_writer import torchtune_runtime
+    from torchtune_config_writer.validation import torchtune_runtime
 
     def missing() -> None:
         raise ConfigWriterError("validation needs torch, which is not installed here: install it")
@@ -344,7 +344,7 @@ def test_a_timestamped_experiment_finds_its_base_in_its_newest_generation(
     first = generate(path)
     assert not first.plan.base.recorded  # read from torchtune the first time
     # Without torchtune, the next generation reuses what the last one recorded.
-    from torchtune_config_writer import recipes
+    from torchtune_config_writer.generation import recipes
 
     monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
     second = generate(path)

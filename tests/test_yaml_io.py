@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from torchtune_config_writer import yaml_io
 from torchtune_config_writer.errors import ConfigWriterError
-from torchtune_config_writer.recipes import installed_torchtune
+from torchtune_config_writer.generation.recipes import installed_torchtune
 
 RECIPE_FILES = sorted(c.path for c in installed_torchtune().configs if c.path.exists())
 
@@ -172,8 +172,8 @@ def test_omegaconf_reads_back_exactly_what_was_written(config: dict[str, Any]) -
 
 
 def test_rendering_shared_blocks_once_gives_the_same_bytes_as_one_dump() -> None:
-    from torchtune_config_writer.merge import merge_at
-    from torchtune_config_writer.render import ConfigRenderer
+    from torchtune_config_writer.generation.merge import merge_at
+    from torchtune_config_writer.generation.render import ConfigRenderer
 
     for path in RECIPE_FILES:
         base = yaml_io.read_yaml_file(path).data

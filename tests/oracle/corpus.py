@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from torchtune_config_writer.findings import ConfigResult, Finding
+from torchtune_config_writer.validation.findings import ConfigResult, Finding
 
 from .assets import FULL, LORA, RECIPES, Assets
 from .runner import TuneCase, TuneOutcome, TuneReport, run_tune_report
@@ -548,7 +548,7 @@ def judge_corpus(
 
 def _validate(configs: list[Path]) -> dict[Path, ConfigResult]:
     """``validate``'s result for each config, from one call."""
-    from torchtune_config_writer.validate import validate
+    from torchtune_config_writer.validation.validate import validate
 
     result = validate(configs)
     return {config_result.config: config_result for config_result in result.configs}

@@ -1,0 +1,85 @@
+"""The command line: a thin shell over the Python API that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .. import __version__
+from ..errors import ConfigWriterError, file_system_error
+from . import check, generate, recipes, schema, show, validate
+from .common import EXIT_BAD_INPUT
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+_COMMANDS = {
+    "generate": generate,
+    "check": check,
+    "show": show,
+    "validate": validate,
+    "recipes": recipes,
+    "schema": schema,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other error of the tool.
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="torchtune-config-writer",
+        description="Write one complete torchtune config per combination of an experiment's "
+        "variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    for command in _COMMANDS.values():
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit code: 0 success, 1 drift or invalid configs, 2 bad input.
+    """
+    for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    args = _build_parser().parse_args(argv)
+    try:
+        code = int(_COMMANDS[args.command].run(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
+    except ConfigWriterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # `check | head`: the reader is gone. Python's advice: point stdout at devnull so the
+        # flush at exit cannot fail again; 141 is what a shell reports for SIGPIPE (1 would
+        # read as drift).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        # A folder this user may not read, a full disk: the machine's answer, not a bug.
+        print(f"error: {file_system_error(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # Ctrl-C: the writer has already rolled back; one line, the shell's code for SIGINT.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

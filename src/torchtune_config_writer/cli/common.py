@@ -1,0 +1,47 @@
+"""One module per command: each adds its arguments and runs with them, returning the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..experiment.load import DEFAULT_MAX_RUNS
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # drift, or invalid configs
+EXIT_BAD_INPUT = 2
+
+
+def check_mark() -> str:
+    """The seed's ✓, unless the terminal's encoding cannot show it."""
+    try:
+        "✓".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "*"
+    return "✓"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 config``, ``4 configs``."""
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def add_max_runs(parser: argparse.ArgumentParser) -> None:
+    """The run limit option shared by the commands that generate."""
+    parser.add_argument(
+        "--max-runs",
+        type=_positive_int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help=f"refuse sweeps of more runs than N (default {DEFAULT_MAX_RUNS:,})",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

@@ -1,0 +1,116 @@
+"""``generate EXP...``: write the generated folders, with the seed's three lines each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import display_path
+from ..output.generate import Generated, generate_many
+from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
+from .common import EXIT_OK, add_max_runs, check_mark, plural
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("generate", help="write each experiment's generated folder")
+    parser.add_argument(
+        "experiments",
+        nargs="+",
+        type=Path,
+        metavar="EXP",
+        help="an experiment.yaml, or the folder holding one",
+    )
+    add_max_runs(parser)
+    parser.add_argument(
+        "--refresh-base",
+        action="store_true",
+        help="re-read a recipe base from the installed torchtune instead of the "
+        "one recorded in configs/",
+    )
+    parser.add_argument(
+        "--output-base-dir",
+        type=Path,
+        metavar="DIR",
+        help="write a new timestamped folder in DIR instead of configs/ beside "
+        "the experiment (like output.base_dir)",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="then validate the generated configs (needs torch and torchtune); a timestamped "
+        "folder gets validation_report.txt",
+    )
+    from .validate import add_failure_options
+
+    add_failure_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.validate:  # before writing: without torch and torchtune there is nothing to validate
+        from ..validation.torchtune_runtime import load_runtime
+
+        load_runtime()
+    results = generate_many(
+        args.experiments,
+        output_base_dir=args.output_base_dir,
+        max_runs=args.max_runs,
+        refresh_base=args.refresh_base,
+    )
+    for generated in results:
+        _report(generated)
+    if not args.validate:
+        return EXIT_OK
+    return max(_validate(generated, args) for generated in results)
+
+
+def _report(generated: Generated) -> None:
+    mark = check_mark()
+    base = generated.plan.base
+    source = ""
+    if base.recipe is not None:
+        recorded = "recorded, " if base.recorded else ""
+        own = generated.plan.experiment.folder / CONFIGS_DIR / LOCK_FILE
+        if base.lock is not None and base.lock.parent.parent != own.parent.parent:
+            recorded = f"recorded in {display_path(base.lock)}, "  # another experiment's record
+        source = f" ({recorded}torchtune {base.torchtune_version})"
+    notes = []
+    if generated.write is not None:
+        if generated.write.unchanged:
+            notes.append("unchanged")
+        if generated.write.removed:
+            notes.append(f"removed {len(generated.write.removed)} stale")
+    note = f" ({', '.join(notes)})" if notes else ""
+    print(f"{mark} Loaded base config: {base.label}{source}")
+    print(
+        f"{mark} Generated {plural(generated.plan.run_count, 'config')} in "
+        f"{display_path(generated.folder)}/{note}"
+    )
+    shown = generated.run_mapping.name if generated.write else display_path(generated.run_mapping)
+    verb = "Kept" if generated.write and generated.write.unchanged else "Created"
+    print(f"{mark} {verb} {shown}")
+    relative = generated.plan.outputs.relative_keys()
+    if relative:
+        folder = display_path(generated.plan.experiment.folder)
+        print(
+            f"! {', '.join(relative)}: relative, so the runs write under {folder}/, where "
+            "their commands run (give an absolute path to write elsewhere)"
+        )
+
+
+def _validate(generated: Generated, args: argparse.Namespace) -> int:
+    # Imported here: validation imports torch, which plain generating never needs.
+    from ..validation.reports import REPORT_FILE, render_text
+    from ..validation.validate import Target, validate_targets
+    from .validate import exit_code, summary, terminal_progress
+
+    targets = [Target(config, generated.plan) for config in generated.run_files]
+    result = validate_targets(targets, terminal_progress())
+    report = None
+    if generated.write is None:  # a timestamped folder: the report goes in it, as the seed shows
+        report = generated.folder.parent / REPORT_FILE
+        report.write_text(render_text(result), encoding="utf-8")
+    else:  # configs/ holds only what generating writes, the same on every machine
+        sys.stdout.write(render_text(result))
+    print(summary(result, report))
+    return exit_code(result, args)

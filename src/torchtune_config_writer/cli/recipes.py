@@ -1,0 +1,24 @@
+"""``recipes [PATTERN]``: torchtune's built-in configs, like ``tune ls``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..generation.recipes import format_listing, list_configs
+from .common import EXIT_OK
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("recipes", help="list torchtune's built-in configs (tune ls)")
+    parser.add_argument(
+        "pattern",
+        nargs="?",
+        metavar="PATTERN",
+        help="only configs or recipes containing this text or matching this glob",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.stdout.write(format_listing(list_configs(args.pattern)))
+    return EXIT_OK

@@ -1,0 +1,132 @@
+"""``validate [PATH...]``: every generated config checked in one process, reported four ways."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigWriterError, display_path
+from .common import EXIT_FAILED, EXIT_OK, check_mark, plural
+
+if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
+    from ..validation.findings import ValidationResult
+    from ..validation.validate import Progress
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="validate generated configs: torchtune's check and deeper ones",
+        description="Validate generated configs in one process: torchtune's `tune validate` "
+        "check, then components at any depth, interpolations, value types and unread keys.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="an experiment, a folder of experiments, or a config file "
+        "(default: every experiment in the git repository)",
+    )
+    parser.add_argument(
+        "--affected",
+        action="store_true",
+        help="read the paths as changed files, as `check` does: validate the experiments they "
+        "affect (for the pre-commit hook)",
+    )
+    parser.add_argument(
+        "--preflight",
+        action="store_true",
+        help="also check, on the machine that will train, that the files a config reads exist "
+        "and its output locations are writable",
+    )
+    parser.add_argument("--text", type=Path, metavar="FILE", help="also write the text report")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown report")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    parser.add_argument(
+        "--annotations",
+        action="store_true",
+        help="print GitHub workflow-command annotations instead of the text report",
+    )
+    add_failure_options(parser)
+
+
+def add_failure_options(parser: argparse.ArgumentParser) -> None:
+    """What besides errors makes validation fail (shared with ``generate --validate``)."""
+    parser.add_argument(
+        "--warnings-fail", action="store_true", help="fail on warnings (e.g. unread keys)"
+    )
+    parser.add_argument(
+        "--unverified-fails",
+        action="store_true",
+        help="fail when a component could not be checked here (an optional package missing)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..validation.reports import (
+        REPORT_FILE,
+        render_annotations,
+        render_json,
+        render_markdown,
+        render_text,
+    )
+    from ..validation.validate import validate
+
+    result = validate(
+        args.paths,
+        affected=args.affected,
+        progress=terminal_progress(),
+        preflight=args.preflight,
+    )
+    # The notes of cut reports point at the text report by the name it is written under.
+    report = display_path(args.text) if args.text is not None else REPORT_FILE
+    for path, text in (
+        (args.text, render_text(result)),
+        (args.markdown, render_markdown(result, report=report)),
+        (args.json, render_json(result)),
+    ):
+        if path is not None:
+            try:
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigWriterError(f"cannot write the report: {exc.strerror}", path) from None
+    if args.annotations:
+        sys.stdout.write(render_annotations(result, report=report))
+    else:
+        sys.stdout.write(render_text(result))
+    return exit_code(result, args)
+
+
+def exit_code(result: ValidationResult, args: argparse.Namespace) -> int:
+    """1 when validation fails under the chosen options, else 0."""
+    failed = result.failed(warnings_fail=args.warnings_fail, unverified_fails=args.unverified_fails)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def summary(result: ValidationResult, report: Path | None = None) -> str:
+    """One line: ``✓ Validated 4 configs: 4 valid`` (and where the report is)."""
+    counts = [
+        f"{result.count(status)} {status}"
+        for status in ("valid", "warning", "unverified", "invalid")
+        if result.count(status)
+    ]
+    where = f" ({display_path(report)})" if report is not None else ""
+    mark = check_mark() if not result.count("invalid") else "!"
+    return f"{mark} Validated {plural(len(result.configs), 'config')}: {', '.join(counts)}{where}"
+
+
+def terminal_progress() -> Progress | None:
+    """A one-line progress display on a terminal's stderr; nothing when it is not a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(index: int, total: int, config: Path) -> None:
+        line = f"validating {index + 1}/{total} {display_path(config)}"
+        end = "\n" if index + 1 == total else ""
+        sys.stderr.write(f"\r\033[K{line}{end}")
+        sys.stderr.flush()
+
+    return show

@@ -1,0 +1,137 @@
+"""The ``launch`` section and ``framework_config.recipe``: how the runs are started, as written."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ..yaml_io import Document, a_type_name
+from .sections import reject_unknown_keys
+
+_LAUNCH_KEYS = ("nproc_per_node", "slurm")
+_SLURM_KEYS = ("sbatch", "max_parallel", "setup")
+# A torchtune recipe name (lora_finetune_single_device) or a recipe file (recipes/my_recipe.py):
+# both go into a shell command unquoted.
+RECIPE_NAME = re.compile(r"[A-Za-z0-9_]+")
+RECIPE = re.compile(rf"{RECIPE_NAME.pattern}|[A-Za-z0-9_.][A-Za-z0-9_./-]*\.py")
+_SBATCH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Slurm:
+    """``launch.slurm``: write a job array script, array task N running run N.
+
+    Attributes:
+        sbatch: ``#SBATCH`` options in the order written (``--name=value``, or ``--name`` alone).
+        max_parallel: How many array tasks may run at once, or ``None`` for no limit.
+        setup: Shell lines run before ``tune run`` (``module load``, activating an environment).
+    """
+
+    sbatch: tuple[str, ...] = ()
+    max_parallel: int | None = None
+    setup: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The ``launch`` section.
+
+    Attributes:
+        nproc_per_node: Processes per run (``tune run --nproc_per_node N``), or ``None``.
+        slurm: The job array to write, or ``None``.
+    """
+
+    nproc_per_node: int | None = None
+    slurm: Slurm | None = None
+
+
+def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
+    """The checked ``launch`` section (empty when the experiment has none).
+
+    Raises:
+        ConfigWriterError: unknown keys, or a value of the wrong kind, at its line.
+    """
+    reject_unknown_keys(doc, section, _LAUNCH_KEYS, ("launch",), "key")
+    nproc = _positive_int(doc, section, ("launch", "nproc_per_node"))
+    slurm = section.get("slurm")
+    if slurm is None:
+        return Launch(nproc)
+    keypath = ("launch", "slurm")
+    if not isinstance(slurm, dict):
+        raise doc.error(
+            f"launch.slurm must be a mapping (sbatch:, max_parallel:, setup:), found "
+            f"{a_type_name(slurm)}; write slurm: {{}} for the defaults",
+            keypath,
+        )
+    reject_unknown_keys(doc, slurm, _SLURM_KEYS, keypath, "key")
+    return Launch(
+        nproc,
+        Slurm(
+            _sbatch_options(doc, slurm.get("sbatch")),
+            _positive_int(doc, slurm, (*keypath, "max_parallel")),
+            _setup_lines(doc, slurm.get("setup")),
+        ),
+    )
+
+
+def _positive_int(doc: Document, mapping: dict[str, Any], keypath: tuple[str, ...]) -> int | None:
+    value = mapping.get(keypath[-1])
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise doc.error(f"{'.'.join(keypath)} must be a whole number of at least 1", keypath)
+    return value
+
+
+def _sbatch_options(doc: Document, options: Any) -> tuple[str, ...]:
+    keypath = ("launch", "slurm", "sbatch")
+    if options is None:
+        return ()
+    if not isinstance(options, dict):
+        raise doc.error(
+            "launch.slurm.sbatch must be a mapping of sbatch options, e.g. "
+            '{partition: gpu, time: "04:00:00", gpus: 1}',
+            keypath,
+        )
+    lines = []
+    for name, value in options.items():
+        at = (*keypath, name)
+        option = str(name).replace("_", "-")
+        if not _SBATCH_OPTION.fullmatch(str(name)):
+            raise doc.error(f"'{name}' is not an sbatch option name, e.g. partition", at)
+        if option.lower() == "array":
+            raise doc.error(
+                "the array is written for you, one task per run: remove array "
+                "(launch.slurm.max_parallel limits how many run at once)",
+                at,
+            )
+        if value is True:
+            lines.append(f"--{option}")
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            text = str(value)
+            if not text or any(char in text for char in "\n\r\\"):
+                raise doc.error(f"sbatch option {name} needs a one-line value without '\\'", at)
+            lines.append(f"--{option}={shlex.quote(text)}")
+        else:
+            raise doc.error(
+                f"sbatch option {name} must be text or a number, or true for a flag", at
+            )
+    return tuple(lines)
+
+
+def _setup_lines(doc: Document, setup: Any) -> tuple[str, ...]:
+    keypath = ("launch", "slurm", "setup")
+    if setup is None:
+        return ()
+    if not isinstance(setup, list) or not all(isinstance(line, str) for line in setup):
+        raise doc.error(
+            'launch.slurm.setup must be a list of shell lines, e.g. ["module load cuda"]', keypath
+        )
+    for index, line in enumerate(setup):
+        if "\n" in line or "\r" in line:
+            raise doc.error(
+                "each setup line is one line: give several as a list", (*keypath, index)
+            )
+    return tuple(setup)

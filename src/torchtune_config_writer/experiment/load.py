@@ -1,0 +1,280 @@
+"""The ``experiment.yaml`` format: reading it and checking every rule before any work is done."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigWriterError
+from ..yaml_io import Document, KeyPath, a_type_name, read_yaml_file
+from ..yaml_safety import MAX_EXPERIMENT_BYTES
+from .launch import RECIPE, Launch, read_launch
+from .parameters import Parameter, check_variables_are_not_controls, linked_axes, read_parameters
+from .sections import reject_unknown_keys, required_string, section
+
+EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
+DEFAULT_MAX_RUNS = 1000
+
+_SECTIONS = ("experiment", "framework_config", "variables", "controls", "output", "launch")
+_EXPERIMENT_KEYS = ("name", "framework", "question", "hypothesis", "researcher", "date", "tags")
+_BASE_KEYS = ("base_config", "base_config_file")
+_FRAMEWORK_CONFIG_KEYS = (*_BASE_KEYS, "recipe")
+_OUTPUT_KEYS = ("experiment_name", "base_dir")
+_FRAMEWORKS_PLANNED = ("inspect", "dspy")
+# A name becomes part of a folder name: no separators, no leading dot, nothing a shell mangles.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A checked experiment file.
+
+    Attributes:
+        path: The experiment file.
+        name: ``experiment.name``.
+        base_config: A torchtune recipe config name, or ``None``.
+        base_config_file: The custom base config as written, or ``None``.
+        variables: What the study varies, in the order written.
+        controls: What it holds fixed, in the order written.
+        output_name: The name used for a timestamped output folder.
+        output_base_dir: ``output.base_dir`` as written, or ``None``.
+        document: The parsed file, for pointing messages at lines.
+        recipe: ``framework_config.recipe``: the torchtune recipe that runs the configs (a
+            name, or a ``.py`` file relative to the experiment's folder), or ``None``.
+        launch: The ``launch`` section.
+    """
+
+    path: Path
+    name: str
+    base_config: str | None
+    base_config_file: str | None
+    variables: tuple[Parameter, ...]
+    controls: tuple[Parameter, ...]
+    output_name: str
+    output_base_dir: str | None
+    document: Document
+    recipe: str | None = None
+    launch: Launch = Launch()
+
+    @property
+    def folder(self) -> Path:
+        """The folder holding the experiment file (and its generated ``configs/``)."""
+        return self.path.parent
+
+    @property
+    def axes(self) -> tuple[tuple[Parameter, ...], ...]:
+        """The variables as the sweep crosses them: a linked group is one axis."""
+        return tuple(linked_axes(self.variables, lambda variable: variable))
+
+    @property
+    def run_count(self) -> int:
+        """How many runs the full factorial sweep gives."""
+        return math.prod(len(axis[0].values) for axis in self.axes)
+
+    def base_config_path(self) -> Path | None:
+        """``base_config_file`` as a path (see :meth:`resolve_path`)."""
+        if self.base_config_file is None:
+            return None
+        return self.resolve_path(self.base_config_file, ("framework_config", "base_config_file"))
+
+    def resolve_path(self, written: str, keypath: KeyPath) -> Path:
+        """A path from the experiment file: ``~`` expanded, relative to the experiment's folder.
+
+        Raises:
+            ConfigWriterError: ``~user`` names no user.
+        """
+        try:
+            path = Path(written).expanduser()
+        except RuntimeError:
+            raise self.error(f"cannot expand '{written}': no such user", keypath) from None
+        return Path(os.path.normpath(self.folder / path))  # exp/../outputs reads as outputs
+
+    def error(self, message: str, keypath: KeyPath = ()) -> ConfigWriterError:
+        """An error pointing at ``keypath`` in the experiment file."""
+        return self.document.error(message, keypath)
+
+
+def find_experiment_file(path: Path) -> Path:
+    """The experiment file that ``path`` names: the file itself, or the one in a folder.
+
+    Raises:
+        ConfigWriterError: no experiment file there, two of them, or a file of another name.
+    """
+    try:
+        return _find_experiment_file(path)
+    except OSError as exc:  # a name too long for the file system, a folder we may not read
+        raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
+
+
+def _find_experiment_file(path: Path) -> Path:
+    if path.is_dir():
+        found = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
+        if len(found) != 1:
+            problem = (
+                "has both experiment.yaml and experiment.yml" if found else "has no experiment.yaml"
+            )
+            raise ConfigWriterError(f"{problem}: keep exactly one experiment file here", path)
+        return found[0]
+    if not path.exists():
+        raise ConfigWriterError("file not found: give an experiment.yaml or its folder", path)
+    if path.name in EXPERIMENT_FILE_NAMES and all(
+        (path.parent / name).is_file() for name in EXPERIMENT_FILE_NAMES
+    ):
+        raise ConfigWriterError(
+            "has both experiment.yaml and experiment.yml: keep exactly one experiment file here",
+            path.parent,
+        )
+    if path.name not in EXPERIMENT_FILE_NAMES:
+        raise ConfigWriterError(
+            "experiment files are named experiment.yaml: rename it, in a folder of its own "
+            "(its configs/ are generated beside it)",
+            path,
+        )
+    return path
+
+
+def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
+    """Read and check an experiment file, including the run limit.
+
+    Args:
+        path: An ``experiment.yaml`` or the folder that holds one.
+        max_runs: More runs than this is an error, raised before any other work.
+
+    Raises:
+        ConfigWriterError: any rule of the format is broken; the message points at the line.
+    """
+    path = find_experiment_file(path)
+    _check_size(path)
+    doc = read_yaml_file(path)
+    data = doc.data
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else a_type_name(data)
+        raise doc.error(
+            f"expected the experiment sections (experiment:, variables:, ...), found {found}"
+        )
+    reject_unknown_keys(doc, data, _SECTIONS, (), "section")
+
+    meta = section(doc, data, "experiment", required=True)
+    reject_unknown_keys(doc, meta, _EXPERIMENT_KEYS, ("experiment",), "key")
+    name = required_string(doc, meta, ("experiment", "name"))
+    _check_safe_name(doc, name, ("experiment", "name"))
+    framework = required_string(doc, meta, ("experiment", "framework"))
+    if framework.lower() == "torchtune" and framework != "torchtune":
+        raise doc.error(
+            "write the framework in lower case: framework: torchtune", ("experiment", "framework")
+        )
+    if framework != "torchtune":
+        planned = " is planned but" if framework in _FRAMEWORKS_PLANNED else ""
+        raise doc.error(
+            f"framework '{framework}'{planned} is not supported: multi-framework support is not "
+            "in this version; set framework: torchtune",
+            ("experiment", "framework"),
+        )
+    for key in ("question", "hypothesis", "researcher", "date"):
+        if key in meta and not isinstance(meta[key], (str, type(None))):
+            raise doc.error(f"experiment.{key} must be text; put it in quotes", ("experiment", key))
+    tags = meta.get("tags")
+    if tags is not None and not (
+        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+    ):
+        raise doc.error(
+            'experiment.tags must be a list of text, e.g. ["lora", "llama3"]',
+            ("experiment", "tags"),
+        )
+
+    framework_config = section(doc, data, "framework_config", required=True)
+    reject_unknown_keys(doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key")
+    given = [key for key in _BASE_KEYS if framework_config.get(key) is not None]
+    if len(given) != 1:
+        problem = "has both" if given else "needs one of"
+        raise doc.error(
+            f"framework_config {problem} base_config (a torchtune recipe config, see "
+            "`torchtune-config-writer recipes`) and base_config_file (a path): give exactly one",
+            ("framework_config", *given[1:]),
+        )
+    base_key = given[0]
+    base_value = required_string(doc, framework_config, ("framework_config", base_key))
+
+    output = section(doc, data, "output", required=False)
+    reject_unknown_keys(doc, output, _OUTPUT_KEYS, ("output",), "key")
+    output_name = name
+    if output.get("experiment_name") is not None:
+        output_name = required_string(doc, output, ("output", "experiment_name"))
+        _check_safe_name(doc, output_name, ("output", "experiment_name"))
+    base_dir = None
+    if output.get("base_dir") is not None:
+        base_dir = required_string(doc, output, ("output", "base_dir"))
+
+    variables = read_parameters(doc, section(doc, data, "variables", required=False), "variables")
+    controls = read_parameters(doc, section(doc, data, "controls", required=False), "controls")
+    check_variables_are_not_controls(doc, variables, controls)
+
+    experiment = Experiment(
+        path=path,
+        name=name,
+        base_config=base_value if base_key == "base_config" else None,
+        base_config_file=base_value if base_key == "base_config_file" else None,
+        variables=variables,
+        controls=controls,
+        output_name=output_name,
+        output_base_dir=base_dir,
+        document=doc,
+        recipe=_recipe(doc, framework_config),
+        launch=read_launch(doc, section(doc, data, "launch", required=False)),
+    )
+    if experiment.run_count > max_runs:
+        sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
+        raise doc.error(
+            f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
+            f"{max_runs:,}: sweep fewer values, or raise the limit with --max-runs",
+            ("variables",),
+        )
+    return experiment
+
+
+def _check_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
+    if size > MAX_EXPERIMENT_BYTES:
+        raise ConfigWriterError(
+            f"is {size / 2**20:.1f} MiB, more than the {MAX_EXPERIMENT_BYTES // 2**20} MiB an "
+            "experiment file may be: split the study into several experiment folders",
+            path,
+        )
+
+
+def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:
+    if framework_config.get("recipe") is None:
+        return None
+    recipe = required_string(doc, framework_config, ("framework_config", "recipe"))
+    if not RECIPE.fullmatch(recipe):
+        raise doc.error(
+            f"framework_config.recipe '{recipe}' is neither a torchtune recipe name (such as "
+            "lora_finetune_single_device, see `torchtune-config-writer recipes`) nor a .py "
+            "file relative to the experiment's folder (letters, digits, '_', '-', '.', '/')",
+            ("framework_config", "recipe"),
+        )
+    if ".." in recipe.split("/"):
+        # Commands run from the experiment's folder, which a timestamped folder copies.
+        raise doc.error(
+            f"framework_config.recipe {recipe} leads out of the experiment's folder: keep the "
+            "recipe file in it (e.g. recipes/my_recipe.py), so that its commands work wherever "
+            "the folder is copied",
+            ("framework_config", "recipe"),
+        )
+    return recipe
+
+
+def _check_safe_name(doc: Document, name: str, keypath: KeyPath) -> None:
+    if not _SAFE_NAME.fullmatch(name):
+        raise doc.error(
+            f"{'.'.join(map(str, keypath))} '{name}' becomes a folder name: use letters, digits, "
+            "'.', '_' and '-' only, starting with a letter or digit",
+            keypath,
+        )

@@ -1,0 +1,175 @@
+"""``variables`` and ``controls``: the parameters of an experiment, and how the sweep crosses them.
+
+A variable is a list of values to sweep. A mapping under ``variables`` is a linked group: its
+variables go together position by position (``lora_rank: [8, 16]`` with ``lora_alpha: [16, 32]``
+gives two runs, not four), and the group is crossed with the other variables as one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..yaml_io import Document, KeyPath, dump_inline
+
+T = TypeVar("T")
+
+_PARAMETER = re.compile(r"\+?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+_GROUP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of ``variables`` or ``controls``.
+
+    Attributes:
+        name: The name as written, e.g. ``learning_rate``, ``optimizer.lr``, ``+clip_grad_norm``.
+        values: The values to sweep (a control has exactly one).
+        keypath: Where the entry sits in the experiment file, for messages.
+        group: The linked group a variable belongs to (its values go with the other members'
+            values at the same position), or ``None``.
+    """
+
+    name: str
+    values: tuple[Any, ...]
+    keypath: KeyPath
+    group: str | None = None
+
+
+def linked_axes(items: Iterable[T], parameter: Callable[[T], Parameter]) -> Iterator[tuple[T, ...]]:
+    """``items`` in axes of the sweep: the members of a linked group together, others alone."""
+    for group, members in itertools.groupby(items, key=lambda item: parameter(item).group):
+        if group is None:
+            yield from ((member,) for member in members)
+        else:
+            yield tuple(members)
+
+
+def read_parameters(doc: Document, entries: dict[str, Any], section: str) -> tuple[Parameter, ...]:
+    """The entries of ``variables`` or ``controls``, checked, in the order written.
+
+    Raises:
+        ConfigWriterError: a name that is not a parameter name, a variable that is not a
+            non-empty list of distinct values, or a linked group that does not line up.
+    """
+    parameters: list[Parameter] = []
+    for name, value in entries.items():
+        keypath = (section, name)
+        if section == "variables" and isinstance(value, dict):
+            parameters.extend(_linked_group(doc, name, value))
+            continue
+        _check_parameter_name(doc, name, keypath)
+        if section == "controls":
+            parameters.append(Parameter(name, (value,), keypath))
+        else:
+            parameters.append(Parameter(name, _sweep_values(doc, value, keypath), keypath))
+    return tuple(parameters)
+
+
+def _check_parameter_name(doc: Document, name: Any, keypath: KeyPath) -> None:
+    if not isinstance(name, str) or not _PARAMETER.fullmatch(name):
+        raise doc.error(
+            f"'{name}' is not a parameter name: write a config key such as lora_rank, a dotted "
+            "path such as optimizer.lr, or +name to add a new key",
+            keypath,
+        )
+
+
+def _sweep_values(
+    doc: Document, value: Any, keypath: KeyPath, linked: bool = False
+) -> tuple[Any, ...]:
+    dotted_name = ".".join(map(str, keypath))
+    if not isinstance(value, list):
+        raise doc.error(
+            f"{dotted_name} must be a list of the values to sweep, e.g. [8, 16]; "
+            + (
+                "every variable of a linked group is a list"
+                if linked
+                else "put a fixed value under controls"
+            ),
+            keypath,
+        )
+    if not value:
+        raise doc.error(f"{dotted_name} is an empty list: give at least one value", keypath)
+    if not linked:  # in a linked group a value may repeat, as long as the combinations do not
+        _check_no_repeats(
+            doc,
+            [(dump_inline(item),) for item in value],
+            keypath,
+            f"{dotted_name} repeats the value",
+        )
+    return tuple(value)
+
+
+def _check_no_repeats(
+    doc: Document, idents: list[tuple[str, ...]], keypath: KeyPath, what: str, noun: str = "value"
+) -> None:
+    # Compared as written: 1, 1.0 and true are different values in a config.
+    seen: dict[tuple[str, ...], int] = {}
+    for index, ident in enumerate(idents):
+        if ident in seen:
+            shown = ident[0] if len(ident) == 1 else f"({', '.join(ident)})"
+            raise doc.error(
+                f"{what} {shown} (items {seen[ident] + 1} and {index + 1}): each {noun} once",
+                (*keypath, index),
+            )
+        seen[ident] = index
+
+
+def _linked_group(doc: Document, group: str, members: dict[str, Any]) -> list[Parameter]:
+    """A mapping under ``variables``: variables that go together, the i-th values in one run."""
+    keypath = ("variables", group)
+    if not _GROUP.fullmatch(group):
+        raise doc.error(
+            f"'{group}' names a linked group of variables: use letters, digits and '_' only",
+            keypath,
+        )
+    if len(members) < 2:
+        member = next(iter(members), "key")
+        raise doc.error(
+            f"variables.{group} is a mapping, which links the variables in it, but it has "
+            f"{'only ' + str(member) if members else 'none'}: link two or more, each a list of "
+            f"values; to sweep one, write it as a variable: {member}: [...], or "
+            f"{group}.{member}: [...] for a key inside {group}",
+            keypath,
+        )
+    parameters: list[Parameter] = []
+    for name, value in members.items():
+        _check_parameter_name(doc, name, (*keypath, name))
+        values = _sweep_values(doc, value, (*keypath, name), linked=True)
+        first = parameters[0] if parameters else None
+        if first is not None and len(values) != len(first.values):
+            raise doc.error(
+                f"variables.{group}.{name} has {len(values)} values but {first.name} has "
+                f"{len(first.values)}: linked variables go together position by position, so "
+                "give each the same number of values",
+                (*keypath, name),
+            )
+        parameters.append(Parameter(name, values, (*keypath, name), group))
+    combinations = [
+        tuple(dump_inline(member.values[index]) for member in parameters)
+        for index in range(len(parameters[0].values))
+    ]
+    _check_no_repeats(
+        doc,
+        combinations,
+        (*keypath, parameters[0].name),
+        f"variables.{group} repeats the combination",
+        "combination",
+    )
+    return parameters
+
+
+def check_variables_are_not_controls(
+    doc: Document, variables: tuple[Parameter, ...], controls: tuple[Parameter, ...]
+) -> None:
+    control_names = {control.name for control in controls}
+    for variable in variables:
+        if variable.name in control_names:
+            raise doc.error(
+                f"'{variable.name}' is both a variable and a control: keep it in one of them",
+                ("controls", variable.name),
+            )

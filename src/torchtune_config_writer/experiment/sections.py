@@ -1,0 +1,50 @@
+"""Reading the sections of the experiment file: mappings, required text, and unknown keys."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from ..yaml_io import Document, KeyPath, a_type_name, dump_inline, type_name
+
+
+def section(doc: Document, data: dict[str, Any], key: str, required: bool) -> dict[str, Any]:
+    """The mapping under ``key`` (empty when absent and not required)."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise doc.error(f"missing the '{key}:' section", (key,) if key in data else ())
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(f"'{key}:' must be a mapping of keys, found {a_type_name(value)}", (key,))
+    return value
+
+
+def required_string(doc: Document, mapping: dict[str, Any], keypath: tuple[str, str]) -> str:
+    """The non-empty text at ``keypath``."""
+    key = keypath[-1]
+    value = mapping.get(key)
+    dotted = ".".join(keypath)
+    if value is None:
+        raise doc.error(f"{dotted} is required", keypath if key in mapping else keypath[:-1])
+    if not isinstance(value, str):
+        raise doc.error(
+            f"{dotted} must be text, found the {type_name(value)} {dump_inline(value)}", keypath
+        )
+    if not value.strip():
+        raise doc.error(f"{dotted} is empty", keypath)
+    return value
+
+
+def reject_unknown_keys(
+    doc: Document, mapping: Mapping[Any, Any], allowed: tuple[str, ...], keypath: KeyPath, kind: str
+) -> None:
+    for key in mapping:
+        if key not in allowed:
+            where = f" in {'.'.join(map(str, keypath))}" if keypath else ""
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
+            )
+            raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))

@@ -1,0 +1,114 @@
+"""Merging a value into a config at a key path, with the type rules of the product.
+
+Nothing is modified in place: a merge copies the mappings along the path and shares the rest,
+so one base serves every run of a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..yaml_io import KeyPath, a_type_name, dotted, dump_inline
+
+# Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
+# ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
+# every built-in config with the annotations of the parameters its values go to.
+FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalty"})
+
+
+class MergeConflict(Exception):
+    """A value whose type does not fit the value it replaces (the caller adds the location).
+
+    Attributes:
+        path: The config key path where the conflict is.
+    """
+
+    def __init__(self, message: str, path: KeyPath) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def merge_at(config: Any, path: KeyPath, value: Any) -> Any:
+    """``config`` with ``value`` merged at ``path``; missing mappings on the path are created.
+
+    Raises:
+        MergeConflict: the types of the old and new value are not compatible.
+    """
+    if not path:
+        return merge_value(config, value, ())
+    return _merge_at(config, path, 0, value)
+
+
+def _merge_at(node: Any, path: KeyPath, depth: int, value: Any) -> Any:
+    if depth == len(path):
+        return merge_value(node, value, path)
+    key = path[depth]
+    if isinstance(node, list) and isinstance(key, int):
+        items = list(node)
+        items[key] = _merge_at(node[key], path, depth + 1, value)
+        return items
+    if node is None:  # a '+' path through keys that do not exist yet
+        node = {}
+    if not isinstance(node, dict):
+        raise MergeConflict(
+            f"{dotted(path[:depth])} is {a_type_name(node)} in the base, not a mapping with keys",
+            path[:depth],
+        )
+    copy = dict(node)
+    copy[key] = _merge_at(node.get(key), path, depth + 1, value)
+    return copy
+
+
+def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
+    """``new`` over ``old``: mappings merge recursively, everything else replaces.
+
+    Compatible: the same type, an integer over a float, anything over null, null over anything
+    (how a torchtune feature is switched off), and an OmegaConf ``${...}`` on either side. A
+    float never replaces an integer, not even a whole one (``batch_size: 4.0``).
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for key, inner in new.items():
+            merged[key] = merge_value(old[key], inner, (*path, key)) if key in old else inner
+        return merged
+    if not _compatible(old, new):
+        raise MergeConflict(
+            f"{dotted(path)} is {a_type_name(old)} in the base ({_short(old)}), but the experiment "
+            f"gives {a_type_name(new)} ({_short(new)}): give {a_type_name(old)}",
+            path,
+        )
+    if _is_int(old) and isinstance(new, float) and not (path and path[-1] in FLOAT_KEYS):
+        # torchtune hands these to range() and DataLoader, which refuse floats even when whole;
+        # the experiment is fixed rather than the value silently rewritten.
+        fix = f"write {int(new)}" if new.is_integer() else "give a whole number"
+        if not new.is_integer():
+            fix += f" (or, in your own base config, write {old}.0 if torchtune takes a float)"
+        raise MergeConflict(
+            f"{dotted(path)} is an integer in the base ({_short(old)}), but the experiment "
+            f"gives the float {_short(new)}: torchtune needs an integer here; {fix}",
+            path,
+        )
+    return new
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _compatible(old: Any, new: Any) -> bool:
+    if old is None or new is None or _is_interpolation(old) or _is_interpolation(new):
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+        return True
+    return type(old) is type(new)
+
+
+def _is_interpolation(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _short(value: Any) -> str:
+    text = dump_inline(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,371 @@
+"""Where in the base config each parameter of the experiment file goes, and what the placed
+parameters must agree on: no key set twice, placeholders that name variables, strings that load."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..experiment.load import Experiment
+from ..experiment.parameters import Parameter
+from ..yaml_io import KeyPath, dotted, dump_inline
+from .templates import (
+    RUN_ID,
+    Placeholder,
+    interpolation_problem,
+    needs_filling,
+    parse,
+    placeholders,
+    strings,
+    text_of,
+)
+
+# Names the seed documents that are not keys of torchtune's configs.
+ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("optimizer", "lr")}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A parameter and the key path in the config that it sets.
+
+    Attributes:
+        parameter: The entry of the experiment file.
+        path: The resolved key path, e.g. ``("model", "lora_rank")``.
+        section: ``"variables"`` or ``"controls"``.
+    """
+
+    parameter: Parameter
+    path: KeyPath
+    section: str
+
+
+def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Placement, ...]:
+    """Resolve every control and variable against ``base``, controls first.
+
+    Raises:
+        ConfigWriterError: a name that points nowhere, at several places, at a key that ``+``
+            says is new but exists, or at a key another parameter sets too.
+    """
+    for parameter in experiment.variables:
+        if parameter.group is not None and parameter.group in base:
+            # In controls, `profiler: {enabled: …}` merges into profiler; here it would not.
+            raise experiment.error(
+                f"variables.{parameter.group} links the variables in it, but {parameter.group} "
+                f"is also a key of the base config: name the group otherwise, and write the "
+                f"keys inside it as {parameter.group}.{parameter.name}",
+                ("variables", parameter.group),
+            )
+    placements = tuple(
+        Placement(parameter, resolve_parameter(experiment, parameter, base), section)
+        for section, parameters in (
+            ("controls", experiment.controls),
+            ("variables", experiment.variables),
+        )
+        for parameter in parameters
+    )
+    _check_no_key_set_twice(experiment, placements)
+    return placements
+
+
+def resolve_parameter(
+    experiment: Experiment, parameter: Parameter, base: dict[str, Any]
+) -> KeyPath:
+    """The key path that ``parameter.name`` means in ``base``.
+
+    A dotted name is that path; ``+name`` adds a new key; a bare name is the top-level key, else
+    an alias (``learning_rate`` → ``optimizer.lr``), else the one place where that key occurs.
+    """
+    name = parameter.name
+    if name.startswith("+"):
+        return _new_key_path(experiment, parameter, base)
+    path = _split(name, base)
+    if len(path) > 1:
+        if lookup(base, path) is MISSING:
+            raise experiment.error(_not_found_message(name, base), parameter.keypath)
+        return path
+    if name in base:
+        return (name,)
+    alias = ALIASES.get(name)
+    if alias is not None and lookup(base, alias) is not MISSING:
+        return alias
+    places = [place for place in _key_paths(base) if place[-1] == name]
+    if len(places) == 1:
+        return places[0]
+    if places:
+        listing = ", ".join(dotted(place) for place in places)
+        raise experiment.error(
+            f"'{name}' occurs in several places of the base config ({listing}): "
+            "write the dotted path of the one you mean",
+            parameter.keypath,
+        )
+    raise experiment.error(_not_found_message(name, base), parameter.keypath)
+
+
+def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
+    name = parameter.name[1:]
+    path = _split(name, base)
+    if lookup(base, path) is not MISSING:
+        raise experiment.error(
+            f"'+{name}' adds a new key, but the base config already has {dotted(path)}: "
+            f"write {name} without the +",
+            parameter.keypath,
+        )
+    for depth in range(1, len(path)):
+        parent = lookup(base, path[:depth])
+        if parent is MISSING:
+            break
+        index = path[depth]
+        if isinstance(parent, list) and isinstance(index, int):
+            if index < len(parent):
+                continue  # dataset.0.packed: into an item of a list
+            raise experiment.error(
+                f"'+{name}': {dotted(path[:depth])} has {len(parent)} items, so there is no "
+                f"item {index}; + adds keys to mappings, not items to lists",
+                parameter.keypath,
+            )
+        if not isinstance(parent, dict):
+            raise experiment.error(
+                f"'+{name}' cannot add a key under {dotted(path[:depth])}, which is not a mapping",
+                parameter.keypath,
+            )
+    return path
+
+
+# No value at a key path (``None`` is YAML's null, a value like any other).
+MISSING = object()
+
+
+def _split(name: str, base: dict[str, Any]) -> KeyPath:
+    # A part that is a number indexes a list (dataset.0.source), as torchtune's overrides do.
+    path: list[str | int] = []
+    node: Any = base
+    for part in name.split("."):
+        if isinstance(node, list) and part.isdigit():
+            path.append(int(part))
+            node = node[int(part)] if int(part) < len(node) else None
+        else:
+            path.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(path)
+
+
+def lookup(config: Any, path: KeyPath) -> Any:
+    """The value at ``path`` in ``config``, or :data:`MISSING` if there is none."""
+    node = config
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return MISSING
+    return node
+
+
+def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
+    """Every key path in ``config``, depth first in file order."""
+    items: Any = (
+        config.items()
+        if isinstance(config, dict)
+        else (enumerate(config) if isinstance(config, list) else ())
+    )
+    for key, value in items:
+        path = (*prefix, key)
+        if isinstance(key, str):
+            yield path
+        yield from _key_paths(value, path)
+
+
+def _not_found_message(name: str, base: dict[str, Any]) -> str:
+    candidates = {dotted(path): path for path in _key_paths(base)}
+    candidates.update({alias: path for alias, path in ALIASES.items()})
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close:  # a misspelt last part of a known key: lora_rnk → model.lora_rank
+        leaves = {str(path[-1]): dotted(path) for path in candidates.values()}
+        leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
+        close = [leaves[leaf[0]]] if leaf else []
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (
+        f"'{name}' is not in the base config: {hint}"
+        f"To add it as a new key on purpose, write '+{name}'"
+    )
+
+
+def _leaf_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
+    """The key paths a value sets when merged at ``path`` (mappings merge, so their leaves)."""
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _leaf_paths(inner, (*path, key))
+    else:
+        yield path
+
+
+# A key path set so far: the order it was first set in, the path, and who set it.
+_Owner = tuple[int, KeyPath, Placement]
+
+
+def _check_no_key_set_twice(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+    # Linear in the number of key paths: each leaf looks up its own prefixes, and the setters
+    # below it are kept per prefix as the first two that differ (enough to find the first one
+    # that is not the leaf's own setter). The first clash in setting order is reported.
+    owners: dict[KeyPath, _Owner] = {}
+    below: dict[KeyPath, list[_Owner]] = {}
+    for placement in placements:
+        for value in placement.parameter.values:
+            for leaf in _leaf_paths(value, placement.path):
+                clash = _first_other_setter(leaf, placement, owners, below)
+                if clash is not None:
+                    _, other_path, other = clash
+                    both = (
+                        "a variable and a control"
+                        if other.section != placement.section
+                        else (f"two {placement.section}")
+                    )
+                    raise experiment.error(
+                        f"'{other.parameter.name}' and '{placement.parameter.name}' both set "
+                        f"{dotted(min(leaf, other_path, key=len))}: a key may not be set by "
+                        f"{both}; keep one",
+                        placement.parameter.keypath,
+                    )
+                if leaf not in owners:
+                    owner = (len(owners), leaf, placement)
+                    owners[leaf] = owner
+                    for depth in range(1, len(leaf)):
+                        first = below.setdefault(leaf[:depth], [])
+                        if not first or (len(first) == 1 and first[0][2] is not placement):
+                            first.append(owner)
+
+
+def _first_other_setter(
+    leaf: KeyPath,
+    placement: Placement,
+    owners: dict[KeyPath, _Owner],
+    below: dict[KeyPath, list[_Owner]],
+) -> _Owner | None:
+    """The earliest key path set by another entry that ``leaf`` lies in or contains."""
+    found = [owners[leaf[:depth]] for depth in range(1, len(leaf) + 1) if leaf[:depth] in owners]
+    found += below.get(leaf, [])[:2]
+    others = [owner for owner in found if owner[2] is not placement]
+    return min(others, key=lambda owner: owner[0]) if others else None
+
+
+def check_placeholders(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+    """Every placeholder names ``run_id`` or a variable whose values read as one word.
+
+    Raises:
+        ConfigWriterError: a placeholder naming nothing (with a did-you-mean), a control, a
+            variable whose values are lists or mappings, or one whose values hold placeholders.
+    """
+    variables = {p.parameter.name.lstrip("+"): p for p in placements if p.section == "variables"}
+    if RUN_ID in variables:
+        raise experiment.error(
+            "a variable may not be named run_id: {run_id} is each run's id (run_000, ...)",
+            variables[RUN_ID].parameter.keypath,
+        )
+    known = [RUN_ID, *variables]
+    for placement in placements:
+        parameter = placement.parameter
+        for index, value in enumerate(parameter.values):
+            at = (
+                (*parameter.keypath, index)
+                if placement.section == "variables"
+                else parameter.keypath
+            )
+            for inner, name in placeholders(value):
+                keypath = (*at, *inner)
+                if name == RUN_ID:
+                    continue
+                named = variables.get(name)
+                if named is None:
+                    raise experiment.error(_names_nothing(name, known, placements), keypath)
+                if named is placement:
+                    raise experiment.error(
+                        f"{{{name}}} is inside a value of {name} itself: a variable's value "
+                        "cannot contain itself",
+                        keypath,
+                    )
+                for other in named.parameter.values:
+                    if text_of(other) is None:
+                        raise experiment.error(
+                            f"{{{name}}}: {name} has the value {dump_inline(other)}, which cannot "
+                            "go into a string; only text, numbers and true/false can",
+                            keypath,
+                        )
+                    if needs_filling(other):
+                        raise experiment.error(
+                            f"{{{name}}}: the values of {name} hold placeholders themselves; "
+                            "write the placeholders they use here directly",
+                            keypath,
+                        )
+
+
+def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...]) -> str:
+    controls = {p.parameter.name.lstrip("+") for p in placements if p.section == "controls"}
+    if name in controls:
+        problem = f"{name} is a control, the same in every run: write its value instead"
+    else:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {{{close[0]}}}? " if close else ""
+        problem = f"{hint}placeholders name run_id or a variable ({', '.join(known[1:]) or 'none'})"
+    return f"{{{name}}} names no variable: {problem}; write {{{{{name}}}}} for a literal {{{name}}}"
+
+
+def check_interpolations(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+    """Every string the runs get loads with OmegaConf, which refuses a whole file for one
+    half-open ``${``: refused here, at its line, instead of in ``tune run``.
+
+    Run after :func:`check_placeholders` (every placeholder names a variable).
+    """
+    texts = {
+        p.parameter.name.lstrip("+"): list(
+            dict.fromkeys(text_of(v) or "" for v in p.parameter.values)
+        )
+        for p in placements
+        if p.section == "variables"
+    }
+    for placement in placements:
+        parameter = placement.parameter
+        for index, value in enumerate(parameter.values):
+            at = (
+                (*parameter.keypath, index)
+                if placement.section == "variables"
+                else parameter.keypath
+            )
+            for inner, text in strings(value):
+                for written in _as_written(text, texts):
+                    problem = interpolation_problem(written)
+                    if problem is not None:
+                        raise experiment.error(
+                            f"{written!r} is not an interpolation OmegaConf can read "
+                            f"({problem}): close it as ${{key}}, or write \\${{ for a literal ${{",
+                            (*at, *inner),
+                        )
+
+
+_BRACES = re.compile(r"[${}]")
+
+
+def _as_written(text: str, texts: Mapping[str, list[str]]) -> Iterator[str]:
+    """The strings ``text`` becomes in the runs, as far as OmegaConf can tell them apart.
+
+    A placeholder's text matters only if it holds ``$``, ``{`` or ``}`` (which could open or
+    close an interpolation with what surrounds it); any other text stands in for all.
+    """
+    parts = parse(text)
+    if parts == (text,):
+        yield text
+        return
+    choices = [
+        [part]
+        if not isinstance(part, Placeholder)
+        else [t for t in texts[part] if _BRACES.search(t)] or ["x"]
+        if part in texts
+        else ["x"]  # run_id
+        for part in parts
+    ]
+    for combination in itertools.product(*choices):
+        yield "".join(combination)

@@ -1,0 +1,318 @@
+"""The one path from an experiment file to the bytes of its generated files.
+
+``generate`` writes what :func:`render_files` yields and ``check`` compares it with disk, so the
+two cannot disagree. Every error in the experiment or its base is found by
+:func:`plan_experiment`, before the first byte is rendered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigWriterError
+from ..experiment.load import DEFAULT_MAX_RUNS, Experiment, load_experiment
+from ..workspace.layout import (
+    CONFIGS_DIR,
+    LOCK_FILE,
+    RUN_MAPPING,
+    SLURM_SCRIPT,
+    latest_complete_folder,
+    run_file,
+)
+from ..workspace.repository import symlink_escape
+from ..yaml_io import KeyPath, dump_yaml
+from . import recipes
+from .base import Base, load_base, render_lock
+from .launch import render_slurm_script, run_config, tune_run
+from .merge import MergeConflict, merge_at
+from .outputs import OUTPUT_DIR, OutputLayout, plan_outputs, shared_locations
+from .placement import Placement, check_interpolations, check_placeholders, place_parameters
+from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
+from .sweep import Run, Sweep, run_id_width, value_index
+from .templates import needs_filling
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment checked against its base, ready to render.
+
+    Attributes:
+        experiment: The experiment file.
+        base: Its resolved base config.
+        controlled: The base with the controls merged in.
+        placements: Every control and variable, resolved and type-checked, controls first.
+        sweep: The variables crossed over ``controlled``.
+        outputs: Where each run writes, and which output keys are split per run.
+        recipe: The torchtune recipe that trains the configs, or ``None`` when the experiment
+            does not say (a custom base without ``framework_config.recipe``).
+    """
+
+    experiment: Experiment
+    base: Base
+    controlled: dict[str, Any]
+    placements: tuple[Placement, ...]
+    sweep: Sweep
+    outputs: OutputLayout
+    recipe: str | None = None
+
+    @property
+    def variables(self) -> tuple[Placement, ...]:
+        """The variables, in the order written."""
+        return tuple(p for p in self.placements if p.section == "variables")
+
+    @property
+    def run_count(self) -> int:
+        """The number of runs."""
+        return self.experiment.run_count
+
+    @property
+    def writes_slurm_script(self) -> bool:
+        """Whether the generated folder gets ``slurm_array.sh``."""
+        return self.experiment.launch.slurm is not None and self.recipe is not None
+
+    def runs(self, generation: str | None = None) -> Iterator[Run]:
+        """Every run of the sweep, in run id order, each with its complete merged config.
+
+        Args:
+            generation: The folder name of a timestamped generation, put into its output
+                folders; ``None`` for the in-repository folder.
+        """
+        tag = None if generation is None else (generation, self.outputs.roots())
+        return self.sweep.runs(self.outputs.split, tag)
+
+    def written_at(self, keypath: KeyPath, run_index: int | None = None) -> KeyPath | None:
+        """Where in the experiment file the value at config ``keypath`` was set, if it was.
+
+        Args:
+            keypath: A key path of a run's config.
+            run_index: Which run, to find a variable's value; ``None`` matches controls only.
+        """
+        setters = [p for p in self.placements if keypath[: len(p.path)] == p.path]
+        if not setters:
+            return None
+        placement = max(setters, key=lambda p: len(p.path))
+        where: KeyPath = placement.parameter.keypath
+        index = 0
+        if placement.section == "variables":
+            if run_index is None:
+                return None
+            index = value_index(self.variables, placement, run_index)
+            where = (*where, index)
+        inner = keypath[len(placement.path) :]
+        # A mapping value merges: the key may come from the base, not from the experiment.
+        value = placement.parameter.values[index]
+        for part in inner:
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return (*where, *inner)
+
+
+def plan_experiment(
+    path: Path,
+    *,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    refresh_base: bool = False,
+    reuse_recorded_base: bool = True,
+) -> Plan:
+    """Read an experiment, resolve its base and parameters, and check every value.
+
+    Args:
+        path: ``experiment.yaml`` or its folder.
+        max_runs: The run limit, checked before anything else is done.
+        refresh_base: Resolve a recipe from torchtune even when one is recorded.
+        reuse_recorded_base: Look for a recorded base in the experiment's ``configs/``.
+
+    Raises:
+        ConfigWriterError: anything wrong with the experiment or its base.
+    """
+    experiment = load_experiment(path, max_runs=max_runs)
+    # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/;
+    # an experiment that writes timestamped folders finds its base in the newest of them.
+    configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
+    if experiment.output_base_dir is not None:
+        configs = _newest_generation(experiment) or configs
+    lock_dir = configs if reuse_recorded_base else None
+    base = load_base(experiment, lock_dir, refresh=refresh_base)
+    placements = place_parameters(experiment, base.config)
+    controlled: dict[str, Any] = base.config
+    for placement in placements:
+        for index, value in enumerate(placement.parameter.values):
+            merged = _merge_checked(experiment, controlled, placement, value, index)
+            if placement.section == "controls":
+                controlled = merged
+    check_placeholders(experiment, placements)
+    check_interpolations(experiment, placements)
+    variables = tuple(p for p in placements if p.section == "variables")
+    templated = tuple(
+        p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])
+    )
+    sweep = Sweep(controlled, variables, templated)
+    outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
+    recipe = _training_recipe(experiment, base)
+    plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
+    for _, first, second in shared_locations([(experiment.folder, outputs)]):
+        raise _shared_location_error(plan, first, second)
+    return plan
+
+
+def _newest_generation(experiment: Experiment) -> Path | None:
+    """The ``configs/`` of the newest timestamped folder that records the experiment's base."""
+    base_dir = experiment.resolve_path(experiment.output_base_dir or "", ("output", "base_dir"))
+    stamped = re.compile(rf"{re.escape(experiment.output_name)}_(\d{{8}}_\d{{6}})(?:_(\d+))?")
+    try:
+        names = [entry.name for entry in os.scandir(base_dir) if entry.is_dir()]
+    except OSError:
+        return None  # none written yet, or not readable: the base is resolved afresh
+    found = [(m[1], int(m[2] or 1), name) for name in names if (m := stamped.fullmatch(name))]
+    for *_, name in sorted(found, reverse=True):
+        if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
+            return base_dir / name / CONFIGS_DIR
+    return None
+
+
+def _shared_location_error(
+    plan: Plan, first: tuple[Path, str, str], second: tuple[Path, str, str]
+) -> ConfigWriterError:
+    """Two runs of one experiment that write one folder under different keys (no split helps)."""
+    (_, run_a, key_a), (_, run_b, key_b) = first, second
+    located = dict(plan.outputs.locations())
+    runs = plan.outputs.run_ids()
+    where = plan.written_at(parts(key_b), runs.index(run_b)) or plan.written_at(
+        parts(key_a), runs.index(run_a)
+    )
+    return plan.experiment.error(
+        f"runs {run_a} and {run_b} both write to {located[run_b][key_b]} ({key_a} of {run_a}, "
+        f"{key_b} of {run_b}): torchtune would mix their checkpoints; give each run its own "
+        "folder (e.g. through {run_id})",
+        where or (),
+    )
+
+
+def parts(key: str) -> KeyPath:
+    """A dotted config key as a key path: ``dataset.0.source`` → ``("dataset", 0, "source")``."""
+    return tuple(int(part) if part.isdigit() else part for part in key.split("."))
+
+
+def _training_recipe(experiment: Experiment, base: Base) -> str | None:
+    """``framework_config.recipe``, else the one torchtune's registry gives a recipe config."""
+    recipe = experiment.recipe
+    if recipe is not None and recipe.endswith(".py"):
+        keypath = ("framework_config", "recipe")
+        recipe_file = experiment.resolve_path(recipe, keypath)
+        try:
+            is_file = recipe_file.is_file()
+        except OSError as exc:  # a name too long for the file system, a folder one may not read
+            raise experiment.error(
+                f"cannot read framework_config.recipe {recipe}: {exc.strerror or exc}", keypath
+            ) from None
+        if not is_file:
+            raise experiment.error(
+                f"framework_config.recipe {recipe} is not a file: give a recipe .py relative to "
+                "the experiment's folder (where the commands run), or a torchtune recipe name",
+                keypath,
+            )
+        escape = symlink_escape(recipe_file)  # a timestamped folder gets a copy of it
+        if escape is not None:
+            raise experiment.error(
+                f"framework_config.recipe {recipe} leads out of the repository through a "
+                f"symlink (to {escape}): keep the recipe file itself in the experiment's folder",
+                keypath,
+            )
+    if recipe is None and base.recipe is not None:
+        recipe = base.runs_with
+        if recipe is None:
+            raise experiment.error(
+                f"{CONFIGS_DIR}/{LOCK_FILE} does not record the recipe that runs '{base.recipe}' "
+                "(it was written by torchtune-config-writer 0.1), and reading it needs torchtune: "
+                "run `torchtune-config-writer generate` where torchtune is installed and commit "
+                "the lock, or name it with framework_config.recipe",
+                ("framework_config", "base_config"),
+            )
+    nproc = experiment.launch.nproc_per_node
+    if recipe is not None and nproc is not None and recipes.runs_on_one_device(recipe):
+        raise experiment.error(
+            f"launch.nproc_per_node writes `tune run --nproc_per_node {nproc} {recipe}`, which "
+            f"fails at once: {recipe} does not support distributed training (torchtune's recipe "
+            "registry); remove nproc_per_node, or train with a *_distributed recipe",
+            ("launch", "nproc_per_node"),
+        )
+    if recipe is None and experiment.launch.slurm is not None:
+        raise experiment.error(
+            "launch.slurm runs `tune run RECIPE`, but a base_config_file does not say which "
+            "recipe: add framework_config.recipe (e.g. lora_finetune_single_device)",
+            ("launch", "slurm"),
+        )
+    return recipe
+
+
+def _merge_checked(
+    experiment: Experiment, config: dict[str, Any], placement: Placement, value: Any, index: int
+) -> dict[str, Any]:
+    try:
+        merged: dict[str, Any] = merge_at(config, placement.path, value)
+    except MergeConflict as conflict:
+        keypath: KeyPath = placement.parameter.keypath
+        if placement.section == "variables":
+            keypath = (*keypath, index)
+        # A conflict inside a mapping value points at its inner key in the experiment file.
+        keypath = (*keypath, *conflict.path[len(placement.path) :])
+        raise experiment.error(str(conflict), keypath) from None
+    return merged
+
+
+def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Every generated file as (path relative to the written folder, bytes), runs streamed.
+
+    Args:
+        plan: The checked plan.
+        generation: The name of a timestamped output folder: its layout (the experiment file
+            copied in, ``run_mapping.yaml`` beside ``configs/``), and its name in the runs'
+            output folders, so that each generation writes its own. ``None``: the in-repo
+            ``configs/``.
+    """
+    experiment = plan.experiment
+    timestamped = generation is not None
+    configs = f"{CONFIGS_DIR}/" if timestamped else ""
+    from_config = f"../{experiment.path.name}"
+    entries = []
+    renderer = ConfigRenderer(plan.controlled)
+    nproc = experiment.launch.nproc_per_node
+    for run in plan.runs(generation):
+        yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
+        command = None if plan.recipe is None else tune_run(plan.recipe, run_config(run.id), nproc)
+        entries.append(
+            render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
+        )
+    from_mapping = experiment.path.name if timestamped else from_config
+    mapping = render_run_mapping(
+        entries, experiment.name, plan.base.label, from_mapping, commands=plan.recipe is not None
+    )
+    yield RUN_MAPPING, mapping
+    slurm = experiment.launch.slurm
+    if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
+        script = render_slurm_script(
+            slurm,
+            header=header(from_config),
+            job_name=experiment.name,
+            run_count=plan.run_count,
+            run_id_width=run_id_width(plan.run_count),
+            command=tune_run(plan.recipe, '"$config"', nproc),
+            mapping=(
+                RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
+                dump_yaml({"experiment": experiment.name}).rstrip("\n"),
+            ),
+        )
+        yield configs + SLURM_SCRIPT, script
+    if plan.base.recipe is not None:
+        yield configs + LOCK_FILE, render_lock(plan.base)
+    if timestamped:
+        yield experiment.path.name, experiment.document.raw
+        if plan.recipe is not None and plan.recipe.endswith(".py"):  # the commands run it
+            keypath = ("framework_config", "recipe")
+            yield plan.recipe, experiment.resolve_path(plan.recipe, keypath).read_bytes()

@@ -1,0 +1,166 @@
+"""The full factorial sweep: one run per combination of variable values, in the order written."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..experiment.parameters import linked_axes
+from ..yaml_io import KeyPath
+from .merge import merge_at
+from .outputs import OUTPUT_DIR, output_keys, references, split_value
+from .placement import Placement, lookup
+from .templates import RUN_ID, fill, needs_filling, text_of
+
+
+@dataclass(frozen=True)
+class Run:
+    """One generated config.
+
+    Attributes:
+        id: ``run_000``, ``run_001``, ...
+        params: Each variable's value in this run, by the name written in the experiment.
+        config: The complete merged config.
+    """
+
+    id: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+
+
+def run_id(index: int, count: int) -> str:
+    """``run_007``: three digits, more when a sweep has 1000 runs or more (``run_0007``)."""
+    return f"run_{index:0{run_id_width(count)}d}"
+
+
+def run_id_width(count: int) -> int:
+    """The digits of the run ids of a sweep of ``count`` runs."""
+    return max(3, len(str(count)))
+
+
+def value_index(variables: tuple[Placement, ...], variable: Placement, run_index: int) -> int:
+    """Which of ``variable``'s values run number ``run_index`` has (last axis fastest)."""
+    axes = _axes(variables)
+    position = next(n for n, axis in enumerate(axes) if variable in axis)
+    faster = math.prod(len(axis[0].parameter.values) for axis in axes[position + 1 :])
+    return run_index // faster % len(variable.parameter.values)
+
+
+def _axes(variables: tuple[Placement, ...]) -> list[tuple[Placement, ...]]:
+    return list(linked_axes(variables, lambda placement: placement.parameter))
+
+
+class Sweep:
+    """The runs of an experiment: its controlled base crossed with its variables.
+
+    Args:
+        controlled: The base with the controls merged in (placeholders not yet filled).
+        variables: The variables, resolved and type-checked against ``controlled``.
+        templated: The controls whose values hold placeholders, filled in for each run.
+    """
+
+    def __init__(
+        self,
+        controlled: dict[str, Any],
+        variables: tuple[Placement, ...],
+        templated: tuple[Placement, ...] = (),
+    ) -> None:
+        self.controlled = controlled
+        self.variables = variables
+        self.templated = templated
+        self._axes = _axes(variables)
+        self.count = math.prod(len(axis[0].parameter.values) for axis in self._axes)
+        self._fills = bool(templated) or any(
+            needs_filling(value) for p in variables for value in p.parameter.values
+        )
+        # How each value reads in a placeholder, worked out once rather than once per run.
+        self._texts = [
+            (p.parameter.name.lstrip("+"), [text_of(value) for value in p.parameter.values])
+            for p in variables
+        ]
+
+    def runs(
+        self,
+        split: tuple[KeyPath, ...] = (),
+        generation: tuple[str, tuple[KeyPath, ...]] | None = None,
+    ) -> Iterator[Run]:
+        """Every run, the last variable changing fastest.
+
+        Args:
+            split: Output keys whose folder each run gets its own of, by appending its run id.
+            generation: A timestamped generation's folder name and the output keys that
+                follow no other: they get the name inserted, so that no two generations write
+                to one folder (``/scratch/study/study_20261202_120000/run_000``).
+        """
+        name, roots = generation if generation is not None else ("", ())
+        changed = tuple(dict.fromkeys((*roots, *split)))
+        names = [placement.parameter.name for placement in self.variables]
+        for ident, values, controls in self._combinations():
+            config = self.controlled
+            for placement, value in zip(self.variables, values, strict=True):
+                config = merge_at(config, placement.path, value)
+            for placement, value in zip(self.templated, controls, strict=True):
+                config = merge_at(config, placement.path, value)
+            for path in changed:
+                value = lookup(config, path)
+                if not isinstance(value, str):
+                    continue
+                if path in roots:
+                    value = split_value(value, name)
+                if path in split:
+                    value = split_value(value, ident)
+                config = merge_at(config, path, value)  # the key keeps its place in the order
+            yield Run(ident, dict(zip(names, values, strict=True)), config)
+
+    def output_runs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each run's id and config, with only what can change where runs write merged in.
+
+        A variable merges in when its key could hold an output folder or be referred to from
+        one (``${output_dir}``), and the controls holding placeholders always do; the others
+        (``model.lora_rank``) are skipped, and runs that merge nothing share one config.
+        """
+        keys = self.output_keys()
+        wanted = {key[0] for key in keys}
+        wanted.update(references(self.controlled))
+        for placement in self.variables:
+            for value in placement.parameter.values:
+                wanted.update(references(value))
+        merged = [i for i, p in enumerate(self.variables) if p.path[0] in wanted]
+        for ident, values, controls in self._combinations():
+            config = self.controlled
+            for index in merged:
+                config = merge_at(config, self.variables[index].path, values[index])
+            for placement, value in zip(self.templated, controls, strict=True):
+                config = merge_at(config, placement.path, value)
+            yield ident, config
+
+    def output_keys(self) -> tuple[KeyPath, ...]:
+        """The output keys any run has, top-level ``output_dir`` first, then in config order."""
+        found = dict.fromkeys(output_keys(self.controlled))
+        for placement in self.variables:
+            for value in placement.parameter.values:
+                found.update(dict.fromkeys(output_keys(value, placement.path)))
+        return tuple(sorted(found, key=lambda keypath: keypath != (OUTPUT_DIR,)))
+
+    def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
+        """Each run's id, its variables' values and its templated controls' values, filled in."""
+        axes = self._axes
+        # One position per axis; the members of a linked group share their axis's position.
+        positions = itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes))
+        for index, position in enumerate(positions):
+            ident = run_id(index, self.count)
+            at = [at for axis, at in zip(axes, position, strict=True) for _ in axis]
+            values = [p.parameter.values[i] for p, i in zip(self.variables, at, strict=True)]
+            if not self._fills:
+                yield ident, values, []
+                continue
+            texts = {RUN_ID: ident}
+            for (name, each), i in zip(self._texts, at, strict=True):
+                text = each[i]
+                if text is not None:
+                    texts[name] = text
+            controls = [fill(p.parameter.values[0], texts) for p in self.templated]
+            yield ident, [fill(value, texts) for value in values], controls

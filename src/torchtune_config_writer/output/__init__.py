@@ -1,0 +1,2 @@
+"""Generated folders on disk: written whole or not at all, compared with what an experiment
+produces (drift), and the generate and check operations over them."""

@@ -1,0 +1,101 @@
+"""The drift check: regenerate in memory, compare with disk, and on request write the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigWriterError
+from ..experiment.load import DEFAULT_MAX_RUNS
+from ..generation.collisions import find_collisions, other_experiments
+from ..generation.plan import plan_experiment, render_files
+from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
+from ..workspace.layout import CONFIGS_DIR
+from .drift import Drift, find_drift
+from .write import WriteResult, check_generated_folder, write_generated_folder, writing
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check` found.
+
+    Attributes:
+        drifts: One per experiment checked, in order; clean ones included.
+        errors: Experiments that could not be checked (bad input), in order.
+        fixed: What ``fix`` wrote, one per drifted experiment.
+        orphans: Generated folders whose experiment is gone: drift that ``fix`` leaves alone.
+    """
+
+    drifts: list[Drift] = field(default_factory=list)
+    errors: list[ConfigWriterError] = field(default_factory=list)
+    fixed: list[WriteResult] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """2 for bad input, else 1 for drift (fixed or not), else 0."""
+        if self.errors:
+            return 2
+        return 1 if self.orphans or any(drift.drifted for drift in self.drifts) else 0
+
+
+def check(
+    paths: Sequence[Path | str] = (),
+    *,
+    fix: bool = False,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    start: Path | str = ".",
+) -> CheckResult:
+    """Check generated folders against their experiments.
+
+    Args:
+        paths: Experiment files or folders, files in generated folders, or base config files
+            (their experiments are checked). Empty: every experiment in the git repository.
+        fix: Write the regenerated folders of drifted experiments (nothing is written when any
+            experiment has bad input).
+        max_runs: The run limit, as for ``generate``.
+        start: Where the git repository is looked for.
+
+    Raises:
+        ConfigWriterError: a path does not exist, or no repository when one is needed.
+    """
+    start = Path(start)
+    experiments = (
+        find_affected_experiments([Path(p) for p in paths], start)
+        if paths
+        else repository_experiments(start)
+    )
+    # --fix writes: each folder is locked from before it is read until it is written.
+    with writing(path.parent / CONFIGS_DIR for path in experiments) if fix else nullcontext():
+        result = _check(experiments, paths, fix, max_runs)
+    result.orphans = orphan_folders([Path(p) for p in paths], start)
+    return result
+
+
+def _check(
+    experiments: list[Path], paths: Sequence[Path | str], fix: bool, max_runs: int
+) -> CheckResult:
+    result = CheckResult()
+    plans = []
+    for path in experiments:
+        try:
+            plan = plan_experiment(path, max_runs=max_runs)
+            if plan.experiment.output_base_dir is None:  # what --fix would write, checked now
+                folder = plan.experiment.folder / CONFIGS_DIR
+                check_generated_folder(folder, slurm=plan.writes_slurm_script)
+        except ConfigWriterError as error:
+            result.errors.append(error)
+            continue
+        plans.append(plan)
+        if plan.experiment.output_base_dir is None:  # timestamped output is not committed
+            result.drifts.append(find_drift(plan))
+    # With no paths every experiment of the repository is in `plans` already.
+    collisions = find_collisions(plans, other_experiments(plans, max_runs) if paths else [])
+    result.errors.extend(collision.error() for collision in collisions)
+    if fix and not result.errors:
+        drifted = [drift for drift in result.drifts if drift.drifted]
+        for drift in drifted:
+            result.fixed.append(write_generated_folder(drift.folder, render_files(drift.plan)))
+    return result

@@ -1,0 +1,156 @@
+"""Drift: how a committed generated folder differs from what the experiment generates now."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import display_path
+from ..generation.plan import Plan, render_files
+from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
+from .write import read_or_none, stale_files
+
+
+@dataclass(frozen=True)
+class FileDrift:
+    """One file that differs.
+
+    Attributes:
+        name: The file name in the generated folder.
+        on_disk: Its bytes on disk, or ``None`` when it is missing.
+        generated: What generating gives, or ``None`` when it is stale (no longer produced).
+    """
+
+    name: str
+    on_disk: bytes | None
+    generated: bytes | None
+
+    @property
+    def line_endings_only(self) -> bool:
+        """Whether the file differs only by CRLF line endings (a ``core.autocrlf`` checkout)."""
+        return (
+            self.on_disk is not None
+            and self.generated is not None
+            and b"\r\n" in self.on_disk
+            and self.on_disk.replace(b"\r\n", b"\n") == self.generated
+        )
+
+
+@dataclass
+class Drift:
+    """The differences of one experiment's generated folder.
+
+    Attributes:
+        plan: The experiment, checked.
+        folder: Its generated folder.
+        files: The files that differ, in the order generating produces them, stale ones last.
+    """
+
+    plan: Plan
+    folder: Path
+    files: list[FileDrift] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        """Whether anything differs."""
+        return bool(self.files)
+
+
+def find_drift(plan: Plan) -> Drift:
+    """Generate in memory and compare with the experiment's ``configs/`` on disk.
+
+    Only the files that differ are kept, so a large sweep is compared run by run.
+    """
+    folder = plan.experiment.folder / CONFIGS_DIR
+    # configs/ itself, unless an interrupted write (without an atomic swap) left none.
+    current = latest_complete_folder(folder)
+    drift = Drift(plan, folder)
+    produced = set()
+    for name, content in render_files(plan):
+        produced.add(name)
+        on_disk = read_or_none(current / name)
+        if on_disk != content:
+            drift.files.append(FileDrift(name, on_disk, content))
+    for name in stale_files(current, produced):
+        drift.files.append(FileDrift(name, read_or_none(current / name), None))
+    return drift
+
+
+def describe(drift: Drift) -> Iterator[str]:
+    """Lines that show the drift: a unified diff per changed file, one line per missing or stale.
+
+    The files that differ only in line endings get no diff (every line would show, looking
+    alike): :func:`summary` gives them one line. A change that repeats across files (one control
+    of a 2,000-run sweep) is shown once, then the files it also applies to, so that the report
+    stays short. Every line ends with a newline.
+    """
+    # The body of each diff (without its file names) → the files that have it, in the order
+    # first met (a dict keeps it).
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for file in drift.files:
+        shown = display_path(drift.folder / file.name)
+        if file.line_endings_only:
+            continue
+        if file.on_disk is None:
+            yield from _flush(drift, groups)
+            yield f"missing: {shown}\n"
+        elif file.generated is None:
+            yield from _flush(drift, groups)
+            yield f"stale: {shown} (the experiment no longer produces it)\n"
+        else:
+            body = tuple(_diff_body(file.on_disk, file.generated))
+            groups.setdefault(body, []).append(file.name)
+    yield from _flush(drift, groups)
+
+
+def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
+    # CRLF from the checkout is said once per folder: the diff shows what else changed.
+    old = on_disk.replace(b"\r\n", b"\n").decode("utf-8", "replace").splitlines(keepends=True)
+    new = generated.decode("utf-8", "replace").splitlines(keepends=True)
+    for number, line in enumerate(difflib.unified_diff(old, new)):
+        if number >= 2:  # the ---/+++ lines: each file's own names are put in when shown
+            yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+
+
+def _flush(drift: Drift, groups: dict[tuple[str, ...], list[str]]) -> Iterator[str]:
+    """Each distinct diff once, in the order first met, with the other files that have it."""
+    for body, names in groups.items():
+        shown = display_path(drift.folder / names[0])
+        yield f"--- {shown} (on disk)\n"
+        yield f"+++ {shown} (generated)\n"
+        yield from body
+        others = names[1:]
+        if others:
+            listed = ", ".join(others) if len(others) <= 3 else f"{others[0]} … {others[-1]}"
+            count = f"{len(others):,} more file{'s' if len(others) != 1 else ''}"
+            yield f"the same change in {count}: {listed}\n"
+    groups.clear()
+
+
+# Where the CRLF comes from is git's checkout (core.autocrlf): this pattern keeps every generated
+# folder LF whatever the setting, and also covers folders added later.
+_EOL_HINT = 'add "**/configs/** text eol=lf" to .gitattributes'
+
+
+def summary(drift: Drift) -> Iterator[str]:
+    """The one ``drift:`` line of the folder (the GitHub Action counts them), saying which files
+    differ only in line endings.
+
+    Every line ends with a newline.
+    """
+    shown = display_path(drift.folder)
+    crlf = len([file for file in drift.files if file.line_endings_only])
+    changed = len(drift.files) - crlf
+    if not changed:
+        yield f"drift: {shown}/ differs only in line endings (CRLF): {_EOL_HINT}\n"
+        return
+    experiment = display_path(drift.plan.experiment.path)
+    line = (
+        f"drift: {shown}/ differs from {experiment} in {changed} file{'s' if changed != 1 else ''}"
+    )
+    if crlf:
+        more = f"{crlf} more file{'s' if crlf != 1 else ''}"
+        line += f", and only in line endings (CRLF) in {more}: {_EOL_HINT}"
+    yield line + "\n"

@@ -1,0 +1,274 @@
+"""Stage 2 of validation: what ``tune validate`` misses.
+
+``tune validate`` checks only top-level components, by binding their keyword arguments; it
+crashes on a component that does not import or a ``${...}`` that does not resolve, and passes
+values of the wrong type. These checks walk every component, nested in mappings or lists, resolve
+every interpolation, compare values with the annotations of the parameters they go to, and look
+for top-level keys the recipe never reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..generation.placement import MISSING, lookup
+from ..yaml_io import KeyPath, dotted, dump_inline, leaves
+from .findings import ERROR, UNVERIFIED, WARNING
+from .recipe_rules import CHECK as RULE_CHECK
+from .recipe_rules import Values, packed_without_max_seq_len, recipe_rule_problems
+from .torchtune_runtime import Runtime, locate_component
+from .type_check import expected_type, parameter_annotations
+
+COMPONENT = "_component_"
+# How close an argument **kwargs swallows must be to a parameter to be its misspelling:
+# ``spilt``/``split`` and ``pakced``/``packed`` are 0.8, ``field``/``filter_fn`` 0.43.
+_MISSPELT = 0.75
+# The builders of local files, whose options (json's ``field``, csv's ``sep``) load_dataset takes.
+FILE_BUILDERS = ("json", "csv", "text", "parquet", "arrow")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A finding before it is placed in files: where in the config, how bad, what."""
+
+    keypath: KeyPath
+    severity: str
+    check: str
+    message: str
+
+
+def deep_check(
+    runtime: Runtime, data: dict[str, Any], recipe_file: Path | None = None
+) -> list[Problem]:
+    """Every stage-2 problem of one config.
+
+    Args:
+        runtime: The imported torchtune.
+        data: The config as plain values (interpolations unresolved).
+        recipe_file: The recipe that runs the config, when known, for unread top-level keys.
+    """
+    from omegaconf import OmegaConf
+
+    problems = list(_syntax_problems(data))
+    broken = {problem.keypath for problem in problems}
+    # OmegaConf refuses a whole config over one malformed ${: check the rest without them.
+    cfg = OmegaConf.create(_without(data, broken))
+    resolved: dict[KeyPath, Any] = {}
+    for keypath, value in leaves(data):
+        if keypath in broken or not (isinstance(value, str) and "${" in value):
+            continue
+        try:
+            resolved[keypath] = OmegaConf.select(
+                cfg, dotted(keypath), throw_on_resolution_failure=True
+            )
+        except Exception as exc:  # noqa: BLE001 - every resolution failure is a finding
+            problems.append(_interpolation_problem(keypath, value, exc))
+    get = _values(data, resolved)
+    for keypath, node in _components(data):
+        problems.extend(_component_problems(runtime, keypath, node, resolved, get))
+    if recipe_file is not None:
+        for keypath, message in recipe_rule_problems(get, recipe_file):
+            problems.append(Problem(keypath, ERROR, RULE_CHECK, message))
+        from .recipe_keys import unread_top_level_keys
+
+        for key in unread_top_level_keys(data, recipe_file):
+            problems.append(
+                Problem(
+                    (key,),
+                    WARNING,
+                    "unread-key",
+                    f"'{key}' is not read by the recipe {recipe_file.stem}: a misspelt key is "
+                    "ignored by training; remove it or fix its name",
+                )
+            )
+    return sorted(problems, key=lambda problem: _order(data, problem.keypath))
+
+
+def _syntax_problems(data: dict[str, Any]) -> Iterator[Problem]:
+    from omegaconf import OmegaConf
+
+    for keypath, value in leaves(data):
+        if isinstance(value, str) and "${" in value:
+            try:
+                OmegaConf.create({"value": value})
+            except Exception as exc:  # noqa: BLE001 - OmegaConf's grammar says no
+                message = str(exc).splitlines()[0]
+                yield Problem(
+                    keypath,
+                    ERROR,
+                    "interpolation",
+                    f"{dump_inline(value)} is not a valid interpolation ({message})",
+                )
+
+
+def _interpolation_problem(keypath: KeyPath, value: str, exc: Exception) -> Problem:
+    message = str(exc).splitlines()[0]
+    if "Environment variable" in message and "not found" in message:
+        # Set on the cluster, perhaps, but not here: cannot be checked, not known to be wrong.
+        return Problem(
+            keypath,
+            UNVERIFIED,
+            "interpolation",
+            f"{dump_inline(value)} needs an environment variable not set here: {message}",
+        )
+    return Problem(
+        keypath, ERROR, "interpolation", f"{dump_inline(value)} does not resolve: {message}"
+    )
+
+
+def _values(data: dict[str, Any], resolved: dict[KeyPath, Any]) -> Values:
+    """The config's values by key path, interpolations filled in; MISSING where one failed."""
+
+    def get(keypath: KeyPath) -> Any:
+        if keypath in resolved:
+            return resolved[keypath]
+        value = lookup(data, keypath)
+        return MISSING if isinstance(value, str) and "${" in value else value
+
+    return get
+
+
+def _component_problems(
+    runtime: Runtime,
+    keypath: KeyPath,
+    node: dict[str, Any],
+    resolved: dict[KeyPath, Any],
+    get: Values,
+) -> Iterator[Problem]:
+    target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
+    where = (*keypath, COMPONENT)
+    if not isinstance(target, str) or not target:
+        yield Problem(where, ERROR, "import", "_component_ must be a dotted import path")
+        return
+    component, severity, message = locate_component(runtime, target)
+    if severity is not None:
+        yield Problem(where, severity, "import", message)
+        return
+    kwargs = {
+        key: resolved.get((*keypath, key), value) for key, value in node.items() if key != COMPONENT
+    }
+    try:
+        signature = inspect.signature(component)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: nothing to compare with
+    try:
+        # As torchtune's validate: required arguments may come from the recipe (a model's
+        # parameters to an optimizer), so only unknown or doubled ones are mistakes.
+        signature.bind_partial(**kwargs)
+    except TypeError as exc:
+        yield Problem(keypath, ERROR, "signature", f"{target}: {exc}")
+        return
+    yield from _swallowed_misspellings(target, keypath, signature, kwargs)
+    packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
+    if packing is not None:
+        yield Problem(packing[0], ERROR, RULE_CHECK, packing[1])
+    annotations = parameter_annotations(component)
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and COMPONENT in value:
+            continue  # an object built from its own component
+        if isinstance(value, str) and "${" in value and (*keypath, key) not in resolved:
+            continue  # it did not resolve: reported as such, its type is unknown
+        wanted = expected_type(value, annotations.get(key, inspect.Parameter.empty))
+        if wanted is not None:
+            yield Problem(
+                (*keypath, key),
+                ERROR,
+                "type",
+                f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
+            )
+
+
+def _swallowed_misspellings(
+    target: str, keypath: KeyPath, signature: inspect.Signature, kwargs: dict[str, Any]
+) -> Iterator[Problem]:
+    """Arguments that ``**kwargs`` takes but that are misspellings of a named parameter.
+
+    torchtune's datasets pass what they do not name on to ``load_dataset``, which fails on
+    ``spilt: train`` at run time; the arguments it does take (``data_files``, ``name``) are
+    left alone.
+    """
+    parameters = signature.parameters
+    extra = next((p.name for p in parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if extra is None:
+        return
+    named = [
+        name for name, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    for key in kwargs:
+        if key in parameters:
+            continue
+        close = difflib.get_close_matches(key, named, n=1, cutoff=_MISSPELT)
+        if close and key not in _passed_through():
+            yield Problem(
+                (*keypath, key),
+                ERROR,
+                "signature",
+                f"{target} has no argument {key}: did you mean {close[0]}? It would go on "
+                f"through **{extra}, where `tune run` fails on it",
+            )
+
+
+@cache
+def _passed_through() -> frozenset[str]:
+    """What ``datasets.load_dataset`` and its file builders take, where datasets is installed."""
+    try:
+        import dataclasses
+
+        import datasets
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+    except Exception:  # noqa: BLE001 - without datasets nothing is known to pass through
+        return frozenset()
+    names = set(inspect.signature(datasets.load_dataset).parameters)
+    for builder in FILE_BUILDERS:
+        module, _ = _PACKAGED_DATASETS_MODULES[builder]
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, type) and issubclass(value, datasets.BuilderConfig):
+                names.update(field.name for field in dataclasses.fields(value))
+    return frozenset(names)
+
+
+def _components(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
+    """Every mapping with a ``_component_``, at any depth, in lists too."""
+    if isinstance(node, dict):
+        if COMPONENT in node:
+            yield keypath, node
+        for key, value in node.items():
+            yield from _components(value, (*keypath, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _components(value, (*keypath, index))
+
+
+def _without(node: Any, broken: set[KeyPath], keypath: KeyPath = ()) -> Any:
+    """``node`` with the values at ``broken`` key paths replaced by null."""
+    if keypath in broken:
+        return None
+    if isinstance(node, dict):
+        return {key: _without(value, broken, (*keypath, key)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_without(value, broken, (*keypath, index)) for index, value in enumerate(node)]
+    return node
+
+
+def _order(data: dict[str, Any], keypath: KeyPath) -> tuple[int, ...]:
+    """The position of a key path in the config's own order (findings read top to bottom)."""
+    order = []
+    node: Any = data
+    for part in keypath:
+        if isinstance(node, dict) and part in node:
+            order.append(list(node).index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            order.append(part)
+            node = node[part]
+        else:
+            order.append(len(node) if isinstance(node, (dict, list)) else 0)
+            node = None
+    return tuple(order)

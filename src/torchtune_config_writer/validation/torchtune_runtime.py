@@ -1,0 +1,158 @@
+"""torch and torchtune, imported once and only by validation, with clear errors when they fail.
+
+Everything else in the package runs without them; this module imports them lazily so that the
+commands and the pre-commit hook never pay for the seconds an ``import torch`` takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.metadata
+import importlib.util
+import io
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import ConfigWriterError
+
+# Packages some torchtune components need but torchtune does not install: a component that needs
+# one that is missing here is reported as unverified, not broken.
+OPTIONAL_PACKAGES = frozenset(
+    {
+        "bitsandbytes",
+        "torchvision",
+        "torchaudio",
+        "wandb",
+        "comet_ml",
+        "mlflow",
+        "tensorboard",
+        "peft",
+        "transformers",
+        "lm_eval",
+        "vllm",
+        "kagglehub",
+        "PIL",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The imported torchtune pieces validation uses (torchtune's own code, not copies)."""
+
+    config: ModuleType  # torchtune.config, whose validate() is `tune validate`
+    locate: Any  # torchtune.config._utils._get_component_from_path
+    config_error: type[Exception]
+    versions: dict[str, str]
+
+
+@cache
+def load_runtime() -> Runtime:
+    """Import torch and torchtune once.
+
+    Raises:
+        ConfigWriterError: they are missing or fail to import (e.g. a torchao that does not fit
+            the installed torchtune).
+    """
+    for name in ("torch", "torchtune"):
+        if importlib.util.find_spec(name) is None:
+            raise ConfigWriterError(
+                f"validation needs {name}, which is not installed here: install PyTorch for your "
+                "machine, then pip install torchtune (and a torchao that fits it)"
+            )
+    try:
+        # torchao prints a notice about its C++ extensions on import; it is not ours to show.
+        with contextlib.redirect_stdout(io.StringIO()):
+            from torchtune import config
+            from torchtune.config._errors import ConfigError
+            from torchtune.config._utils import _get_component_from_path
+    except Exception as exc:  # noqa: BLE001 - any import failure is an environment to fix
+        hint = ""
+        if "torchao" in f"{exc!r}":
+            hint = " (torchtune 0.6.1 needs torchao 0.14.1 or earlier: pip install torchao==0.14.1)"
+        raise ConfigWriterError(
+            f"importing torchtune failed with {type(exc).__name__}: {exc}{hint}: "
+            "repair the torch/torchtune installation"
+        ) from None
+    versions = {name: importlib.metadata.version(name) for name in ("torch", "torchtune")}
+    return Runtime(config, _get_component_from_path, ConfigError, versions)
+
+
+def tune_validate(runtime: Runtime, path: Path) -> tuple[str, str]:
+    """torchtune's own check of one config file, exactly as ``tune validate FILE`` runs it.
+
+    Returns:
+        (verdict, message): ``passed``; ``failed`` with torchtune's ConfigError text; or
+        ``crashed`` with the exception ``tune validate`` would end in.
+    """
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.load(path)
+        with contextlib.redirect_stdout(io.StringIO()):
+            runtime.config.validate(cfg)
+    except runtime.config_error as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # noqa: BLE001 - tune validate shows a traceback here
+        return "crashed", f"{type(exc).__name__}: {_first_line(exc)}"
+    return "passed", ""
+
+
+def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, str | None, str]:
+    """Import a ``_component_`` the way torchtune's instantiate does.
+
+    Returns:
+        (object, None, "") when it imports; else (None, severity, message), the severity being
+        ``unverified`` when what is missing is an optional package not installed here.
+    """
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return runtime.locate(dotted), None, ""
+    except Exception as exc:  # noqa: BLE001 - whatever import raises, it does not import
+        missing = _missing_module(exc)
+        top = missing.split(".")[0] if missing else ""
+        own = dotted.split(".")[0]
+        if (
+            top
+            and importlib.util.find_spec(top) is None
+            and (top != own or top in OPTIONAL_PACKAGES)
+        ):
+            return (
+                None,
+                "unverified",
+                (f"{dotted} needs {top}, which is not installed here: it could not be checked"),
+            )
+        return None, "error", f"{dotted} cannot be imported: {_why_not(exc, dotted)}"
+
+
+def _why_not(exc: BaseException, dotted: str) -> str:
+    """The root cause in one line, with a close name where the last part is misspelt."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    parent, _, name = dotted.rpartition(".")
+    module = sys.modules.get(parent)
+    if module is not None and not hasattr(module, name):
+        close = difflib.get_close_matches(name, dir(module), n=1)
+        hint = f": did you mean {parent}.{close[0]}?" if close else ""
+        return f"{parent} has no {name}{hint}"
+    return f"{type(cause).__name__}: {_first_line(cause)}"
+
+
+def _missing_module(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

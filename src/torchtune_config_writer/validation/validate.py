@@ -1,0 +1,247 @@
+"""``validate``: every generated config through torchtune's check and ours, in one process."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigWriterError, require_path
+from ..experiment.load import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
+from ..generation.collisions import Collision, find_collisions, other_experiments
+from ..generation.plan import Plan, parts, plan_experiment
+from ..workspace.affected import (
+    experiment_of,
+    experiments_in,
+    find_affected_experiments,
+    repository_experiments,
+)
+from ..workspace.layout import CONFIGS_DIR, RUN_FILE_GLOB
+from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
+from .deep_check import Problem, deep_check
+from .findings import ERROR, ConfigResult, Finding, ValidationResult
+from .preflight import preflight_problems
+from .torchtune_runtime import Runtime, load_runtime, tune_validate
+
+_RUN_INDEX = re.compile(r"run_([0-9]+)\.yaml")
+# Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
+_EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
+
+Progress = Callable[[int, int, Path], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A config to validate, with the experiment it came from when known.
+
+    Attributes:
+        config: The config file.
+        plan: Its experiment, checked, for the lines that set values and the recipe.
+    """
+
+    config: Path
+    plan: Plan | None = None
+
+
+def validate(
+    paths: Sequence[Path | str] = (),
+    *,
+    affected: bool = False,
+    start: Path | str = ".",
+    progress: Progress | None = None,
+    preflight: bool = False,
+) -> ValidationResult:
+    """Validate generated configs: torchtune's ``tune validate`` check, then ours.
+
+    Args:
+        paths: Experiments (files or folders), folders of experiments, or config files. Empty:
+            every experiment of the git repository around ``start``.
+        affected: Read ``paths`` as changed files and validate the experiments they affect
+            (as ``check`` does); files that affect none are ignored.
+        start: Where the repository is looked for.
+        progress: Called before each config with (index, total, config).
+        preflight: Also check, on the machine that will train, that the files each config reads
+            exist and its output locations are writable.
+
+    Raises:
+        ConfigWriterError: a path does not exist or holds nothing generated, or torch and
+            torchtune are missing or broken.
+    """
+    chosen = [Path(p) for p in paths]
+    if affected:
+        # Experiments with nothing generated in the repository (timestamped output) are skipped:
+        # the drift check is the one to say a folder is missing.
+        found = find_affected_experiments(chosen, Path(start))
+        chosen = [path for path in found if (path.parent / CONFIGS_DIR).is_dir()]
+        if not chosen:
+            return ValidationResult()  # nothing to validate: no need for torch either
+    return validate_targets(find_targets(chosen, Path(start)), progress, preflight=preflight)
+
+
+def validate_targets(
+    targets: list[Target], progress: Progress | None = None, *, preflight: bool = False
+) -> ValidationResult:
+    """Validate the given configs in order (the public ``validate`` finds them first)."""
+    runtime = load_runtime()
+    result = ValidationResult(versions=dict(runtime.versions))
+    plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
+    collisions = find_collisions(plans, other_experiments(plans, DEFAULT_MAX_RUNS))
+    for index, target in enumerate(targets):
+        if progress is not None:
+            progress(index, len(targets), target.config)
+        shared = [collision for collision in collisions if collision.plan is target.plan]
+        result.configs.append(validate_config(runtime, target, shared, preflight=preflight))
+    return result
+
+
+def find_targets(paths: list[Path], start: Path) -> list[Target]:
+    """The configs that ``validate`` paths name, each once.
+
+    Raises:
+        ConfigWriterError: a path does not exist, or an experiment has no generated configs.
+    """
+    targets: dict[Path, Target] = {}
+    experiments = repository_experiments(start) if not paths else []
+    for path in paths:
+        require_path(path, "does not exist: name an experiment, a folder or a config")
+        if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
+            targets.setdefault(path, Target(path, _plan_or_none(experiment_of(path))))
+            continue
+        found = experiments_in(path)
+        if not found:
+            raise ConfigWriterError("holds no experiment.yaml and is not a config", path)
+        experiments.extend(found)
+    for experiment in experiments:
+        configs = sorted((experiment.parent / CONFIGS_DIR).glob(RUN_FILE_GLOB))
+        plan = _plan_or_none(experiment)
+        if not configs and plan is not None and plan.experiment.output_base_dir is not None:
+            continue  # it writes timestamped folders: validate one of those instead
+        if not configs:
+            raise ConfigWriterError(
+                "has no generated configs: run `torchtune-config-writer generate` first", experiment
+            )
+        for config in configs:
+            targets.setdefault(config, Target(config, plan))
+    return list(targets.values())
+
+
+def _plan_or_none(experiment: Path | None) -> Plan | None:
+    # Only for pointing at experiment lines and finding the recipe; a broken experiment is the
+    # drift check's to report, and its configs are still worth validating.
+    if experiment is None:
+        return None
+    try:
+        return plan_experiment(experiment, max_runs=2**63)
+    except ConfigWriterError:
+        return None
+
+
+def validate_config(
+    runtime: Runtime,
+    target: Target,
+    collisions: Sequence[Collision] = (),
+    *,
+    preflight: bool = False,
+) -> ConfigResult:
+    """Stage 1 (torchtune's verdict), then stages 2 and 3 (our checks) of one config.
+
+    Args:
+        runtime: The imported torchtune.
+        target: The config and its experiment.
+        collisions: What its experiment shares with other experiments of the repository.
+        preflight: Also check the paths it reads and writes on this machine.
+    """
+    experiment = target.plan.experiment.path if target.plan else None
+    try:
+        document = read_yaml_file(target.config)
+    except ConfigWriterError as error:
+        finding = Finding(target.config, "", error.line, ERROR, "yaml", error.message, experiment)
+        return ConfigResult(target.config, "crashed", (finding,), experiment)
+    if not isinstance(document.data, dict):
+        finding = Finding(
+            target.config, "", 1, ERROR, "yaml", "a config must be a mapping", experiment
+        )
+        return ConfigResult(target.config, "crashed", (finding,), experiment)
+    verdict, message = tune_validate(runtime, target.config)
+    recipe_file = _recipe_file(target.plan)
+    problems = _recipe_problems(target.plan, recipe_file)
+    problems += deep_check(runtime, document.data, recipe_file)
+    if preflight:
+        # `tune run` runs from the experiment's folder; a config without one is in its configs/.
+        folder = target.plan.experiment.folder if target.plan else target.config.parent.parent
+        problems += preflight_problems(document.data, folder)
+    explained = any(
+        p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != "warning" for p in problems
+    )
+    if verdict != "passed" and not explained:
+        # torchtune says no and our checks do not say why: its own words are the finding.
+        problems.insert(0, Problem((), ERROR, "tune-validate", f"tune validate: {message}"))
+    for collision in collisions:
+        if collision.config_key is None:
+            problems.append(Problem((), ERROR, "experiments", collision.message))
+        elif target.config.stem in collision.runs:
+            keypath = parts(collision.config_key)
+            problems.append(Problem(keypath, ERROR, "output-location", collision.message))
+    run_index = _run_index(target.config)
+    findings = tuple(
+        Finding(
+            config=target.config,
+            keypath=dotted(problem.keypath),
+            line=_line(document, problem.keypath),
+            severity=problem.severity,
+            check=problem.check,
+            message=problem.message,
+            experiment=experiment,
+            experiment_line=_experiment_line(target.plan, problem.keypath, run_index),
+        )
+        for problem in problems
+    )
+    return ConfigResult(target.config, verdict, findings, experiment)
+
+
+def _line(document: Document, keypath: KeyPath) -> int | None:
+    """The line of a key in the config; none for a finding about the whole file."""
+    found = document.position(keypath) if keypath else None
+    return found[0] if found else None
+
+
+def _recipe_file(plan: Plan | None) -> Path | None:
+    """The script that trains the plan's configs: a ``.py`` beside it, or torchtune's own."""
+    if plan is None or plan.recipe is None:
+        return None
+    if plan.recipe.endswith(".py"):
+        return plan.experiment.resolve_path(plan.recipe, ("framework_config", "recipe"))
+    from .recipe_keys import recipe_file_named
+
+    return recipe_file_named(plan.recipe)
+
+
+def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Problem]:
+    if plan is None or plan.recipe is None or recipe_file is not None:
+        return []
+    from ..generation.recipes import require_torchtune
+
+    known = require_torchtune("checking recipes").recipes
+    close = difflib.get_close_matches(plan.recipe, list(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    message = (
+        f"`tune run {plan.recipe}` fails: torchtune has no recipe of that name; {hint}"
+        "fix framework_config.recipe (see `torchtune-config-writer recipes`)"
+    )
+    return [Problem((), ERROR, "recipe", message)]
+
+
+def _run_index(config: Path) -> int | None:
+    match = _RUN_INDEX.fullmatch(config.name)
+    return int(match.group(1)) if match else None
+
+
+def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None) -> int | None:
+    """The line of the experiment file that set the value at ``keypath``, if it set it."""
+    if plan is None or not keypath:
+        return None
+    where = plan.written_at(keypath, run_index)
+    found = plan.experiment.document.position(where) if where is not None else None
+    return found[0] if found else None
