@@ -18,7 +18,7 @@ import pytest
 
 from torchtune_config_writer import generate
 from torchtune_config_writer.validation.deep_check import Problem
-from torchtune_config_writer.validation.findings import ERROR
+from torchtune_config_writer.validation.findings import Severity
 from torchtune_config_writer.validation.preflight import preflight_problems
 from torchtune_config_writer.validation.validate import validate
 
@@ -92,7 +92,7 @@ def test_a_missing_tokenizer_file_is_one_finding_at_its_key(machine: Path) -> No
     (machine / "original/tokenizer.model").unlink()
     (problem,) = preflight_problems(config(machine), machine)
     assert problem.keypath == ("tokenizer", "path")
-    assert (problem.severity, problem.check) == (ERROR, "preflight")
+    assert (problem.severity, problem.check) == (Severity.ERROR, "preflight")
     expected = f"tokenizer.path {machine}/original/tokenizer.model does not exist here: "
     assert problem.message.startswith(expected)
     assert "tune download" in problem.message  # what to do

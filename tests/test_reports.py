@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer.validation.findings import (
-    ERROR,
-    UNVERIFIED,
-    WARNING,
+    Severity,
     ConfigResult,
     Finding,
     ValidationResult,
@@ -36,7 +34,7 @@ def error(config: Path, experiment_line: int | None = 7) -> Finding:
         config=config,
         keypath="optimizer.lr",
         line=12,
-        severity=ERROR,
+        severity=Severity.ERROR,
         check="type",
         message="expected a float, got the string '3e-4'",
         experiment=EXPERIMENT if experiment_line else None,
@@ -46,14 +44,14 @@ def error(config: Path, experiment_line: int | None = 7) -> Finding:
 
 def warning(config: Path) -> Finding:
     return Finding(
-        config, "unused_key", 30, WARNING, "unread-key", "the recipe never reads unused_key"
+        config, "unused_key", 30, Severity.WARNING, "unread-key", "the recipe never reads unused_key"
     )
 
 
 def four_configs() -> ValidationResult:
     """A valid config, one with an error set in the experiment, one unverified, one warning."""
     unverified = Finding(
-        run(3), "quantizer._component_", 20, UNVERIFIED, "import", "bitsandbytes is not installed"
+        run(3), "quantizer._component_", 20, Severity.UNVERIFIED, "import", "bitsandbytes is not installed"
     )
     return ValidationResult(
         configs=[
@@ -74,7 +72,7 @@ def many_errors(configs: int, per_config: int, message: str = "bad value") -> Va
                 run(n),
                 "failed",
                 tuple(
-                    Finding(run(n), f"key{k}", k, ERROR, "type", message)
+                    Finding(run(n), f"key{k}", k, Severity.ERROR, "type", message)
                     for k in range(1, 1 + per_config)
                 ),
             )
@@ -106,7 +104,7 @@ def test_text_report_shows_paths_inside_the_cwd_relative_and_indents_long_messag
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "exp" / "configs" / "run_001.yaml"
-    crash = Finding(config, "", None, ERROR, "tune-validate", "Traceback:\n  File x\nKeyError")
+    crash = Finding(config, "", None, Severity.ERROR, "tune-validate", "Traceback:\n  File x\nKeyError")
     result = ValidationResult([ConfigResult(config, "crashed", (crash,))], {"torchtune": "0.6.1"})
     assert render_text(result).splitlines()[2:] == [
         "1 config: 0 valid, 0 with warnings, 0 unverified, 1 invalid",
@@ -121,7 +119,7 @@ def test_text_report_shows_paths_inside_the_cwd_relative_and_indents_long_messag
 
 def test_markdown_report_has_summary_and_tables_with_cells_escaped() -> None:
     result = four_configs()
-    pipe = Finding(run(4), "a|b", 3, WARNING, "type", "got 'x | y'\nexpected *int*")
+    pipe = Finding(run(4), "a|b", 3, Severity.WARNING, "type", "got 'x | y'\nexpected *int*")
     result.configs[3] = ConfigResult(run(4), "passed", (pipe,), EXPERIMENT)
     markdown = render_markdown(result)
     assert markdown.startswith("## torchtune-config-writer validation report\n")
@@ -215,7 +213,7 @@ def test_annotations_point_at_the_experiment_line_and_the_config_line() -> None:
 
 def test_annotations_escape_properties_and_messages() -> None:
     config = Path("odd,dir/a:b.yaml")
-    finding = Finding(config, "model:x", None, ERROR, "type", "got 100%, not\r\na number")
+    finding = Finding(config, "model:x", None, Severity.ERROR, "type", "got 100%, not\r\na number")
     result = ValidationResult([ConfigResult(config, "failed", (finding,))])
     assert render_annotations(result) == (
         "::error file=odd%2Cdir/a%3Ab.yaml,title=model%3Ax [type]::got 100%25, not%0D%0Aa number\n"

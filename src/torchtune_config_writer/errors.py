@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from enum import IntEnum
 from pathlib import Path
 
 _ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
@@ -14,6 +15,16 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
+
+
+class ExitCode(IntEnum):
+    """What the command line exits with; every command and the hook share these."""
+
+    OK = 0
+    FAILED = 1  # drift, or invalid configs
+    BAD_INPUT = 2  # a ConfigWriterError: nothing was changed
+    INTERRUPTED = 130  # 128 + SIGINT
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: `check | head`
 
 
 class ConfigWriterError(Exception):

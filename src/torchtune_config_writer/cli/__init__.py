@@ -10,12 +10,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
-from ..errors import ConfigWriterError, file_system_error
+from ..errors import ConfigWriterError, ExitCode, file_system_error
 from . import check, generate, recipes, schema, show, validate
-from .common import EXIT_BAD_INPUT
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 _COMMANDS = {
     "generate": generate,
@@ -30,7 +26,7 @@ _COMMANDS = {
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, like every other error of the tool.
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(ExitCode.BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -67,19 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except ConfigWriterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     except BrokenPipeError:
         # `check | head`: the reader is gone. Python's advice: point stdout at devnull so the
         # flush at exit cannot fail again; 141 is what a shell reports for SIGPIPE (1 would
         # read as drift).
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return ExitCode.BROKEN_PIPE
     except OSError as exc:
         # A folder this user may not read, a full disk: the machine's answer, not a bug.
         print(f"error: {file_system_error(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     except KeyboardInterrupt:
         # Ctrl-C: the writer has already rolled back; one line, the shell's code for SIGINT.
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import display_path
+from ..errors import ExitCode, display_path
 from ..generation import base
 from ..output.check import check
 from ..output.drift import describe, summary
+from ..wording import plural
 from ..workspace.affected import experiments_in, repository_experiments, submodules
 from ..workspace.repository import repository_root
-from .common import EXIT_OK, add_max_runs, check_mark, plural
+from .common import add_max_runs, check_mark
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,6 +101,6 @@ def run(args: argparse.Namespace) -> int:
                 f"inside (cd {shown} && torchtune-config-writer check)",
                 file=sys.stderr,
             )
-    if result.exit_code == EXIT_OK:
+    if result.exit_code == ExitCode.OK:
         print(f"{check_mark()} {plural(len(result.drifts), 'experiment')} up to date")
     return result.exit_code

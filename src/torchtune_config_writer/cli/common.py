@@ -7,23 +7,14 @@ import sys
 
 from ..experiment.load import DEFAULT_MAX_RUNS
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # drift, or invalid configs
-EXIT_BAD_INPUT = 2
-
 
 def check_mark() -> str:
-    """The seed's ✓, unless the terminal's encoding cannot show it."""
+    """The ✓ of the original format, unless the terminal's encoding cannot show it."""
     try:
         "✓".encode(sys.stdout.encoding or "ascii")
     except (UnicodeEncodeError, LookupError):
         return "*"
     return "✓"
-
-
-def plural(count: int, word: str) -> str:
-    """``1 config``, ``4 configs``."""
-    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def add_max_runs(parser: argparse.ArgumentParser) -> None:

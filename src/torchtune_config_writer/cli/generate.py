@@ -1,4 +1,4 @@
-"""``generate EXP...``: write the generated folders, with the seed's three lines each."""
+"""``generate EXP...``: write the generated folders, with the original format's three lines each."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import display_path
+from ..errors import ExitCode, display_path
 from ..output.generate import Generated, generate_many
+from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
-from .common import EXIT_OK, add_max_runs, check_mark, plural
+from .common import add_max_runs, check_mark
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for generated in results:
         _report(generated)
     if not args.validate:
-        return EXIT_OK
+        return ExitCode.OK
     return max(_validate(generated, args) for generated in results)
 
 
@@ -68,7 +69,7 @@ def _report(generated: Generated) -> None:
     mark = check_mark()
     base = generated.plan.base
     source = ""
-    if base.recipe is not None:
+    if base.builtin_config is not None:
         recorded = "recorded, " if base.recorded else ""
         own = generated.plan.experiment.folder / CONFIGS_DIR / LOCK_FILE
         if base.lock is not None and base.lock.parent.parent != own.parent.parent:
@@ -107,7 +108,8 @@ def _validate(generated: Generated, args: argparse.Namespace) -> int:
     targets = [Target(config, generated.plan) for config in generated.run_files]
     result = validate_targets(targets, terminal_progress())
     report = None
-    if generated.write is None:  # a timestamped folder: the report goes in it, as the seed shows
+    # A timestamped folder: the report goes in it, as the original format shows.
+    if generated.write is None:
         report = generated.folder.parent / REPORT_FILE
         report.write_text(render_text(result), encoding="utf-8")
     else:  # configs/ holds only what generating writes, the same on every machine

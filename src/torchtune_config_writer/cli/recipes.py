@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import ExitCode
 from ..generation.recipes import format_listing, list_configs
-from .common import EXIT_OK
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,4 +21,4 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     sys.stdout.write(format_listing(list_configs(args.pattern)))
-    return EXIT_OK
+    return ExitCode.OK

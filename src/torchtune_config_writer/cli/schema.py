@@ -6,7 +6,7 @@ import argparse
 import sys
 from importlib import resources
 
-from .common import EXIT_OK
+from ..errors import ExitCode
 
 SCHEMA_FILE = "experiment.schema.json"
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         stream.write(data)
         stream.flush()
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def schema_bytes() -> bytes:

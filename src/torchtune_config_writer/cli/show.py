@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import ExitCode
 from ..generation.placement import MISSING, lookup
 from ..generation.plan import Plan, plan_experiment
 from ..yaml_io import KeyPath, dump_inline
-from .common import EXIT_OK, add_max_runs
+from .common import add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_experiment(args.experiment, max_runs=args.max_runs)
     cell_width = None if args.wide else DEFAULT_CELL_WIDTH
     sys.stdout.write(format_runs(plan, cell_width=cell_width, unicode=_can_show("→…")))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _can_show(text: str) -> bool:

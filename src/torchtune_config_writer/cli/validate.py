@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigWriterError, display_path
-from .common import EXIT_FAILED, EXIT_OK, check_mark, plural
+from ..errors import ConfigWriterError, ExitCode, display_path
+from ..wording import plural
+from .common import check_mark
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
@@ -103,18 +104,16 @@ def run(args: argparse.Namespace) -> int:
 def exit_code(result: ValidationResult, args: argparse.Namespace) -> int:
     """1 when validation fails under the chosen options, else 0."""
     failed = result.failed(warnings_fail=args.warnings_fail, unverified_fails=args.unverified_fails)
-    return EXIT_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def summary(result: ValidationResult, report: Path | None = None) -> str:
     """One line: ``✓ Validated 4 configs: 4 valid`` (and where the report is)."""
-    counts = [
-        f"{result.count(status)} {status}"
-        for status in ("valid", "warning", "unverified", "invalid")
-        if result.count(status)
-    ]
+    from ..validation.findings import Status
+
+    counts = [f"{result.count(status)} {status}" for status in Status if result.count(status)]
     where = f" ({display_path(report)})" if report is not None else ""
-    mark = check_mark() if not result.count("invalid") else "!"
+    mark = check_mark() if not result.count(Status.INVALID) else "!"
     return f"{mark} Validated {plural(len(result.configs), 'config')}: {', '.join(counts)}{where}"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -10,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigWriterError
-from ..yaml_io import Document, KeyPath, a_type_name, read_yaml_file
+from ..yaml_io import Document, KeyPath, a_type_name, dotted, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
 from .launch import RECIPE, Launch, read_launch
-from .parameters import Parameter, check_variables_are_not_controls, linked_axes, read_parameters
+from .parameters import (
+    Parameter,
+    check_variables_are_not_controls,
+    linked_axes,
+    read_parameters,
+    run_count,
+)
 from .sections import reject_unknown_keys, required_string, section
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
@@ -73,7 +78,7 @@ class Experiment:
     @property
     def run_count(self) -> int:
         """How many runs the full factorial sweep gives."""
-        return math.prod(len(axis[0].values) for axis in self.axes)
+        return run_count(self.variables)
 
     def base_config_path(self) -> Path | None:
         """``base_config_file`` as a path (see :meth:`resolve_path`)."""
@@ -274,7 +279,7 @@ def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:
 def _check_safe_name(doc: Document, name: str, keypath: KeyPath) -> None:
     if not _SAFE_NAME.fullmatch(name):
         raise doc.error(
-            f"{'.'.join(map(str, keypath))} '{name}' becomes a folder name: use letters, digits, "
+            f"{dotted(keypath)} '{name}' becomes a folder name: use letters, digits, "
             "'.', '_' and '-' only, starting with a letter or digit",
             keypath,
         )

@@ -8,12 +8,13 @@ gives two runs, not four), and the group is crossed with the other variables as 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..yaml_io import Document, KeyPath, dump_inline
+from ..yaml_io import Document, KeyPath, dotted, dump_inline
 
 T = TypeVar("T")
 
@@ -46,6 +47,12 @@ def linked_axes(items: Iterable[T], parameter: Callable[[T], Parameter]) -> Iter
             yield from ((member,) for member in members)
         else:
             yield tuple(members)
+
+
+def run_count(variables: Iterable[Parameter]) -> int:
+    """How many runs the full factorial sweep of ``variables`` gives (a linked group is one
+    axis): the one count that the run limit, the sweep and the run ids share."""
+    return math.prod(len(axis[0].values) for axis in linked_axes(variables, lambda v: v))
 
 
 def read_parameters(doc: Document, entries: dict[str, Any], section: str) -> tuple[Parameter, ...]:
@@ -81,7 +88,7 @@ def _check_parameter_name(doc: Document, name: Any, keypath: KeyPath) -> None:
 def _sweep_values(
     doc: Document, value: Any, keypath: KeyPath, linked: bool = False
 ) -> tuple[Any, ...]:
-    dotted_name = ".".join(map(str, keypath))
+    dotted_name = dotted(keypath)
     if not isinstance(value, list):
         raise doc.error(
             f"{dotted_name} must be a list of the values to sweep, e.g. [8, 16]; "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from ..yaml_io import Document, KeyPath, a_type_name, dump_inline, type_name
+from ..wording import closest
+from ..yaml_io import Document, KeyPath, a_type_name, dotted, dump_inline, type_name
 
 
 def section(doc: Document, data: dict[str, Any], key: str, required: bool) -> dict[str, Any]:
@@ -42,9 +42,11 @@ def reject_unknown_keys(
 ) -> None:
     for key in mapping:
         if key not in allowed:
-            where = f" in {'.'.join(map(str, keypath))}" if keypath else ""
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            where = f" in {dotted(keypath)}" if keypath else ""
+            close = closest(str(key), allowed)
             hint = (
-                f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(allowed)}"
+                f"did you mean '{close}'?"
+                if close is not None
+                else f"expected one of {', '.join(allowed)}"
             )
             raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))

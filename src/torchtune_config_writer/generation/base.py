@@ -35,7 +35,8 @@ class Base:
     Attributes:
         label: What the experiment names: the recipe config name or the file as written.
         document: The parsed base (positions point into the file it was read from).
-        recipe: The recipe config name, or ``None`` for a file base.
+        builtin_config: The name of the torchtune recipe config it is
+            (``llama3_2/1B_lora_single_device``), or ``None`` for a file base.
         torchtune_version: The torchtune the recipe config came from.
         raw: The exact bytes of the recipe config (what ``tune cp`` writes).
         recorded: True when read from the recorded lock rather than from torchtune.
@@ -46,7 +47,7 @@ class Base:
 
     label: str
     document: Document
-    recipe: str | None = None
+    builtin_config: str | None = None
     torchtune_version: str | None = None
     raw: bytes = b""
     recorded: bool = False
@@ -79,7 +80,7 @@ def load_base(experiment: Experiment, lock_dir: Path | None, refresh: bool = Fal
     assert recipe is not None
     if lock_dir is not None and not refresh:
         recorded = read_lock(lock_dir / LOCK_FILE)
-        if recorded is None or recorded.recipe != recipe:
+        if recorded is None or recorded.builtin_config != recipe:
             # A new experiment on a recipe another one records: the repository's record, so
             # that it is generated alike with or without torchtune (the hook has none).
             recorded = _recorded_elsewhere(experiment, recipe)
@@ -108,7 +109,7 @@ def _recorded_elsewhere(experiment: Experiment, recipe: str) -> Base | None:
             recorded = read_lock(other.parent / CONFIGS_DIR / LOCK_FILE)
         except ConfigWriterError:
             continue  # a broken lock is reported when its own experiment is checked
-        if recorded is not None and recorded.recipe == recipe:
+        if recorded is not None and recorded.builtin_config == recipe:
             return recorded
     return None
 
@@ -199,13 +200,14 @@ def render_lock(base: Base) -> bytes:
     runs_with = f"# tune run: {base.runs_with}\n" if base.runs_with is not None else ""
     header = (
         f"{_LOCK_FIRST_LINE}\n"
-        f"# recipe: {base.recipe}\n"
+        f"# recipe: {base.builtin_config}\n"
         f"# torchtune: {base.torchtune_version}\n"
         # A hand edit of the recorded bytes would otherwise show only as drift in the runs, and
         # check --fix would spread it into every one: the digest lets read_lock refuse it.
         f"# sha256: {hashlib.sha256(base.raw).hexdigest()}\n"
         f"{runs_with}"
-        f"# The bytes of `tune cp {base.recipe}` follow. Refresh with `generate --refresh-base`.\n"
+        f"# The bytes of `tune cp {base.builtin_config}` follow. "
+        "Refresh with `generate --refresh-base`.\n"
     )
     return header.encode("utf-8") + base.raw
 

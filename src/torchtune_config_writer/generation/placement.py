@@ -3,7 +3,6 @@ parameters must agree on: no key set twice, placeholders that name variables, st
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -12,6 +11,7 @@ from typing import Any
 
 from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
+from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline
 from .templates import (
     RUN_ID,
@@ -24,7 +24,7 @@ from .templates import (
     text_of,
 )
 
-# Names the seed documents that are not keys of torchtune's configs.
+# Names the original format documents that are not keys of torchtune's configs.
 ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("optimizer", "lr")}
 
 
@@ -183,12 +183,12 @@ def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
 def _not_found_message(name: str, base: dict[str, Any]) -> str:
     candidates = {dotted(path): path for path in _key_paths(base)}
     candidates.update({alias: path for alias, path in ALIASES.items()})
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    if not close:  # a misspelt last part of a known key: lora_rnk → model.lora_rank
+    close = closest(name, candidates)
+    if close is None:  # a misspelt last part of a known key: lora_rnk → model.lora_rank
         leaves = {str(path[-1]): dotted(path) for path in candidates.values()}
-        leaf = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)
-        close = [leaves[leaf[0]]] if leaf else []
-    hint = f"did you mean '{close[0]}'? " if close else ""
+        leaf = closest(name.rsplit(".", 1)[-1], leaves)
+        close = leaves[leaf] if leaf is not None else None
+    hint = f"did you mean '{close}'? " if close is not None else ""
     return (
         f"'{name}' is not in the base config: {hint}"
         f"To add it as a new key on purpose, write '+{name}'"
@@ -308,8 +308,8 @@ def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...
     if name in controls:
         problem = f"{name} is a control, the same in every run: write its value instead"
     else:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"did you mean {{{close[0]}}}? " if close else ""
+        close = closest(name, known)
+        hint = f"did you mean {{{close}}}? " if close is not None else ""
         problem = f"{hint}placeholders name run_id or a variable ({', '.join(known[1:]) or 'none'})"
     return f"{{{name}}} names no variable: {problem}; write {{{{{name}}}}} for a literal {{{name}}}"
 

@@ -224,11 +224,12 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
                 f"symlink (to {escape}): keep the recipe file itself in the experiment's folder",
                 keypath,
             )
-    if recipe is None and base.recipe is not None:
+    if recipe is None and base.builtin_config is not None:
         recipe = base.runs_with
         if recipe is None:
             raise experiment.error(
-                f"{CONFIGS_DIR}/{LOCK_FILE} does not record the recipe that runs '{base.recipe}' "
+                f"{CONFIGS_DIR}/{LOCK_FILE} does not record the recipe that runs "
+                f"'{base.builtin_config}' "
                 "(it was written by torchtune-config-writer 0.1), and reading it needs torchtune: "
                 "run `torchtune-config-writer generate` where torchtune is installed and commit "
                 "the lock, or name it with framework_config.recipe",
@@ -309,7 +310,7 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             ),
         )
         yield configs + SLURM_SCRIPT, script
-    if plan.base.recipe is not None:
+    if plan.base.builtin_config is not None:
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:
         yield experiment.path.name, experiment.document.raw

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..experiment.parameters import linked_axes
+from ..experiment.parameters import linked_axes, run_count
 from ..yaml_io import KeyPath
 from .merge import merge_at
 from .outputs import OUTPUT_DIR, output_keys, references, split_value
@@ -72,7 +72,7 @@ class Sweep:
         self.variables = variables
         self.templated = templated
         self._axes = _axes(variables)
-        self.count = math.prod(len(axis[0].parameter.values) for axis in self._axes)
+        self.count = run_count(placement.parameter for placement in variables)
         self._fills = bool(templated) or any(
             needs_filling(value) for p in variables for value in p.parameter.values
         )

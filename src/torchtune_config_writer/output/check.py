@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, ExitCode
 from ..experiment.load import DEFAULT_MAX_RUNS
 from ..generation.collisions import find_collisions, other_experiments
 from ..generation.plan import plan_experiment, render_files
@@ -34,11 +34,12 @@ class CheckResult:
     orphans: list[Path] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """2 for bad input, else 1 for drift (fixed or not), else 0."""
         if self.errors:
-            return 2
-        return 1 if self.orphans or any(drift.drifted for drift in self.drifts) else 0
+            return ExitCode.BAD_INPUT
+        drifted = self.orphans or any(drift.drifted for drift in self.drifts)
+        return ExitCode.FAILED if drifted else ExitCode.OK
 
 
 def check(

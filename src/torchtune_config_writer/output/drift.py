@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import display_path
 from ..generation.plan import Plan, render_files
+from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
 from .write import read_or_none, stale_files
 
@@ -124,7 +125,7 @@ def _flush(drift: Drift, groups: dict[tuple[str, ...], list[str]]) -> Iterator[s
         others = names[1:]
         if others:
             listed = ", ".join(others) if len(others) <= 3 else f"{others[0]} … {others[-1]}"
-            count = f"{len(others):,} more file{'s' if len(others) != 1 else ''}"
+            count = plural(len(others), "more file", grouped=True)
             yield f"the same change in {count}: {listed}\n"
     groups.clear()
 
@@ -147,10 +148,8 @@ def summary(drift: Drift) -> Iterator[str]:
         yield f"drift: {shown}/ differs only in line endings (CRLF): {_EOL_HINT}\n"
         return
     experiment = display_path(drift.plan.experiment.path)
-    line = (
-        f"drift: {shown}/ differs from {experiment} in {changed} file{'s' if changed != 1 else ''}"
-    )
+    line = f"drift: {shown}/ differs from {experiment} in {plural(changed, 'file')}"
     if crlf:
-        more = f"{crlf} more file{'s' if crlf != 1 else ''}"
+        more = plural(crlf, "more file")
         line += f", and only in line endings (CRLF) in {more}: {_EOL_HINT}"
     yield line + "\n"

@@ -9,7 +9,6 @@ for top-level keys the recipe never reads.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..generation.placement import MISSING, lookup
+from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline, leaves
-from .findings import ERROR, UNVERIFIED, WARNING
+from .findings import Severity
 from .recipe_rules import CHECK as RULE_CHECK
 from .recipe_rules import Values, packed_without_max_seq_len, recipe_rule_problems
 from .torchtune_runtime import Runtime, locate_component
@@ -39,7 +39,7 @@ class Problem:
     """A finding before it is placed in files: where in the config, how bad, what."""
 
     keypath: KeyPath
-    severity: str
+    severity: Severity
     check: str
     message: str
 
@@ -75,14 +75,14 @@ def deep_check(
         problems.extend(_component_problems(runtime, keypath, node, resolved, get))
     if recipe_file is not None:
         for keypath, message in recipe_rule_problems(get, recipe_file):
-            problems.append(Problem(keypath, ERROR, RULE_CHECK, message))
+            problems.append(Problem(keypath, Severity.ERROR, RULE_CHECK, message))
         from .recipe_keys import unread_top_level_keys
 
         for key in unread_top_level_keys(data, recipe_file):
             problems.append(
                 Problem(
                     (key,),
-                    WARNING,
+                    Severity.WARNING,
                     "unread-key",
                     f"'{key}' is not read by the recipe {recipe_file.stem}: a misspelt key is "
                     "ignored by training; remove it or fix its name",
@@ -102,7 +102,7 @@ def _syntax_problems(data: dict[str, Any]) -> Iterator[Problem]:
                 message = str(exc).splitlines()[0]
                 yield Problem(
                     keypath,
-                    ERROR,
+                    Severity.ERROR,
                     "interpolation",
                     f"{dump_inline(value)} is not a valid interpolation ({message})",
                 )
@@ -114,12 +114,15 @@ def _interpolation_problem(keypath: KeyPath, value: str, exc: Exception) -> Prob
         # Set on the cluster, perhaps, but not here: cannot be checked, not known to be wrong.
         return Problem(
             keypath,
-            UNVERIFIED,
+            Severity.UNVERIFIED,
             "interpolation",
             f"{dump_inline(value)} needs an environment variable not set here: {message}",
         )
     return Problem(
-        keypath, ERROR, "interpolation", f"{dump_inline(value)} does not resolve: {message}"
+        keypath,
+        Severity.ERROR,
+        "interpolation",
+        f"{dump_inline(value)} does not resolve: {message}",
     )
 
 
@@ -145,7 +148,7 @@ def _component_problems(
     target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
     where = (*keypath, COMPONENT)
     if not isinstance(target, str) or not target:
-        yield Problem(where, ERROR, "import", "_component_ must be a dotted import path")
+        yield Problem(where, Severity.ERROR, "import", "_component_ must be a dotted import path")
         return
     component, severity, message = locate_component(runtime, target)
     if severity is not None:
@@ -163,12 +166,12 @@ def _component_problems(
         # parameters to an optimizer), so only unknown or doubled ones are mistakes.
         signature.bind_partial(**kwargs)
     except TypeError as exc:
-        yield Problem(keypath, ERROR, "signature", f"{target}: {exc}")
+        yield Problem(keypath, Severity.ERROR, "signature", f"{target}: {exc}")
         return
     yield from _swallowed_misspellings(target, keypath, signature, kwargs)
     packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
     if packing is not None:
-        yield Problem(packing[0], ERROR, RULE_CHECK, packing[1])
+        yield Problem(packing[0], Severity.ERROR, RULE_CHECK, packing[1])
     annotations = parameter_annotations(component)
     for key, value in kwargs.items():
         if isinstance(value, dict) and COMPONENT in value:
@@ -179,7 +182,7 @@ def _component_problems(
         if wanted is not None:
             yield Problem(
                 (*keypath, key),
-                ERROR,
+                Severity.ERROR,
                 "type",
                 f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
             )
@@ -204,13 +207,13 @@ def _swallowed_misspellings(
     for key in kwargs:
         if key in parameters:
             continue
-        close = difflib.get_close_matches(key, named, n=1, cutoff=_MISSPELT)
-        if close and key not in _passed_through():
+        close = closest(key, named, cutoff=_MISSPELT)
+        if close is not None and key not in _passed_through():
             yield Problem(
                 (*keypath, key),
-                ERROR,
+                Severity.ERROR,
                 "signature",
-                f"{target} has no argument {key}: did you mean {close[0]}? It would go on "
+                f"{target} has no argument {key}: did you mean {close}? It would go on "
                 f"through **{extra}, where `tune run` fails on it",
             )
 
@@ -258,17 +261,15 @@ def _without(node: Any, broken: set[KeyPath], keypath: KeyPath = ()) -> Any:
 
 
 def _order(data: dict[str, Any], keypath: KeyPath) -> tuple[int, ...]:
-    """The position of a key path in the config's own order (findings read top to bottom)."""
+    """The position of a key path in the config's own order (findings read top to bottom); a
+    part that is not there sorts after its siblings."""
     order = []
-    node: Any = data
-    for part in keypath:
-        if isinstance(node, dict) and part in node:
-            order.append(list(node).index(part))
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+    for depth, part in enumerate(keypath):
+        parent = lookup(data, keypath[:depth])
+        if isinstance(parent, dict) and part in parent:
+            order.append(list(parent).index(part))
+        elif isinstance(parent, list) and isinstance(part, int) and part < len(parent):
             order.append(part)
-            node = node[part]
         else:
-            order.append(len(node) if isinstance(node, (dict, list)) else 0)
-            node = None
+            order.append(len(parent) if isinstance(parent, (dict, list)) else 0)
     return tuple(order)

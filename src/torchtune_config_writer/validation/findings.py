@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-# How bad a finding is. "unverified": could not be checked here (an optional package such as
-# bitsandbytes is not installed, an environment variable is not set), which is not a mistake.
-ERROR = "error"
-WARNING = "warning"
-UNVERIFIED = "unverified"
-SEVERITIES = (ERROR, WARNING, UNVERIFIED)
+
+class Severity(StrEnum):
+    """How bad a finding is, worst first. ``UNVERIFIED``: could not be checked here (an optional
+    package such as bitsandbytes is not installed, an environment variable is not set), which
+    is not a mistake."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    UNVERIFIED = "unverified"
+
+
+class Status(StrEnum):
+    """A config's verdict, from the worst of its findings; in the order reports list them."""
+
+    VALID = "valid"
+    WARNING = "warning"
+    UNVERIFIED = "unverified"
+    INVALID = "invalid"
+
+
+class TuneVerdict(StrEnum):
+    """torchtune's own verdict on a config: ``FAILED`` is its ConfigError, ``CRASHED`` a
+    traceback ``tune validate`` would end in."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    CRASHED = "crashed"
 
 
 @dataclass(frozen=True)
@@ -33,7 +55,7 @@ class Finding:
     config: Path
     keypath: str
     line: int | None
-    severity: str
+    severity: Severity
     check: str
     message: str
     experiment: Path | None = None
@@ -53,19 +75,19 @@ class ConfigResult:
     """
 
     config: Path
-    tune_validate: str
+    tune_validate: TuneVerdict
     findings: tuple[Finding, ...] = ()
     experiment: Path | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """``invalid`` with any error, else ``unverified``, else ``warning``, else ``valid``."""
         severities = {finding.severity for finding in self.findings}
-        if ERROR in severities:
-            return "invalid"
-        if UNVERIFIED in severities:
-            return "unverified"
-        return "warning" if WARNING in severities else "valid"
+        if Severity.ERROR in severities:
+            return Status.INVALID
+        if Severity.UNVERIFIED in severities:
+            return Status.UNVERIFIED
+        return Status.WARNING if Severity.WARNING in severities else Status.VALID
 
 
 @dataclass
@@ -85,15 +107,15 @@ class ValidationResult:
         """Every finding of every config, in order."""
         return [finding for result in self.configs for finding in result.findings]
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         """How many configs have ``status``: valid, warning, unverified or invalid."""
         return sum(1 for result in self.configs if result.status == status)
 
     def failed(self, *, warnings_fail: bool = False, unverified_fails: bool = False) -> bool:
         """Whether the validation fails: any error, and optionally any warning or unverified."""
-        failing = {ERROR}
+        failing = {Severity.ERROR}
         if warnings_fail:
-            failing.add(WARNING)
+            failing.add(Severity.WARNING)
         if unverified_fails:
-            failing.add(UNVERIFIED)
+            failing.add(Severity.UNVERIFIED)
         return any(finding.severity in failing for finding in self.findings)

@@ -21,7 +21,7 @@ from ..generation.outputs import OUTPUT_KEYS
 from ..generation.placement import lookup
 from ..yaml_io import KeyPath, dotted, leaves
 from .deep_check import FILE_BUILDERS, Problem
-from .findings import ERROR
+from .findings import Severity
 
 CHECK = "preflight"
 # The parameters of torchtune's tokenizer builders that name files (llama3: path,
@@ -109,7 +109,7 @@ class _Preflight:
         self.problems: list[Problem] = []
 
     def add(self, keypath: KeyPath, message: str) -> None:
-        self.problems.append(Problem(keypath, ERROR, CHECK, message))
+        self.problems.append(Problem(keypath, Severity.ERROR, CHECK, message))
 
     def path(
         self, keypath: KeyPath, value: Any, kind: str, hint: str, base: Path | None = None

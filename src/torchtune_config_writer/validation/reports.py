@@ -9,11 +9,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..errors import display_path
-from .findings import ERROR, SEVERITIES, WARNING, ConfigResult, Finding, ValidationResult
+from ..wording import plural
+from .findings import ConfigResult, Finding, Severity, Status, ValidationResult
 
 TITLE = "torchtune-config-writer validation report"
 REPORT_FILE = "validation_report.txt"
-STATUSES = ("valid", "warning", "unverified", "invalid")
 
 _STATUS_WORDS = {"warning": "with warnings"}
 _NOUNS = {"unverified": "unverified finding"}
@@ -22,7 +22,7 @@ _MARKS = {"valid": "✅", "warning": "⚠️", "unverified": "❔", "invalid": "
 # HTML or math; `|` would end the table cell.
 _MARKDOWN_SPECIAL = str.maketrans({char: "\\" + char for char in "\\`*_[]<>|~&$"})
 
-_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 _FINDINGS_TABLE = [
     "### Findings",
     "",
@@ -44,8 +44,8 @@ def render_text(result: ValidationResult) -> str:
     Returns:
         The report, one finding a line, ending in a newline; the same for the same result.
     """
-    counts = ", ".join(f"{result.count(s)} {_STATUS_WORDS.get(s, s)}" for s in STATUSES)
-    summary = f"{_count(len(result.configs), 'config')}: {counts}"
+    counts = ", ".join(f"{result.count(s)} {_STATUS_WORDS.get(s, s)}" for s in Status)
+    summary = f"{plural(len(result.configs), 'config')}: {counts}"
     lines = [TITLE, f"versions: {_versions(result)}", summary, ""]
     for config in result.configs:
         lines.append(
@@ -84,11 +84,11 @@ def render_markdown(
         ValueError: ``max_bytes`` leaves no room for the heading, summary and cut note.
     """
     head = [f"## {TITLE}", "", _cell(_versions(result)), "", "| Configs | Count |", "|---|---:|"]
-    head += [f"| {_MARKS[s]} {_STATUS_WORDS.get(s, s)} | {result.count(s)} |" for s in STATUSES]
+    head += [f"| {_MARKS[s]} {_STATUS_WORDS.get(s, s)} | {result.count(s)} |" for s in Status]
     head += [f"| **total** | **{len(result.configs)}** |", ""]
     pairs = [(finding, config) for config in result.configs for finding in config.findings]
     # Errors first, in config order: when rows must be cut, unverified ones go before errors do.
-    pairs.sort(key=lambda pair: _SEVERITY_RANK.get(pair[0].severity, len(SEVERITIES)))
+    pairs.sort(key=lambda pair: _SEVERITY_RANK.get(pair[0].severity, len(Severity)))
     findings = [_finding_row(finding, config) for finding, config in pairs]
     configs = [
         _row(
@@ -140,7 +140,7 @@ def render_json(result: ValidationResult) -> str:
     """
     document = {
         "versions": dict(result.versions),
-        "counts": {**{s: result.count(s) for s in STATUSES}, "total": len(result.configs)},
+        "counts": {**{str(s): result.count(s) for s in Status}, "total": len(result.configs)},
         "configs": [
             {
                 "path": display_path(config.config),
@@ -182,9 +182,9 @@ def render_annotations(
     done: set[SourceKey] = set()
     lines: list[str] = []
     for finding, config in pairs:
-        kind = "error" if finding.severity == ERROR else "warning"
+        kind = "error" if finding.severity == Severity.ERROR else "warning"
         title = f"{finding.keypath or 'whole file'} [{finding.check}]"
-        if finding.severity not in (ERROR, WARNING):
+        if finding.severity not in (Severity.ERROR, Severity.WARNING):
             title = f"{finding.severity}: {title}"
         key = _source_key(finding, config)
         # The experiment's line first: that is where the reviewer changes the value.
@@ -193,7 +193,7 @@ def render_annotations(
             shown[kind] += 1
             others = repeats[key] - 1
             where = display_path(config.config)
-            where += f" and {_count(others, 'more config')}" if others else ""
+            where += f" and {plural(others, 'more config')}" if others else ""
             message = f"{finding.message}\nIn {where}."
             lines.append(_command(kind, key[0], key[1], f"{title}, set here", message))
         if shown[kind] < max_per_kind:
@@ -204,7 +204,7 @@ def render_annotations(
         else:
             left[finding.severity] += 1
     if left:
-        counts = [_count(n, f"more {_NOUNS.get(s, s)}") for s, n in left.items()]
+        counts = [plural(n, f"more {_NOUNS.get(s, s)}") for s, n in left.items()]
         told = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
         verb = "is" if left.total() == 1 else "are"
         lines.append(f"::notice::{_escape_data(f'{told} {verb} in the report ({report}).')}")
@@ -214,10 +214,6 @@ def render_annotations(
 def _versions(result: ValidationResult) -> str:
     names = ["torchtune", "torch", *sorted(set(result.versions) - {"torchtune", "torch"})]
     return ", ".join(f"{name} {result.versions.get(name, 'unknown')}" for name in names)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
 def _source(finding: Finding, config: ConfigResult) -> str:
@@ -245,7 +241,7 @@ def _most_useful_first(result: ValidationResult) -> list[Pair]:
     for index, config in enumerate(result.configs):
         before = Counter[str]()  # findings of the same severity earlier in this config
         for finding in config.findings:
-            severity = _SEVERITY_RANK.get(finding.severity, len(SEVERITIES))
+            severity = _SEVERITY_RANK.get(finding.severity, len(Severity))
             ranked.append(((severity, before[finding.severity], index), (finding, config)))
             before[finding.severity] += 1
     return [pair for _, pair in sorted(ranked, key=lambda item: item[0])]
@@ -282,7 +278,7 @@ def _code(text: str) -> str:
 
 
 def _cut_note(cut: Counter[str] | dict[str, int], report: str) -> str:
-    told = " and ".join(_count(cut[name], f"more {name[:-1]}") for name in cut if cut[name])
+    told = " and ".join(plural(cut[name], f"more {name[:-1]}") for name in cut if cut[name])
     verb = "is" if sum(cut.values()) == 1 else "are"
     return f"_Report cut: {told} {verb} in the text report ({_code(report)})._"
 

@@ -7,7 +7,6 @@ commands and the pre-commit hook never pay for the seconds an ``import torch`` t
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib.metadata
 import importlib.util
 import io
@@ -19,6 +18,8 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ConfigWriterError
+from ..wording import closest
+from .findings import Severity, TuneVerdict
 
 # Packages some torchtune components need but torchtune does not install: a component that needs
 # one that is missing here is reported as unverified, not broken.
@@ -83,7 +84,7 @@ def load_runtime() -> Runtime:
     return Runtime(config, _get_component_from_path, ConfigError, versions)
 
 
-def tune_validate(runtime: Runtime, path: Path) -> tuple[str, str]:
+def tune_validate(runtime: Runtime, path: Path) -> tuple[TuneVerdict, str]:
     """torchtune's own check of one config file, exactly as ``tune validate FILE`` runs it.
 
     Returns:
@@ -97,13 +98,13 @@ def tune_validate(runtime: Runtime, path: Path) -> tuple[str, str]:
         with contextlib.redirect_stdout(io.StringIO()):
             runtime.config.validate(cfg)
     except runtime.config_error as exc:
-        return "failed", str(exc)
+        return TuneVerdict.FAILED, str(exc)
     except Exception as exc:  # noqa: BLE001 - tune validate shows a traceback here
-        return "crashed", f"{type(exc).__name__}: {_first_line(exc)}"
-    return "passed", ""
+        return TuneVerdict.CRASHED, f"{type(exc).__name__}: {_first_line(exc)}"
+    return TuneVerdict.PASSED, ""
 
 
-def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, str | None, str]:
+def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, Severity | None, str]:
     """Import a ``_component_`` the way torchtune's instantiate does.
 
     Returns:
@@ -124,10 +125,10 @@ def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, str | None, st
         ):
             return (
                 None,
-                "unverified",
+                Severity.UNVERIFIED,
                 (f"{dotted} needs {top}, which is not installed here: it could not be checked"),
             )
-        return None, "error", f"{dotted} cannot be imported: {_why_not(exc, dotted)}"
+        return None, Severity.ERROR, f"{dotted} cannot be imported: {_why_not(exc, dotted)}"
 
 
 def _why_not(exc: BaseException, dotted: str) -> str:
@@ -138,8 +139,8 @@ def _why_not(exc: BaseException, dotted: str) -> str:
     parent, _, name = dotted.rpartition(".")
     module = sys.modules.get(parent)
     if module is not None and not hasattr(module, name):
-        close = difflib.get_close_matches(name, dir(module), n=1)
-        hint = f": did you mean {parent}.{close[0]}?" if close else ""
+        close = closest(name, dir(module))
+        hint = f": did you mean {parent}.{close}?" if close is not None else ""
         return f"{parent} has no {name}{hint}"
     return f"{type(cause).__name__}: {_first_line(cause)}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from ..errors import ConfigWriterError, require_path
 from ..experiment.load import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, other_experiments
 from ..generation.plan import Plan, parts, plan_experiment
+from ..wording import closest
 from ..workspace.affected import (
     experiment_of,
     experiments_in,
@@ -21,7 +21,7 @@ from ..workspace.affected import (
 from ..workspace.layout import CONFIGS_DIR, RUN_FILE_GLOB
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
-from .findings import ERROR, ConfigResult, Finding, ValidationResult
+from .findings import ConfigResult, Finding, Severity, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 
@@ -103,11 +103,21 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
         ConfigWriterError: a path does not exist, or an experiment has no generated configs.
     """
     targets: dict[Path, Target] = {}
+    plans: dict[Path, Plan | None] = {}  # one plan per experiment, however many configs
+
+    def plan_of(experiment: Path | None) -> Plan | None:
+        if experiment is None:
+            return None
+        key = experiment.resolve()
+        if key not in plans:
+            plans[key] = _plan_or_none(experiment)
+        return plans[key]
+
     experiments = repository_experiments(start) if not paths else []
     for path in paths:
         require_path(path, "does not exist: name an experiment, a folder or a config")
         if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
-            targets.setdefault(path, Target(path, _plan_or_none(experiment_of(path))))
+            targets.setdefault(path, Target(path, plan_of(experiment_of(path))))
             continue
         found = experiments_in(path)
         if not found:
@@ -115,7 +125,7 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
         experiments.extend(found)
     for experiment in experiments:
         configs = sorted((experiment.parent / CONFIGS_DIR).glob(RUN_FILE_GLOB))
-        plan = _plan_or_none(experiment)
+        plan = plan_of(experiment)
         if not configs and plan is not None and plan.experiment.output_base_dir is not None:
             continue  # it writes timestamped folders: validate one of those instead
         if not configs:
@@ -127,11 +137,9 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
     return list(targets.values())
 
 
-def _plan_or_none(experiment: Path | None) -> Plan | None:
+def _plan_or_none(experiment: Path) -> Plan | None:
     # Only for pointing at experiment lines and finding the recipe; a broken experiment is the
     # drift check's to report, and its configs are still worth validating.
-    if experiment is None:
-        return None
     try:
         return plan_experiment(experiment, max_runs=2**63)
     except ConfigWriterError:
@@ -157,13 +165,15 @@ def validate_config(
     try:
         document = read_yaml_file(target.config)
     except ConfigWriterError as error:
-        finding = Finding(target.config, "", error.line, ERROR, "yaml", error.message, experiment)
-        return ConfigResult(target.config, "crashed", (finding,), experiment)
+        finding = Finding(
+            target.config, "", error.line, Severity.ERROR, "yaml", error.message, experiment
+        )
+        return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
     if not isinstance(document.data, dict):
         finding = Finding(
-            target.config, "", 1, ERROR, "yaml", "a config must be a mapping", experiment
+            target.config, "", 1, Severity.ERROR, "yaml", "a config must be a mapping", experiment
         )
-        return ConfigResult(target.config, "crashed", (finding,), experiment)
+        return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
     verdict, message = tune_validate(runtime, target.config)
     recipe_file = _recipe_file(target.plan)
     problems = _recipe_problems(target.plan, recipe_file)
@@ -173,17 +183,19 @@ def validate_config(
         folder = target.plan.experiment.folder if target.plan else target.config.parent.parent
         problems += preflight_problems(document.data, folder)
     explained = any(
-        p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != "warning" for p in problems
+        p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != Severity.WARNING for p in problems
     )
-    if verdict != "passed" and not explained:
+    if verdict != TuneVerdict.PASSED and not explained:
         # torchtune says no and our checks do not say why: its own words are the finding.
-        problems.insert(0, Problem((), ERROR, "tune-validate", f"tune validate: {message}"))
+        problems.insert(
+            0, Problem((), Severity.ERROR, "tune-validate", f"tune validate: {message}")
+        )
     for collision in collisions:
         if collision.config_key is None:
-            problems.append(Problem((), ERROR, "experiments", collision.message))
+            problems.append(Problem((), Severity.ERROR, "experiments", collision.message))
         elif target.config.stem in collision.runs:
             keypath = parts(collision.config_key)
-            problems.append(Problem(keypath, ERROR, "output-location", collision.message))
+            problems.append(Problem(keypath, Severity.ERROR, "output-location", collision.message))
     run_index = _run_index(target.config)
     findings = tuple(
         Finding(
@@ -224,13 +236,13 @@ def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Proble
     from ..generation.recipes import require_torchtune
 
     known = require_torchtune("checking recipes").recipes
-    close = difflib.get_close_matches(plan.recipe, list(known), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}? " if close else ""
+    close = closest(plan.recipe, known)
+    hint = f"did you mean {close}? " if close is not None else ""
     message = (
         f"`tune run {plan.recipe}` fails: torchtune has no recipe of that name; {hint}"
         "fix framework_config.recipe (see `torchtune-config-writer recipes`)"
     )
-    return [Problem((), ERROR, "recipe", message)]
+    return [Problem((), Severity.ERROR, "recipe", message)]
 
 
 def _run_index(config: Path) -> int | None:
