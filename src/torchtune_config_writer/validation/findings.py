@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 
 
-class Severity(StrEnum):
+class _Word(str, Enum):
+    """Members that are their word wherever text or JSON is made of them (``StrEnum`` from
+    Python 3.11 on, written out for 3.10)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Severity(_Word):
     """How bad a finding is, worst first. ``UNVERIFIED``: could not be checked here (an optional
     package such as bitsandbytes is not installed, an environment variable is not set), which
     is not a mistake."""
@@ -17,7 +28,7 @@ class Severity(StrEnum):
     UNVERIFIED = "unverified"
 
 
-class Status(StrEnum):
+class Status(_Word):
     """A config's verdict, from the worst of its findings; in the order reports list them."""
 
     VALID = "valid"
@@ -26,7 +37,7 @@ class Status(StrEnum):
     INVALID = "invalid"
 
 
-class TuneVerdict(StrEnum):
+class TuneVerdict(_Word):
     """torchtune's own verdict on a config: ``FAILED`` is its ConfigError, ``CRASHED`` a
     traceback ``tune validate`` would end in."""
 
