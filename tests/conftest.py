@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import re
@@ -12,10 +13,19 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from torchtune_config_writer.cli import main
+from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation.base import read_lock
+from torchtune_config_writer.generation.recipes import (
+    SINGLE_DEVICE_RECIPES,
+    BuiltinConfig,
+    Torchtune,
+)
+from torchtune_config_writer.workspace.layout import CONFIGS_DIR, LOCK_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -114,6 +124,22 @@ def copy_experiment(source: Path, dest: Path) -> Path:
     return path
 
 
+def assert_same_files(actual: dict[str, bytes], expected: dict[str, bytes]) -> None:
+    """Two snapshots hold the same files with the same bytes; else a diff of each difference."""
+    problems = [f"missing: {name}" for name in sorted(expected.keys() - actual.keys())]
+    problems += [f"unexpected: {name}" for name in sorted(actual.keys() - expected.keys())]
+    for name in sorted(expected.keys() & actual.keys()):
+        if actual[name] != expected[name]:
+            diff = difflib.unified_diff(
+                expected[name].decode("utf-8", "replace").splitlines(keepends=True),
+                actual[name].decode("utf-8", "replace").splitlines(keepends=True),
+                f"{name} (expected)",
+                f"{name} (actual)",
+            )
+            problems.append("".join(diff))
+    assert not problems, "\n".join(problems)
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path → bytes), to prove nothing changed."""
     return {
@@ -123,12 +149,114 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
+# What each marker needs, and why a test skips where it is missing.
+_NEEDS: dict[str, Callable[[], str | None]] = {
+    # Validation imports torchtune, and torchtune imports torch.
+    "needs_torch": lambda: _missing("torch", "torchtune"),
+    "needs_torchtune": lambda: _missing("torchtune"),
+    "needs_act": lambda: (
+        None if (BIN / "act").exists() else "needs act (the GitHub Actions runner), not here"
+    ),
+    "needs_pre_commit": lambda: _missing("pre_commit"),
+}
+BIN = Path(sys.executable).parent
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _missing(*modules: str) -> str | None:
+    absent = [module for module in modules if not _installed(module)]
+    return f"needs {' and '.join(absent)}, not installed here" if absent else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``torchtune`` skip, with the reason, where torch or torchtune is missing."""
-    missing = [name for name in ("torch", "torchtune") if importlib.util.find_spec(name) is None]
-    if not missing:
-        return
-    skip = pytest.mark.skip(reason=f"needs {' and '.join(missing)}, not installed here")
+    """A test with a ``needs_*`` marker skips, with the reason, where that part is missing."""
+    reasons = {name: need() for name, need in _NEEDS.items()}
     for item in items:
-        if "torchtune" in item.keywords:
-            item.add_marker(skip)
+        missing = [reason for name, reason in reasons.items() if reason and name in item.keywords]
+        for marker in item.iter_markers("needs_cli"):
+            missing += [
+                f"needs {name}, not installed here" for name in marker.args if not _cli(name)
+            ]
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=missing[0]))
+
+
+def _cli(name: str) -> bool:
+    return (BIN / name).exists() or shutil.which(name) is not None
+
+
+def python_without_torch(
+    script: str, cwd: Path | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a new Python in which importing torch fails loudly: a test that says
+    a path never imports torch then fails if it does, whether torch is installed or not
+    (torchtune and torchao import torch first)."""
+    poisoned = Path(__file__).parent / "poisoned"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(poisoned), os.environ.get("PYTHONPATH")])),
+    }
+    kwargs.setdefault("text", True)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, **kwargs
+    )
+
+
+def torchtune_version() -> str:
+    """The version of the torchtune that answers here (the recorded one where none is installed)."""
+    torchtune = recipes.installed_torchtune()
+    assert torchtune is not None
+    return torchtune.version
+
+
+def record_base(experiment: Path, config: str = RECIPE) -> None:
+    """Commit-style record of a built-in base beside ``experiment``, from a bundled example's
+    lock: what lets the hook generate where torchtune is not installed."""
+    for lock in sorted(EXAMPLES.glob(f"*/configs/{LOCK_FILE}")):
+        recorded = read_lock(lock)
+        if recorded is not None and recorded.builtin_config == config:
+            (experiment.parent / CONFIGS_DIR).mkdir(exist_ok=True)
+            shutil.copyfile(lock, experiment.parent / CONFIGS_DIR / LOCK_FILE)
+            return
+    raise AssertionError(f"no bundled example records {config}")
+
+
+@pytest.fixture(autouse=True)
+def recorded_torchtune(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Where torchtune is not installed, its catalog of built-in configs is the one the bundled
+    examples record (``base.lock.yaml``: the bytes `tune cp` wrote, its version and recipe), so
+    that generating from a built-in config is tested everywhere. With torchtune installed,
+    the real one answers."""
+    if _installed("torchtune"):
+        return
+    global _RECORDED
+    if _RECORDED is None:
+        _RECORDED = _recorded_catalog(tmp_path_factory.mktemp("recorded-torchtune"))
+    catalog = _RECORDED
+    monkeypatch.setattr(recipes, "installed_torchtune", lambda: catalog)
+
+
+_RECORDED: Torchtune | None = None
+
+
+def _recorded_catalog(folder: Path) -> Torchtune:
+    configs: dict[str, BuiltinConfig] = {}
+    version = ""
+    for lock in sorted(EXAMPLES.glob(f"*/configs/{LOCK_FILE}")):
+        base = read_lock(lock)
+        assert base is not None and base.builtin_config and base.runs_with, lock
+        path = folder / f"{base.builtin_config}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base.raw)
+        recipe_file = folder / "recipes" / f"{base.runs_with}.py"  # not there: no torchtune
+        configs[base.builtin_config] = BuiltinConfig(
+            base.builtin_config, base.runs_with, path, recipe_file
+        )
+        version = base.torchtune_version or version
+    recipe_files = {config.recipe: config.recipe_file for config in configs.values()}
+    return Torchtune(version, tuple(configs.values()), recipe_files, SINGLE_DEVICE_RECIPES)

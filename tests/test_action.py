@@ -30,11 +30,13 @@ def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / name), *args], capture_output=True, text=True, cwd=REPO)
 
 
+@pytest.mark.needs_cli("check-jsonschema")
 def test_action_yml_follows_githubs_action_schema() -> None:
     result = tool("check-jsonschema", "--builtin-schema", "vendor.github-actions", "action.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.needs_cli("check-jsonschema", "actionlint")
 def test_example_workflow_follows_githubs_workflow_schema_and_lints_clean() -> None:
     workflow = str(EXAMPLE_WORKFLOW.relative_to(REPO))
     schema = tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow)
@@ -43,6 +45,7 @@ def test_example_workflow_follows_githubs_workflow_schema_and_lints_clean() -> N
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+@pytest.mark.needs_cli("zizmor")
 def test_zizmor_finds_no_security_problem_in_the_action_or_the_workflow() -> None:
     result = tool("zizmor", "--offline", "action.yml", str(EXAMPLE_WORKFLOW.relative_to(REPO)))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -178,6 +181,8 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
 def test_a_clean_repository_passes_with_the_report_in_the_summary(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -191,6 +196,8 @@ def test_a_clean_repository_passes_with_the_report_in_the_summary(
     assert "4 configs: 4 valid" in report.read_text()
 
 
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
 def test_an_invalid_config_fails_with_annotations_on_config_and_experiment_lines(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -212,6 +219,8 @@ def test_an_invalid_config_fails_with_annotations_on_config_and_experiment_lines
     assert "OUTPUTS configs=4 invalid=4 drifted=0" in log
 
 
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
 def test_drift_fails_the_job_and_says_how_to_fix_it(repo: Path, tmp_path: Path) -> None:
     run = repo / "lora_rank_study" / "configs" / "run_001.yaml"
     run.write_text(run.read_text().replace("lora_rank: 16", "lora_rank: 17"))
@@ -223,6 +232,8 @@ def test_drift_fails_the_job_and_says_how_to_fix_it(repo: Path, tmp_path: Path) 
     assert "OUTPUTS configs=4 invalid=0 drifted=1" in log
 
 
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
 def test_warnings_fail_the_job_only_when_the_input_says_so(repo: Path, tmp_path: Path) -> None:
     add_control(repo, "  +epoch: 3\n")
     code, log, _ = run_workflow(tmp_path, repo)
@@ -236,6 +247,8 @@ def test_warnings_fail_the_job_only_when_the_input_says_so(repo: Path, tmp_path:
     assert code != 0 and "Job failed" in log
 
 
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
 def test_a_generated_folder_whose_experiment_is_gone_fails_the_job(
     repo: Path, tmp_path: Path
 ) -> None:

@@ -9,7 +9,6 @@ file (and the line where the YAML gives one), no traceback, and every file left 
 from __future__ import annotations
 
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -799,10 +798,11 @@ BOMB = (
 )
 
 
-def test_alias_bomb_is_refused_quickly(generated: Path, cli: Callable[..., CliResult]) -> None:
-    start = time.monotonic()
+def test_alias_bomb_is_refused_before_it_is_expanded(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    # Expanded, it would be 9**9 strings: this test would not end (speed lives in benchmarks/).
     result = generate_bad(cli, generated, BOMB)
-    assert time.monotonic() - start < 5
     # Pointed at the key that holds the expansion: a8, on line 9.
     assert_refused(result, "exp/experiment.yaml", 9, "refused as an alias bomb")
 
@@ -882,10 +882,9 @@ def test_sweep_over_the_default_limit(generated: Path, cli: Callable[..., CliRes
 def test_huge_sweep_is_refused_without_enumerating_it(
     generated: Path, cli: Callable[..., CliResult]
 ) -> None:
+    # Enumerated, 10**12 runs would not end: the count is refused before any run is made.
     text = experiment_text(variables="\n".join(f"v{i}: {values(1000)}" for i in range(4)))
-    start = time.monotonic()
     result = generate_bad(cli, generated, text)
-    assert time.monotonic() - start < 5
     assert_refused(result, "exp/experiment.yaml", 6, "give 1,000,000,000,000 runs")
 
 

@@ -77,6 +77,7 @@ def test_missing_stale_and_lock_drift_are_all_reported(
     assert "in 3 files" in result.out
 
 
+@pytest.mark.needs_torchtune
 def test_another_recipe_changes_the_recorded_base(
     repo: Path, cli: Callable[..., CliResult]
 ) -> None:

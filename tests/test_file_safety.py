@@ -20,7 +20,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.output import write
 from torchtune_config_writer.workspace.layout import is_owned
 
-from .conftest import RECIPE, CliResult, experiment_text, snapshot
+from .conftest import RECIPE, CliResult, experiment_text, snapshot, torchtune_version
 
 OLD = experiment_text(variables="seed: [1, 2, 3]")
 NEW = experiment_text(variables="seed: [1, 2]", controls="epochs: 2")
@@ -108,34 +108,44 @@ def test_a_write_killed_at_any_step_leaves_old_or_new_and_the_next_run_finishes(
     assert len(killed_at) > 10  # the write was cut at every one of its steps
 
 
-def test_sigkill_at_random_moments_never_leaves_a_mix(
+def test_sigkill_at_random_moments_of_the_write_never_leaves_a_mix(
     tmp_path: Path, write_experiment: Callable[..., Path]
 ) -> None:
-    values = ", ".join(str(i) for i in range(300))
+    values = ", ".join(str(i) for i in range(RUNS))
     path = write_experiment(experiment_text(variables=f"seed: [{values}]"))
-    generate(path)
+    generate(path, max_runs=RUNS)
     old = owned(path.parent / "configs")
     rng = random.Random(20261124)
     for trial in range(6):
         text = experiment_text(variables=f"seed: [{values}]", controls=f"epochs: {trial + 2}")
         path.write_text(text)
+        command = [sys.executable, "-m", "torchtune_config_writer", "generate", str(path)]
         child = subprocess.Popen(
-            [sys.executable, "-m", "torchtune_config_writer", "generate", str(path)],
+            [*command, "--max-runs", str(RUNS)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.1, 0.6))
+        # Once the new folder is being staged (not during imports or planning), at a random
+        # moment of the write.
+        deadline = time.monotonic() + 60
+        while not any(".tcw-" in p.name for p in path.parent.iterdir()):
+            assert child.poll() is None and time.monotonic() < deadline, "it never started writing"
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.02))
         child.send_signal(signal.SIGKILL)
-        child.wait()
+        assert child.wait() == -signal.SIGKILL, f"trial {trial}: the write ended before the kill"
         assert owned(path.parent / "configs") in (old,) or _all_epochs(path, trial + 2), trial
-        generate(path)
+        generate(path, max_runs=RUNS)
         old = owned(path.parent / "configs")
         assert _all_epochs(path, trial + 2) and leftovers(path.parent) == []
 
 
+RUNS = 2000
+
+
 def _all_epochs(path: Path, epochs: int) -> bool:
     runs = list((path.parent / "configs").glob("run_[0-9]*.yaml"))
-    return len(runs) == 300 and all(f"\nepochs: {epochs}\n" in p.read_text() for p in runs)
+    return len(runs) == RUNS and all(f"\nepochs: {epochs}\n" in p.read_text() for p in runs)
 
 
 # ---- full and read-only disks (a real tmpfs) ----
@@ -290,5 +300,5 @@ def test_without_torchtune_the_recorded_base_gives_the_same_bytes(
     )
     result = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "(recorded, torchtune 0.6.1)" in result.stdout
+    assert f"(recorded, torchtune {torchtune_version()})" in result.stdout
     assert snapshot(copy) == with_torchtune

@@ -18,7 +18,7 @@ from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.generation import recipes
 from torchtune_config_writer.generation.base import read_lock, render_lock
 
-from .conftest import RECIPE, CliResult, experiment_text, snapshot
+from .conftest import RECIPE, CliResult, experiment_text, record_base, snapshot, torchtune_version
 
 
 def runs_of(experiment: Path) -> list[dict[str, Any]]:
@@ -274,7 +274,7 @@ def test_generate_prints_the_seeds_three_lines(
     result = cli("generate", "experiment.yaml")
     assert (result.code, result.err) == (0, "")
     assert result.out.splitlines() == [
-        f"✓ Loaded base config: {RECIPE} (torchtune 0.6.1)",
+        f"✓ Loaded base config: {RECIPE} (torchtune {torchtune_version()})",
         "✓ Generated 4 configs in configs/",
         "✓ Created run_mapping.yaml",
     ]
@@ -480,6 +480,7 @@ def test_a_terminal_that_cannot_show_the_path_gets_it_escaped(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write_experiment(experiment_text(), folder="études")
+    record_base(path)  # a new process: the base as a commit records it, torchtune or not
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
     result = subprocess.run(
         [sys.executable, "-m", "torchtune_config_writer", "generate", "études"],

@@ -19,8 +19,6 @@ from torchtune_config_writer.generation.templates import SIMPLE_INTERPOLATION, i
 
 from .conftest import experiment_text, snapshot
 
-pytestmark = pytest.mark.torchtune  # the experiments resolve a built-in recipe config
-
 
 def line_of(path: Path, text: str) -> int:
     return path.read_text(encoding="utf-8").splitlines().index(text) + 1

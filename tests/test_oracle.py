@@ -18,7 +18,7 @@ from tests.oracle.assets import build_assets
 from tests.oracle.corpus import CORPUS, Case, Judged, OracleRun, checkpoints, judge_corpus
 from tests.oracle.runner import TuneCase
 
-pytestmark = pytest.mark.torchtune
+pytestmark = pytest.mark.needs_torch
 
 GOOD = [case for case in CORPUS if case.trains]
 BAD = [case for case in CORPUS if not case.trains]

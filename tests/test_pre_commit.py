@@ -89,6 +89,7 @@ def status(repo: Path, env: dict[str, str]) -> str:
     return run(repo, "git", "status", "--porcelain", env=env).stdout
 
 
+@pytest.mark.needs_pre_commit
 def test_the_manifest_is_valid(env: dict[str, str]) -> None:
     result = run(
         REPO,
@@ -102,6 +103,7 @@ def test_the_manifest_is_valid(env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.needs_pre_commit
 def test_changing_a_variable_fails_regenerates_and_passes_next_time(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -121,6 +123,7 @@ def test_changing_a_variable_fails_regenerates_and_passes_next_time(
     assert "lora_rank_study/configs/run_004.yaml" in tracked
 
 
+@pytest.mark.needs_pre_commit
 def test_a_hand_edit_of_a_generated_config_fails_and_is_restored(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -136,6 +139,7 @@ def test_a_hand_edit_of_a_generated_config_fails_and_is_restored(
     assert status(repo, env) == ""  # back to what was committed
 
 
+@pytest.mark.needs_pre_commit
 def test_a_shared_base_config_change_regenerates_every_experiment_using_it(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -158,6 +162,7 @@ def test_a_shared_base_config_change_regenerates_every_experiment_using_it(
     assert commit(repo, env).returncode == 0
 
 
+@pytest.mark.needs_pre_commit
 def test_a_commit_that_touches_no_experiment_leaves_generated_folders_alone(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -179,6 +184,7 @@ def test_a_commit_that_touches_no_experiment_leaves_generated_folders_alone(
     assert snapshot(repo / "lora_rank_study") == before
 
 
+@pytest.mark.needs_pre_commit
 def test_run_on_all_files_finds_committed_drift(repo: Path, env: dict[str, str]) -> None:
     stale = repo / "lr_batch_sweep" / "configs" / "run_009.yaml"
     stale.write_text(
@@ -194,6 +200,8 @@ def test_run_on_all_files_finds_committed_drift(repo: Path, env: dict[str, str])
     assert again.returncode == 0, again.stdout
 
 
+@pytest.mark.needs_torch
+@pytest.mark.needs_pre_commit
 def test_the_validation_hook_passes_valid_configs_and_fails_invalid_ones(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -216,6 +224,7 @@ def test_the_validation_hook_passes_valid_configs_and_fails_invalid_ones(
     assert "did you mean torch.optim.AdamW?" in invalid.stdout
 
 
+@pytest.mark.needs_pre_commit
 def test_a_copied_experiment_writing_where_the_original_does_fails_the_commit(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -238,6 +247,7 @@ def test_a_copied_experiment_writing_where_the_original_does_fails_the_commit(
     assert snapshot(repo / "rank_copy") == before  # nothing written on bad input
 
 
+@pytest.mark.needs_pre_commit
 def test_run_on_all_files_reports_a_folder_whose_experiment_was_removed(
     repo: Path, env: dict[str, str]
 ) -> None:
@@ -253,6 +263,7 @@ def test_run_on_all_files_reports_a_folder_whose_experiment_was_removed(
     assert snapshot(repo / "lora_rank_study") == before
 
 
+@pytest.mark.needs_pre_commit
 def test_the_check_only_hook_fails_on_drift_and_writes_nothing(
     repo: Path, env: dict[str, str]
 ) -> None:

@@ -22,7 +22,7 @@ from torchtune_config_writer.validation.findings import Severity
 from torchtune_config_writer.validation.preflight import preflight_problems
 from torchtune_config_writer.validation.validate import validate
 
-from .conftest import CliResult, experiment_text
+from .conftest import CliResult, experiment_text, python_without_torch
 
 MODEL_FILES = ("original/tokenizer.model", "config.json", "model.safetensors")
 
@@ -319,13 +319,11 @@ def test_the_config_is_not_changed(machine: Path) -> None:
 
 def test_preflight_does_not_import_torch() -> None:
     code = "import sys, torchtune_config_writer.validation.preflight; print('torch' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = python_without_torch(code, check=True)
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.torchtune
+@pytest.mark.needs_torch
 def test_validate_preflight_reports_a_missing_tokenizer_and_exits_1(
     machine: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from torchtune_config_writer.generation.recipes import installed_torchtune
 from torchtune_config_writer.validation.recipe_keys import (
@@ -15,6 +15,8 @@ from torchtune_config_writer.validation.recipe_keys import (
     unread_top_level_keys,
 )
 from torchtune_config_writer.yaml_io import read_yaml_file
+
+from .conftest import python_without_torch
 
 RECIPE = "llama3_2/1B_lora_single_device"
 
@@ -63,6 +65,7 @@ def builtin_config(name: str) -> dict[str, object]:
     return data
 
 
+@pytest.mark.needs_torchtune
 def test_builtin_configs_set_only_keys_their_recipe_reads_apart_from_known_leftovers() -> None:
     torchtune = installed_torchtune()
     assert torchtune is not None
@@ -77,6 +80,7 @@ def test_builtin_configs_set_only_keys_their_recipe_reads_apart_from_known_lefto
     assert found == BUILTIN_UNREAD_KEYS
 
 
+@pytest.mark.needs_torchtune
 def test_misspelt_key_is_reported() -> None:
     config = builtin_config(RECIPE) | {"epoch": 3}
     recipe_file = recipe_file_for(RECIPE)
@@ -84,6 +88,7 @@ def test_misspelt_key_is_reported() -> None:
     assert unread_top_level_keys(config, recipe_file) == ["epoch"]
 
 
+@pytest.mark.needs_torchtune
 def test_keys_are_reported_in_config_order() -> None:
     config = {"zz_typo": 1, **builtin_config(RECIPE), "aa_typo": 2}
     recipe_file = recipe_file_for(RECIPE)
@@ -91,6 +96,7 @@ def test_keys_are_reported_in_config_order() -> None:
     assert unread_top_level_keys(config, recipe_file) == ["zz_typo", "aa_typo"]
 
 
+@pytest.mark.needs_torchtune
 def test_key_an_interpolation_refers_to_counts_as_read() -> None:
     recipe_file = recipe_file_for(RECIPE)
     assert recipe_file is not None
@@ -158,6 +164,7 @@ def test_every_way_a_recipe_reads_its_config_is_seen(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.needs_torchtune
 def test_builtin_recipes_hand_the_whole_config_only_to_code_the_scanner_follows() -> None:
     # keys_read_by_recipe follows a parameter only when it is named cfg, and knows the keys of
     # KNOWN_RECEIVERS. A new torchtune that passes cfg elsewhere must be looked at again.
@@ -190,6 +197,7 @@ def parameters(function: ast.FunctionDef) -> list[str]:
     return [arg.arg for arg in function.args.args if arg.arg not in ("self", "cls")]
 
 
+@pytest.mark.needs_torchtune
 def test_recipe_file_is_the_one_tune_run_runs() -> None:
     recipe_file = recipe_file_for(RECIPE)
     assert recipe_file is not None
@@ -199,6 +207,7 @@ def test_recipe_file_is_the_one_tune_run_runs() -> None:
     assert recipe_file_named("no_such_recipe") is None
 
 
+@pytest.mark.needs_torchtune
 def test_scanning_recipes_never_imports_torch() -> None:
     script = textwrap.dedent("""
         import sys
@@ -211,5 +220,5 @@ def test_scanning_recipes_never_imports_torch() -> None:
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         assert not loaded, loaded
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = python_without_torch(script)
     assert result.returncode == 0, result.stderr

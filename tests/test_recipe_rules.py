@@ -25,8 +25,6 @@ from torchtune_config_writer.validation.validate import validate
 
 from .conftest import CliResult, experiment_text
 
-pytestmark = pytest.mark.torchtune
-
 LORA = "llama3_2/1B_lora_single_device"
 FULL = "llama3_2/1B_full_single_device"
 
@@ -168,6 +166,7 @@ def result_of(result: ValidationResult, config: Path) -> ConfigResult:
     return match
 
 
+@pytest.mark.needs_torch
 @pytest.mark.parametrize("case", CASES)
 def test_each_run_time_mistake_is_one_error_at_its_key_naming_the_rule(
     case: str, cases: dict[str, Path], result: ValidationResult
@@ -187,6 +186,7 @@ def test_each_run_time_mistake_is_one_error_at_its_key_naming_the_rule(
     assert line.lstrip("- ").startswith(f"{last}:")
 
 
+@pytest.mark.needs_torch
 def test_a_finding_set_by_the_experiment_points_at_its_line(
     cases: dict[str, Path], result: ValidationResult
 ) -> None:
@@ -198,6 +198,7 @@ def test_a_finding_set_by_the_experiment_points_at_its_line(
     assert finding.experiment_line == 8  # dataset: / spilt: train
 
 
+@pytest.mark.needs_torch
 def test_no_builtin_config_breaks_a_rule_of_its_own_recipe() -> None:
     torchtune = installed_torchtune()
     assert torchtune is not None
@@ -214,6 +215,7 @@ def test_no_builtin_config_breaks_a_rule_of_its_own_recipe() -> None:
     assert checked > 150
 
 
+@pytest.mark.needs_torch
 def test_the_float_keys_are_the_integers_of_builtin_configs_that_torchtune_reads_as_floats() -> (
     None
 ):
@@ -245,6 +247,7 @@ def test_the_float_keys_are_the_integers_of_builtin_configs_that_torchtune_reads
     assert found == FLOAT_KEYS - {"gamma", "reward_penalty"}
 
 
+@pytest.mark.needs_torchtune
 def test_the_recorded_single_device_recipes_are_torchtunes() -> None:
     torchtune = installed_torchtune()
     assert torchtune is not None and torchtune.version == "0.6.1"
@@ -266,6 +269,7 @@ def test_nproc_per_node_on_a_single_device_recipe_is_refused_at_its_line(
     assert not (path.parent / "configs").exists()
 
 
+@pytest.mark.needs_torch
 def test_validate_reports_an_experiment_that_writes_where_another_does(
     tmp_path: Path, write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:

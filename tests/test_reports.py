@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer.validation.findings import (
-    Severity,
     ConfigResult,
     Finding,
+    Severity,
     ValidationResult,
 )
 from torchtune_config_writer.validation.reports import (
@@ -44,14 +44,24 @@ def error(config: Path, experiment_line: int | None = 7) -> Finding:
 
 def warning(config: Path) -> Finding:
     return Finding(
-        config, "unused_key", 30, Severity.WARNING, "unread-key", "the recipe never reads unused_key"
+        config,
+        "unused_key",
+        30,
+        Severity.WARNING,
+        "unread-key",
+        "the recipe never reads unused_key",
     )
 
 
 def four_configs() -> ValidationResult:
     """A valid config, one with an error set in the experiment, one unverified, one warning."""
     unverified = Finding(
-        run(3), "quantizer._component_", 20, Severity.UNVERIFIED, "import", "bitsandbytes is not installed"
+        run(3),
+        "quantizer._component_",
+        20,
+        Severity.UNVERIFIED,
+        "import",
+        "bitsandbytes is not installed",
     )
     return ValidationResult(
         configs=[
@@ -104,7 +114,9 @@ def test_text_report_shows_paths_inside_the_cwd_relative_and_indents_long_messag
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "exp" / "configs" / "run_001.yaml"
-    crash = Finding(config, "", None, Severity.ERROR, "tune-validate", "Traceback:\n  File x\nKeyError")
+    crash = Finding(
+        config, "", None, Severity.ERROR, "tune-validate", "Traceback:\n  File x\nKeyError"
+    )
     result = ValidationResult([ConfigResult(config, "crashed", (crash,))], {"torchtune": "0.6.1"})
     assert render_text(result).splitlines()[2:] == [
         "1 config: 0 valid, 0 with warnings, 0 unverified, 1 invalid",

@@ -19,7 +19,7 @@ from torchtune_config_writer.experiment import launch
 from torchtune_config_writer.experiment import load as experiment
 from torchtune_config_writer.yaml_io import read_yaml_file
 
-from .conftest import EXAMPLES, CliResult
+from .conftest import EXAMPLES, CliResult, python_without_torch
 
 SCHEMA_PATH = Path(torchtune_config_writer.__file__).with_name("experiment.schema.json")
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -49,6 +49,7 @@ def test_every_example_experiment_is_valid(path: Path) -> None:
     assert errors == []
 
 
+@pytest.mark.needs_cli("check-jsonschema")
 def test_check_jsonschema_accepts_every_example() -> None:
     result = subprocess.run(
         [CHECK_JSONSCHEMA, "--schemafile", str(SCHEMA_PATH), *map(str, EXAMPLE_FILES)],
@@ -316,6 +317,6 @@ def test_schema_writes_the_files_bytes_without_importing_torch(tmp_path: Path) -
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         sys.exit(code or (3 if loaded else 0))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path)
+    result = python_without_torch(script, cwd=tmp_path, text=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout == SCHEMA_PATH.read_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +9,14 @@ from pathlib import Path
 from torchtune_config_writer.cli.show import format_runs
 from torchtune_config_writer.generation.plan import plan_experiment
 
-from .conftest import EXAMPLES, CliResult, experiment_text, snapshot
+from .conftest import (
+    EXAMPLES,
+    CliResult,
+    experiment_text,
+    python_without_torch,
+    record_base,
+    snapshot,
+)
 
 # A small base beside the experiment, so that whole outputs can be asserted exactly.
 BASE = """\
@@ -276,6 +281,7 @@ def test_a_recipe_base_is_not_recorded_by_show(
 def test_show_never_imports_torch(write_experiment: Callable[..., Path]) -> None:
     # Resolving a recipe reads torchtune's files; showing a sweep must stay as quick as generate.
     path = write_experiment(experiment_text(variables="lora_rank: [8, 16]"))
+    record_base(path)
     script = textwrap.dedent(f"""
         import sys
         from torchtune_config_writer.cli import main
@@ -283,7 +289,7 @@ def test_show_never_imports_torch(write_experiment: Callable[..., Path]) -> None
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchtune"))
         assert not loaded, loaded
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = python_without_torch(script)
     assert result.returncode == 0, result.stderr
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torchtune_config_writer import generate
 
-from .conftest import experiment_text, snapshot
+from .conftest import experiment_text, record_base, snapshot
 
 COMMAND = [sys.executable, "-m", "torchtune_config_writer"]
 
@@ -40,6 +40,7 @@ def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
     values = ", ".join(str(i) for i in range(150))
     text = experiment_text(variables=f"seed: [{values}]\nlora_rank: [{values}]")
     path = write_experiment(text)
+    record_base(path)  # a new process: the base as a commit records it, torchtune or not
     before = snapshot(path.parent)
     process = subprocess.Popen(
         [*COMMAND, "generate", "--max-runs", "30000", str(path)],
@@ -56,4 +57,4 @@ def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
     out, error = process.communicate(timeout=60)
     assert (process.returncode, error) == (130, "interrupted\n")
     assert snapshot(path.parent) == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
