@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import EXAMPLES, REPO, copy_experiment, snapshot
 
@@ -289,3 +290,19 @@ def fix_with_the_tool(repo: Path) -> int:
         cwd=repo,
         capture_output=True,
     ).returncode
+
+
+@pytest.mark.needs_pre_commit
+def test_the_projects_own_hooks_run_ruff_mypy_and_the_drift_check_of_the_examples(
+    env: dict[str, str],
+) -> None:
+    result = run(REPO, sys.executable, "-m", "pre_commit", "validate-config", env=env)
+    assert result.returncode == 0, result.stdout
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    entries = {hook["id"]: hook["entry"] for repo in config["repos"] for hook in repo["hooks"]}
+    assert entries == {
+        "ruff": "ruff check --force-exclude",
+        "ruff-format": "ruff format --check --force-exclude",
+        "mypy": "mypy --strict",
+        "check-torchtune-configs": "torchtune-config-writer check --fix",
+    }
