@@ -3,8 +3,12 @@
 # Change the experiment file and run `torchtune-config-writer generate` again.
 # lora_scaling_study: array task N trains run N (6 runs). From the folder of the experiment file:
 #   sbatch configs/slurm_array.sh
+# Each task logs to slurm_<job>_<task>.log in its run's output_dir.
+# A run whose final checkpoint is saved is not trained again: submit the same again to train
+# the runs that did not finish.
 #SBATCH --job-name=lora_scaling_study
 #SBATCH --array=0-5%3
+#SBATCH --output=/dev/null
 #SBATCH --partition=gpu
 #SBATCH --gres=gpu:1
 #SBATCH --cpus-per-task=8
@@ -14,14 +18,42 @@ if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then
   echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
   exit 2
 fi
+run=$((SLURM_ARRAY_TASK_ID + ${TCW_RUN_OFFSET:-0}))
+if (( run >= 6 )); then
+  echo "error: array task $SLURM_ARRAY_TASK_ID is run $run: lora_scaling_study has runs 0 to 5" >&2
+  exit 2
+fi
+output_dirs=(
+  /scratch/results/lora_scaling/rank8_lr0.0001
+  /scratch/results/lora_scaling/rank16_lr0.0001
+  /scratch/results/lora_scaling/rank32_lr0.0001
+  /scratch/results/lora_scaling/rank8_lr0.0003
+  /scratch/results/lora_scaling/rank16_lr0.0003
+  /scratch/results/lora_scaling/rank32_lr0.0003
+)
+final_checkpoints=(
+  /scratch/results/lora_scaling/rank8_lr0.0001/epoch_1
+  /scratch/results/lora_scaling/rank16_lr0.0001/epoch_1
+  /scratch/results/lora_scaling/rank32_lr0.0001/epoch_1
+  /scratch/results/lora_scaling/rank8_lr0.0003/epoch_1
+  /scratch/results/lora_scaling/rank16_lr0.0003/epoch_1
+  /scratch/results/lora_scaling/rank32_lr0.0003/epoch_1
+)
+mkdir -p "${output_dirs[run]}"
+exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" 2>&1
 if ! grep -qxF 'experiment: lora_scaling_study' configs/run_mapping.yaml 2>/dev/null; then
   echo "error: $PWD is not the folder of the experiment lora_scaling_study: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
   exit 2
 fi
-printf -v config 'configs/run_%03d.yaml' "$SLURM_ARRAY_TASK_ID"
+printf -v config 'configs/run_%03d.yaml' "$run"
 if [[ ! -f $config ]]; then
-  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: lora_scaling_study has runs 0 to 5" >&2
+  echo "error: $config is missing: regenerate lora_scaling_study (torchtune-config-writer generate)" >&2
   exit 2
+fi
+final=${final_checkpoints[run]}
+if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then
+  echo "${config}: finished already (its final checkpoint is in $final): not trained again"
+  exit 0
 fi
 source ~/venvs/torchtune/bin/activate
 exec tune run lora_finetune_single_device --config "$config"

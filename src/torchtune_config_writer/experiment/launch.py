@@ -11,7 +11,9 @@ from ..yaml_io import Document, a_type_name
 from .sections import reject_unknown_keys
 
 _LAUNCH_KEYS = ("nproc_per_node", "slurm")
-_SLURM_KEYS = ("sbatch", "max_parallel", "setup")
+_SLURM_KEYS = ("sbatch", "max_parallel", "max_array_size", "setup")
+# Slurm's own default MaxArraySize: array indices run from 0 to 1000.
+DEFAULT_MAX_ARRAY_SIZE = 1001
 # A torchtune recipe name (lora_finetune_single_device) or a recipe file (recipes/my_recipe.py):
 # both go into a shell command unquoted.
 RECIPE_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -27,11 +29,14 @@ class Slurm:
         sbatch: ``#SBATCH`` options in the order written (``--name=value``, or ``--name`` alone).
         max_parallel: How many array tasks may run at once, or ``None`` for no limit.
         setup: Shell lines run before ``tune run`` (``module load``, activating an environment).
+        max_array_size: The cluster's ``MaxArraySize``: a larger study is split into arrays of
+            at most this many tasks, each run given by its task and an offset.
     """
 
     sbatch: tuple[str, ...] = ()
     max_parallel: int | None = None
     setup: tuple[str, ...] = ()
+    max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
             _sbatch_options(doc, slurm.get("sbatch")),
             _positive_int(doc, slurm, (*keypath, "max_parallel")),
             _setup_lines(doc, slurm.get("setup")),
+            _positive_int(doc, slurm, (*keypath, "max_array_size")) or DEFAULT_MAX_ARRAY_SIZE,
         ),
     )
 

@@ -7,6 +7,7 @@ and in a timestamped output folder alike, so they hold no absolute path.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from ..experiment.launch import Slurm
 from ..workspace.layout import CONFIGS_DIR, SLURM_SCRIPT, run_file
@@ -23,43 +24,91 @@ def run_config(run_id: str) -> str:
     return f"{CONFIGS_DIR}/{run_file(run_id)}"
 
 
+@dataclass(frozen=True)
+class RunFolders:
+    """Where one run writes, as its SLURM task needs it.
+
+    Attributes:
+        output_dir: The run's ``output_dir`` (its task's log goes there), or ``None``.
+        final_checkpoint: The folder of its last epoch's checkpoint
+            (``checkpointer.output_dir/epoch_{epochs - 1}``, where torchtune saves it), or
+            ``None`` when the config does not say: such a run is always trained.
+    """
+
+    output_dir: str | None
+    final_checkpoint: str | None
+
+
+# sbatch options that say where the output goes: given, the user's choice stands.
+_OUTPUT_OPTIONS = ("--output", "-o", "--error", "-e")
+
+
 def render_slurm_script(
     slurm: Slurm,
     *,
     header: str,
     job_name: str,
-    run_count: int,
+    runs: list[RunFolders],
     run_id_width: int,
     command: str,
     mapping: tuple[str, str],
 ) -> bytes:
-    """A job array script whose task N runs ``command`` for run N.
+    """A job array script whose task N runs ``command`` for run N (plus an offset, for studies
+    larger than one array may be).
+
+    Each task logs to ``slurm_<job>_<task>.log`` in its run's ``output_dir``, outside the
+    committed folder, unless the sbatch options say where output goes; a run whose final
+    checkpoint is saved already is not trained again, so submitting the same script again
+    trains only what did not finish.
 
     Args:
         slurm: The ``launch.slurm`` settings.
         header: The generated-file comment lines.
         job_name: The default ``--job-name`` (the experiment's name).
-        run_count: How many runs, so array tasks ``0`` to ``run_count - 1``.
+        runs: Each run's folders, in run order.
         run_id_width: The digits of a run id (``run_007`` has 3).
         command: The ``tune run`` command with ``"$config"`` for the run's config file.
         mapping: ``run_mapping.yaml`` from the experiment's folder, and its line naming the
             experiment, by which the script knows it runs in the right folder.
     """
+    run_count = len(runs)
+    size = slurm.max_array_size
+    parts = [(start, min(run_count, start + size)) for start in range(0, run_count, size)]
     limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
     named = any(option.startswith("--job-name=") for option in slurm.sbatch)
+    chosen_output = any(option.split("=", 1)[0] in _OUTPUT_OPTIONS for option in slurm.sbatch)
+    logs = not chosen_output and all(run.output_dir is not None for run in runs)
     options = [
         *([] if named else [f"--job-name={shlex.quote(job_name)}"]),
-        f"--array=0-{run_count - 1}{limit}",
+        f"--array=0-{parts[0][1] - 1}{limit}",
+        *(["--output=/dev/null"] if logs else []),  # each task logs in its run's folder
         *slurm.sbatch,
     ]
+    submit_line = f"sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}"
     script = "#!/bin/bash\n" + header
     script += (
         f"# {job_name}: array task N trains run N ({run_count} runs). From the folder of the "
         "experiment file:\n"
-        f"#   sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}\n"
+    )
+    if len(parts) == 1:
+        script += f"#   {submit_line}\n"
+    else:
+        script += (
+            f"# more runs than one array may hold (launch.slurm.max_array_size: {size}), so "
+            f"submit each of the {len(parts)} parts:\n"
+        )
+        for start, end in parts:
+            offset = f" --export=ALL,TCW_RUN_OFFSET={start}" if start else ""
+            array = f"--array=0-{end - start - 1}{limit}{offset}"
+            script += f"#   sbatch {array} {CONFIGS_DIR}/{SLURM_SCRIPT}\n"
+    if logs:
+        script += "# Each task logs to slurm_<job>_<task>.log in its run's output_dir.\n"
+    script += (
+        "# A run whose final checkpoint is saved is not trained again: submit the same again to "
+        "train\n# the runs that did not finish.\n"
     )
     script += "".join(f"#SBATCH {option}\n" for option in options)
-    submit = f"cd to the folder of the experiment file and run sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}"
+    submit = f"cd to the folder of the experiment file and run {submit_line}"
     mapping_file, experiment_line = mapping
     script += (
         "set -eo pipefail\n"
@@ -67,17 +116,47 @@ def render_slurm_script(
         f'  echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: {submit}" >&2\n'
         "  exit 2\n"
         "fi\n"
-        f"if ! grep -qxF {shlex.quote(experiment_line)} {mapping_file} 2>/dev/null; then\n"
-        f'  echo "error: $PWD is not the folder of the experiment {job_name}: {submit}" >&2\n'
-        "  exit 2\n"
-        "fi\n"
-        f"printf -v config '{CONFIGS_DIR}/run_%0{run_id_width}d.yaml' \"$SLURM_ARRAY_TASK_ID\"\n"
-        "if [[ ! -f $config ]]; then\n"
+        "run=$((SLURM_ARRAY_TASK_ID + ${TCW_RUN_OFFSET:-0}))\n"
+        f"if (( run >= {run_count} )); then\n"
         f'  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: {job_name} has runs 0 to '
         f'{run_count - 1}" >&2\n'
         "  exit 2\n"
         "fi\n"
     )
+    script += (
+        f"if ! grep -qxF {shlex.quote(experiment_line)} {mapping_file} 2>/dev/null; then\n"
+        f'  echo "error: $PWD is not the folder of the experiment {job_name}: {submit}" >&2\n'
+        "  exit 2\n"
+        "fi\n"
+        f"printf -v config '{CONFIGS_DIR}/run_%0{run_id_width}d.yaml' \"$run\"\n"
+        "if [[ ! -f $config ]]; then\n"
+        f'  echo "error: $config is missing: regenerate {job_name} (torchtune-config-writer '
+        'generate)" >&2\n'
+        "  exit 2\n"
+        "fi\n"
+    )
+    script += _table("output_dirs", [run.output_dir for run in runs])
+    script += _table("final_checkpoints", [run.final_checkpoint for run in runs])
+    if logs:
+        script += (
+            'mkdir -p "${output_dirs[run]}"\n'
+            'exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" '
+            "2>&1\n"
+        )
+    script += (
+        "final=${final_checkpoints[run]}\n"
+        'if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then\n'
+        '  echo "${config}: finished already (its final checkpoint is in $final): not trained '
+        'again"\n'
+        "  exit 0\n"
+        "fi\n"
+    )
     script += "".join(f"{line}\n" for line in slurm.setup)
     script += f"exec {command}\n"
     return script.encode("utf-8")
+
+
+def _table(name: str, values: list[str | None]) -> str:
+    """A bash array of one quoted value per run (an empty one where there is none)."""
+    items = "".join(f"  {shlex.quote(value or '')}\n" for value in values)
+    return f"{name}=(\n{items})\n"

@@ -168,6 +168,12 @@ def shared_locations(
                     yield location, seen, writer
 
 
+def folder_in(config: dict[str, Any], key: str) -> str | None:
+    """The folder at dotted ``key`` of a run's config, its ``${...}`` references filled in, or
+    ``None`` when there is none."""
+    return _resolve(key, _referenced(config, [key]), [], "")
+
+
 def location_of(folder: Path, location: str) -> str:
     """A run's folder as one string to compare: relative ones under the experiment's folder."""
     if _is_absolute(location):

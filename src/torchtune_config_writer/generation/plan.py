@@ -28,9 +28,9 @@ from ..workspace.repository import symlink_escape
 from ..yaml_io import KeyPath, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
-from .launch import render_slurm_script, run_config, tune_run
+from .launch import RunFolders, render_slurm_script, run_config, tune_run
 from .merge import MergeConflict, merge_at
-from .outputs import OUTPUT_DIR, OutputLayout, plan_outputs, shared_locations
+from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
 from .placement import Placement, check_interpolations, check_placeholders, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
 from .sweep import Run, Sweep, run_id_width, value_index
@@ -267,6 +267,16 @@ def _merge_checked(
     return merged
 
 
+def _run_folders(config: dict[str, Any]) -> RunFolders:
+    """A run's output folder, and where torchtune saves its last epoch's checkpoint."""
+    checkpoints = folder_in(config, "checkpointer.output_dir")
+    epochs = config.get("epochs")
+    final = None
+    if checkpoints and isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:
+        final = f"{checkpoints.rstrip('/')}/epoch_{epochs - 1}"
+    return RunFolders(folder_in(config, OUTPUT_DIR), final)
+
+
 def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
     """Every generated file as (path relative to the written folder, bytes), runs streamed.
 
@@ -282,26 +292,29 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
     configs = f"{CONFIGS_DIR}/" if timestamped else ""
     from_config = f"../{experiment.path.name}"
     entries = []
+    folders = []
     renderer = ConfigRenderer(plan.controlled)
     nproc = experiment.launch.nproc_per_node
+    slurm = experiment.launch.slurm
     for run in plan.runs(generation):
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
         command = None if plan.recipe is None else tune_run(plan.recipe, run_config(run.id), nproc)
         entries.append(
             render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
         )
+        if slurm is not None:
+            folders.append(_run_folders(run.config))
     from_mapping = experiment.path.name if timestamped else from_config
     mapping = render_run_mapping(
         entries, experiment.name, plan.base.label, from_mapping, commands=plan.recipe is not None
     )
     yield RUN_MAPPING, mapping
-    slurm = experiment.launch.slurm
     if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
         script = render_slurm_script(
             slurm,
             header=header(from_config),
             job_name=experiment.name,
-            run_count=plan.run_count,
+            runs=folders,
             run_id_width=run_id_width(plan.run_count),
             command=tune_run(plan.recipe, '"$config"', nproc),
             mapping=(
