@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -50,9 +51,15 @@ def stand_in_tune(tmp_path: Path) -> Path:
 
 
 def run_array_task(
-    script: Path, cwd: Path, task: int | None, bin_dir: Path, calls: Path
+    script: Path,
+    cwd: Path,
+    task: int | None,
+    bin_dir: Path,
+    calls: Path,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TUNE_CALLS": str(calls)}
+    env.update(extra or {})
     env.pop("SLURM_ARRAY_TASK_ID", None)
     if task is not None:
         env["SLURM_ARRAY_TASK_ID"] = str(task)
@@ -123,7 +130,10 @@ def test_the_slurm_array_runs_run_n_in_task_n_exactly_as_its_command(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write_experiment(
-        experiment_text(variables="lora_rank: [8, 16, 32]", controls="seed: 7") + LAUNCH
+        experiment_text(
+            variables="lora_rank: [8, 16, 32]", controls=f"seed: 7\noutput_dir: {tmp_path}/out"
+        )
+        + LAUNCH
     )
     generate(path)
     script = path.parent / "configs" / "slurm_array.sh"
@@ -151,7 +161,10 @@ def test_the_slurm_array_runs_run_n_in_task_n_exactly_as_its_command(
 def test_the_slurm_array_refuses_to_run_outside_its_experiment_folder_or_sbatch(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]") + LAUNCH)
+    path = write_experiment(
+        experiment_text(variables="lora_rank: [8, 16]", controls=f"output_dir: {tmp_path}/out")
+        + LAUNCH
+    )
     other = write_experiment(experiment_text(variables="seed: [1, 2]"), folder="other")
     other.write_text(other.read_text().replace("name: study", "name: other_study"))
     generate(path)
@@ -299,3 +312,76 @@ def test_a_recipe_file_outside_the_experiment_folder_is_refused(
     path = write_experiment(experiment_text(base=f"base_config: {RECIPE}\n  recipe: ../r.py"))
     with pytest.raises(ConfigWriterError, match="leads out of the experiment's folder"):
         generate(path)
+
+
+def slurm_study(
+    write_experiment: Callable[..., Path], tmp_path: Path, runs: int, extra: str = ""
+) -> Path:
+    """A generated study of ``runs`` runs (a seed each) with a SLURM array, writing under
+    ``tmp_path/out``."""
+    seeds = ", ".join(map(str, range(runs)))
+    text = experiment_text(variables=f"seed: [{seeds}]", controls=f"output_dir: {tmp_path}/out")
+    path = write_experiment(text + "launch:\n  slurm:" + (f"\n{extra}" if extra else " {}\n"))
+    generate(path)
+    return path
+
+
+def test_a_study_larger_than_an_array_may_be_is_split_into_parts_covering_each_run_once(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = slurm_study(write_experiment, tmp_path, 5, "    max_array_size: 2\n")
+    script = path.parent / "configs" / "slurm_array.sh"
+    text = script.read_text()
+    parts = re.findall(
+        r"^#   sbatch --array=0-(\d+)(?: --export=ALL,TCW_RUN_OFFSET=(\d+))? ", text, re.M
+    )
+    assert parts == [("1", ""), ("1", "2"), ("0", "4")]
+    assert "#SBATCH --array=0-1\n" in text  # a plain sbatch submits the first part
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    for last, offset in parts:
+        for task in range(int(last) + 1):
+            extra = {"TCW_RUN_OFFSET": offset} if offset else {}
+            assert run_array_task(script, path.parent, task, bin_dir, calls, extra).returncode == 0
+    trained = [line.rsplit(" ", 1)[-1] for line in calls.read_text().splitlines()]
+    assert trained == [f"configs/run_{n:03d}.yaml" for n in range(5)]
+    # Past the last run, with an offset as without.
+    beyond = run_array_task(script, path.parent, 1, bin_dir, calls, {"TCW_RUN_OFFSET": "4"})
+    assert (beyond.returncode, beyond.stderr) == (
+        2,
+        "error: array task 1 has no run: study has runs 0 to 4\n",
+    )
+
+
+def test_a_run_whose_final_checkpoint_is_saved_is_not_trained_again(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = slurm_study(write_experiment, tmp_path, 3)
+    script = path.parent / "configs" / "slurm_array.sh"
+    # torchtune saves the last epoch's checkpoint in checkpointer.output_dir/epoch_{epochs - 1}.
+    final = tmp_path / "out" / "run_001" / "epoch_0"
+    final.mkdir(parents=True)
+    (final / "adapter_model.pt").write_bytes(b"weights")
+    (tmp_path / "out" / "run_002" / "epoch_0").mkdir(parents=True)  # begun, nothing saved
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    env = {"SLURM_ARRAY_JOB_ID": "77"}
+    for task in range(3):
+        assert run_array_task(script, path.parent, task, bin_dir, calls, env).returncode == 0
+    trained = [line.rsplit(" ", 1)[-1] for line in calls.read_text().splitlines()]
+    assert trained == ["configs/run_000.yaml", "configs/run_002.yaml"]
+    # Each task's output is in its run's own folder, not in the committed one.
+    log = (tmp_path / "out" / "run_001" / "slurm_77_1.log").read_text()
+    assert log == (
+        f"configs/run_001.yaml: finished already (its final checkpoint is in {final}): "
+        "not trained again\n"
+    )
+    assert sorted(p.name for p in (tmp_path / "out" / "run_000").iterdir()) == ["slurm_77_0.log"]
+    assert not list(path.parent.rglob("*.log")) and not list(path.parent.rglob("*.out"))
+
+
+def test_output_options_of_the_users_own_keep_slurms_output_where_they_say(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = slurm_study(write_experiment, tmp_path, 2, "    sbatch:\n      output: logs/%A_%a.out\n")
+    text = (path.parent / "configs" / "slurm_array.sh").read_text()
+    assert "#SBATCH --output=logs/%A_%a.out\n" in text
+    assert "--output=/dev/null" not in text and "exec >>" not in text
