@@ -385,3 +385,62 @@ def test_output_options_of_the_users_own_keep_slurms_output_where_they_say(
     text = (path.parent / "configs" / "slurm_array.sh").read_text()
     assert "#SBATCH --output=logs/%A_%a.out\n" in text
     assert "--output=/dev/null" not in text and "exec >>" not in text
+
+
+def test_a_multinode_run_starts_tune_run_on_every_node_as_torchtunes_slurm_example(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    text = experiment_text(
+        base="base_config_file: base.yaml\n  recipe: full_finetune_distributed",
+        variables="seed: [1, 2]",
+        controls=f"output_dir: {tmp_path}/out",
+    )
+    path = write_experiment(text + "launch:\n  nproc_per_node: 8\n  nnodes: 2\n  slurm: {}\n")
+    (path.parent / "base.yaml").write_text("output_dir: /tmp/x\nseed: 0\n")
+    generate(path)
+    assert commands_of(path)[0] == (
+        "tune run --nnodes 2 --nproc_per_node 8 full_finetune_distributed "
+        "--config configs/run_000.yaml"
+    )
+    script = path.parent / "configs" / "slurm_array.sh"
+    assert "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n" in script.read_text()
+    # Stand-ins for the parts of Slurm one node cannot show: srun runs its command once per
+    # node (here, once, recording it), scontrol names two nodes.
+    bin_dir, calls = stand_in_tune(tmp_path), tmp_path / "calls.txt"
+    (bin_dir / "scontrol").write_text('#!/bin/bash\nprintf "gpu-a\\ngpu-b\\n"\n')
+    (bin_dir / "srun").write_text(
+        "#!/bin/bash\nif [[ $* == *hostname* ]]; then echo 10.0.0.7; exit; fi\n"
+        'echo "srun $*" >> "$TUNE_CALLS"; "$@"\n'
+    )
+    for name in ("scontrol", "srun"):
+        (bin_dir / name).chmod(0o755)
+    env = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu-[a-b]"}
+    done = run_array_task(script, path.parent, 1, bin_dir, calls, env)
+    assert done.returncode == 0, done.stderr
+    srun, tune = calls.read_text().splitlines()
+    args = (
+        "--nnodes 2 --nproc_per_node 8 --rdzv_id 4242 --rdzv_backend c10d --rdzv_endpoint "
+        "10.0.0.7:29500 full_finetune_distributed --config configs/run_001.yaml"
+    )
+    assert srun == f"srun tune run {args}"
+    assert tune == f"{path.parent}||run {args}"
+
+
+@pytest.mark.parametrize(
+    ("launch", "message"),
+    [
+        (
+            "nnodes: 2\n  nproc_per_node: 2",
+            "launch.nnodes writes `tune run --nnodes 2 … lora_finetune_single_device`, which "
+            "fails at once",
+        ),
+        ("nnodes: 2", "launch.nnodes: 2 runs each run on 2 nodes: give launch.nproc_per_node"),
+    ],
+)
+def test_nnodes_on_a_single_device_recipe_or_without_processes_is_refused_at_its_line(
+    write_experiment: Callable[..., Path], launch: str, message: str
+) -> None:
+    path = write_experiment(experiment_text() + f"launch:\n  {launch}\n")
+    with pytest.raises(ConfigWriterError, match=re.escape(message)) as caught:
+        generate(path)
+    assert caught.value.line is not None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from torchtune_config_writer import generate
 
@@ -22,7 +25,10 @@ def test_check_into_a_pipe_closed_early_exits_141_without_a_traceback(
     values = ", ".join(str(i) for i in range(400))
     path = write_experiment(experiment_text(variables=f"seed: [{values}]"))
     generate(path)
-    path.write_text(experiment_text(variables=f"seed: [{values}]", controls="epochs: 7"))
+    # Each run's own change, so the report is far more than a pipe holds (64 KiB): the writer
+    # is still writing when the reader goes away.
+    shifted = ", ".join(str(i + 1000) for i in range(400))
+    path.write_text(experiment_text(variables=f"seed: [{shifted}]"))
     process = subprocess.Popen(
         [*COMMAND, "check", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -35,26 +41,33 @@ def test_check_into_a_pipe_closed_early_exits_141_without_a_traceback(
 
 
 def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
-    write_experiment: Callable[..., Path],
+    write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
     values = ", ".join(str(i) for i in range(150))
     text = experiment_text(variables=f"seed: [{values}]\nlora_rank: [{values}]")
-    path = write_experiment(text)
-    record_base(path)  # a new process: the base as a commit records it, torchtune or not
-    before = snapshot(path.parent)
-    process = subprocess.Popen(
-        [*COMMAND, "generate", "--max-runs", "30000", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Interrupt it while it writes: once its staging folder is there (not during imports).
-    deadline = time.monotonic() + 60
-    while not any(".tcw-" in p.name for p in path.parent.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, "it never started writing"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    out, error = process.communicate(timeout=60)
-    assert (process.returncode, error) == (130, "interrupted\n")
-    assert snapshot(path.parent) == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
+    template = write_experiment(text)
+    record_base(template)  # a new process: the base as a commit records it, torchtune or not
+    before = snapshot(template.parent)
+    for attempt in range(3):  # a write that ends before the signal lands proves nothing: again
+        folder = tmp_path / f"attempt_{attempt}"
+        shutil.copytree(template.parent, folder)
+        process = subprocess.Popen(
+            [*COMMAND, "generate", "--max-runs", "30000", str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # Interrupt it while it writes: once its staging folder is there (not during imports).
+        deadline = time.monotonic() + 60
+        while not any(".tcw-" in p.name for p in folder.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, "it never wrote"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        out, error = process.communicate(timeout=60)
+        if process.returncode == 0:
+            continue
+        assert (process.returncode, error) == (130, "interrupted\n")
+        assert snapshot(folder) == before
+        assert sorted(p.name for p in folder.iterdir()) == ["configs", "experiment.yaml"]
+        return
+    pytest.fail("the write ended before Ctrl-C landed, three times")

@@ -20,7 +20,16 @@ if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then
 fi
 run=$((SLURM_ARRAY_TASK_ID + ${TCW_RUN_OFFSET:-0}))
 if (( run >= 6 )); then
-  echo "error: array task $SLURM_ARRAY_TASK_ID is run $run: lora_scaling_study has runs 0 to 5" >&2
+  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: lora_scaling_study has runs 0 to 5" >&2
+  exit 2
+fi
+if ! grep -qxF 'experiment: lora_scaling_study' configs/run_mapping.yaml 2>/dev/null; then
+  echo "error: $PWD is not the folder of the experiment lora_scaling_study: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
+  exit 2
+fi
+printf -v config 'configs/run_%03d.yaml' "$run"
+if [[ ! -f $config ]]; then
+  echo "error: $config is missing: regenerate lora_scaling_study (torchtune-config-writer generate)" >&2
   exit 2
 fi
 output_dirs=(
@@ -41,15 +50,6 @@ final_checkpoints=(
 )
 mkdir -p "${output_dirs[run]}"
 exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" 2>&1
-if ! grep -qxF 'experiment: lora_scaling_study' configs/run_mapping.yaml 2>/dev/null; then
-  echo "error: $PWD is not the folder of the experiment lora_scaling_study: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
-  exit 2
-fi
-printf -v config 'configs/run_%03d.yaml' "$run"
-if [[ ! -f $config ]]; then
-  echo "error: $config is missing: regenerate lora_scaling_study (torchtune-config-writer generate)" >&2
-  exit 2
-fi
 final=${final_checkpoints[run]}
 if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then
   echo "${config}: finished already (its final checkpoint is in $final): not trained again"

@@ -10,7 +10,7 @@ from typing import Any
 from ..yaml_io import Document, a_type_name
 from .sections import reject_unknown_keys
 
-_LAUNCH_KEYS = ("nproc_per_node", "slurm")
+_LAUNCH_KEYS = ("nproc_per_node", "nnodes", "slurm")
 _SLURM_KEYS = ("sbatch", "max_parallel", "max_array_size", "setup")
 # Slurm's own default MaxArraySize: array indices run from 0 to 1000.
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -45,11 +45,14 @@ class Launch:
 
     Attributes:
         nproc_per_node: Processes per run (``tune run --nproc_per_node N``), or ``None``.
+        nnodes: Nodes per run (``tune run --nnodes N``, launched with ``srun`` on each node of
+            the SLURM job), or ``None`` for one.
         slurm: The job array to write, or ``None``.
     """
 
     nproc_per_node: int | None = None
     slurm: Slurm | None = None
+    nnodes: int | None = None
 
 
 def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
@@ -60,9 +63,16 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
     """
     reject_unknown_keys(doc, section, _LAUNCH_KEYS, ("launch",), "key")
     nproc = _positive_int(doc, section, ("launch", "nproc_per_node"))
+    nnodes = _positive_int(doc, section, ("launch", "nnodes"))
+    if nnodes is not None and nnodes > 1 and nproc is None:
+        raise doc.error(
+            f"launch.nnodes: {nnodes} runs each run on {nnodes} nodes: give launch.nproc_per_node "
+            "too (the processes, usually GPUs, on each node)",
+            ("launch", "nnodes"),
+        )
     slurm = section.get("slurm")
     if slurm is None:
-        return Launch(nproc)
+        return Launch(nproc, None, nnodes)
     keypath = ("launch", "slurm")
     if not isinstance(slurm, dict):
         raise doc.error(
@@ -79,6 +89,7 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
             _setup_lines(doc, slurm.get("setup")),
             _positive_int(doc, slurm, (*keypath, "max_array_size")) or DEFAULT_MAX_ARRAY_SIZE,
         ),
+        nnodes,
     )
 
 

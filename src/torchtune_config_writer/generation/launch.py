@@ -12,10 +12,28 @@ from dataclasses import dataclass
 from ..experiment.launch import Slurm
 from ..workspace.layout import CONFIGS_DIR, SLURM_SCRIPT, run_file
 
+# What torchtune's own multi-node SLURM example passes: every node of the job meets the first.
+RENDEZVOUS = '--rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint "$head_node_ip:29500" '
 
-def tune_run(recipe: str, config: str, nproc_per_node: int | None) -> str:
-    """``tune run [--nproc_per_node N] RECIPE --config CONFIG``."""
-    torchrun = f"--nproc_per_node {nproc_per_node} " if nproc_per_node is not None else ""
+
+def tune_run(
+    recipe: str,
+    config: str,
+    nproc_per_node: int | None,
+    nnodes: int | None = None,
+    *,
+    rendezvous: bool = False,
+) -> str:
+    """``tune run [--nnodes N] [--nproc_per_node N] [--rdzv_* …] RECIPE --config CONFIG``.
+
+    Args:
+        rendezvous: Add the rendezvous arguments of a multi-node SLURM job (``$SLURM_JOB_ID``,
+            ``$head_node_ip``), when ``nnodes`` is more than one.
+    """
+    multinode = nnodes is not None and nnodes > 1
+    torchrun = f"--nnodes {nnodes} " if multinode else ""
+    torchrun += f"--nproc_per_node {nproc_per_node} " if nproc_per_node is not None else ""
+    torchrun += RENDEZVOUS if multinode and rendezvous else ""
     return f"tune run {torchrun}{recipe} --config {config}"
 
 
@@ -52,6 +70,7 @@ def render_slurm_script(
     run_id_width: int,
     command: str,
     mapping: tuple[str, str],
+    nnodes: int | None = None,
 ) -> bytes:
     """A job array script whose task N runs ``command`` for run N (plus an offset, for studies
     larger than one array may be).
@@ -70,8 +89,11 @@ def render_slurm_script(
         command: The ``tune run`` command with ``"$config"`` for the run's config file.
         mapping: ``run_mapping.yaml`` from the experiment's folder, and its line naming the
             experiment, by which the script knows it runs in the right folder.
+        nnodes: Nodes per run: more than one gets ``--nodes``, one task per node, and the
+            command started on every node with ``srun``, as torchtune's multi-node example.
     """
     run_count = len(runs)
+    multinode = nnodes is not None and nnodes > 1
     size = slurm.max_array_size
     parts = [(start, min(run_count, start + size)) for start in range(0, run_count, size)]
     limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
@@ -82,6 +104,7 @@ def render_slurm_script(
         *([] if named else [f"--job-name={shlex.quote(job_name)}"]),
         f"--array=0-{parts[0][1] - 1}{limit}",
         *(["--output=/dev/null"] if logs else []),  # each task logs in its run's folder
+        *(_node_options(nnodes, slurm.sbatch) if multinode else []),
         *slurm.sbatch,
     ]
     submit_line = f"sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}"
@@ -152,8 +175,22 @@ def render_slurm_script(
         "fi\n"
     )
     script += "".join(f"{line}\n" for line in slurm.setup)
-    script += f"exec {command}\n"
+    if multinode:
+        script += (
+            'nodes=( $(scontrol show hostnames "$SLURM_JOB_NODELIST") )\n'
+            'head_node_ip=$(srun --nodes=1 --ntasks=1 -w "${nodes[0]}" hostname --ip-address)\n'
+            f"exec srun {command}\n"
+        )
+    else:
+        script += f"exec {command}\n"
     return script.encode("utf-8")
+
+
+def _node_options(nnodes: int | None, given: tuple[str, ...]) -> list[str]:
+    """``--nodes`` and one task per node (each starts torchrun), unless the user's own say."""
+    names = {option.split("=", 1)[0] for option in given}
+    options = [] if names & {"--nodes", "-N"} else [f"--nodes={nnodes}"]
+    return options + ([] if "--ntasks-per-node" in names else ["--ntasks-per-node=1"])
 
 
 def _table(name: str, values: list[str | None]) -> str:

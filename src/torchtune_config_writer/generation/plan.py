@@ -235,6 +235,20 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
                 "the lock, or name it with framework_config.recipe",
                 ("framework_config", "base_config"),
             )
+    nnodes = experiment.launch.nnodes
+    if (
+        recipe is not None
+        and nnodes is not None
+        and nnodes > 1
+        and recipes.runs_on_one_device(recipe)
+    ):
+        raise experiment.error(
+            f"launch.nnodes writes `tune run --nnodes {nnodes} … {recipe}`, which fails at once: "
+            f"{recipe} does not support distributed training (torchtune's recipe registry); "
+            "remove nnodes, or train with a distributed recipe (the *_multinode configs use "
+            "full_finetune_distributed)",
+            ("launch", "nnodes"),
+        )
     nproc = experiment.launch.nproc_per_node
     if recipe is not None and nproc is not None and recipes.runs_on_one_device(recipe):
         raise experiment.error(
@@ -295,10 +309,15 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
     folders = []
     renderer = ConfigRenderer(plan.controlled)
     nproc = experiment.launch.nproc_per_node
+    nnodes = experiment.launch.nnodes
     slurm = experiment.launch.slurm
     for run in plan.runs(generation):
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
-        command = None if plan.recipe is None else tune_run(plan.recipe, run_config(run.id), nproc)
+        command = (
+            None
+            if plan.recipe is None
+            else tune_run(plan.recipe, run_config(run.id), nproc, nnodes)
+        )
         entries.append(
             render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
         )
@@ -316,7 +335,8 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             job_name=experiment.name,
             runs=folders,
             run_id_width=run_id_width(plan.run_count),
-            command=tune_run(plan.recipe, '"$config"', nproc),
+            command=tune_run(plan.recipe, '"$config"', nproc, nnodes, rendezvous=True),
+            nnodes=nnodes,
             mapping=(
                 RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
                 dump_yaml({"experiment": experiment.name}).rstrip("\n"),
