@@ -306,3 +306,26 @@ def test_the_projects_own_hooks_run_ruff_mypy_and_the_drift_check_of_the_example
         "mypy": "mypy --strict",
         "check-torchtune-configs": "torchtune-config-writer check --fix",
     }
+
+
+@pytest.mark.needs_pre_commit
+def test_a_study_over_the_default_limit_commits_with_its_own_limit_in_the_file(
+    repo: Path, env: dict[str, str]
+) -> None:
+    experiment = repo / "lr_batch_sweep" / "experiment.yaml"
+    seeds = ", ".join(map(str, range(120)))
+    text = experiment.read_text().replace("  batch_size: [2, 4, 8]\n", f"  seed: [{seeds}]\n")
+    text = text.replace("controls:\n  epochs: 5\n  seed: 42\n", "controls:\n  epochs: 5\n")
+    # 3 × 120 = 360 runs: over a limit of 300 in the file (the default, 1,000, would pass) ...
+    experiment.write_text(
+        text.replace("  framework: torchtune\n", "  framework: torchtune\n  max_runs: 300\n")
+    )
+    refused = commit(repo, env)
+    assert refused.returncode == 1 and "more than the limit of 300" in refused.stdout
+    # ... and within the file's own limit of 400: the hook regenerates, the next commit passes.
+    experiment.write_text(
+        text.replace("  framework: torchtune\n", "  framework: torchtune\n  max_runs: 400\n")
+    )
+    assert commit(repo, env).returncode == 1  # the hook wrote the 360 runs
+    second = commit(repo, env)
+    assert second.returncode == 0, second.stdout

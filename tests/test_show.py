@@ -89,7 +89,7 @@ def test_the_experiment_file_itself_is_accepted(cli: Callable[..., CliResult]) -
     assert by_file.code == 0 and by_file.out == by_folder.out
 
 
-def test_two_variables_are_columns_in_config_order(
+def test_two_variables_are_columns_in_the_order_written_the_fastest_changing_last(
     write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
     result = show_custom(
@@ -101,20 +101,20 @@ def test_two_variables_are_columns_in_config_order(
         """,
         controls="epochs: 3",
     )
-    # optimizer.lr is written first, and run_000 leaves lora_rank at the base's 64, but the
-    # columns follow the config: model.lora_rank comes before optimizer.lr.
+    # optimizer.lr is written first, though the config has model.lora_rank first: the columns
+    # follow the experiment, so the last column is the one that changes every run.
     assert result.out == expected("""
         study: 4 runs of base.yaml
 
         Every run changes:
           epochs  1 → 3
 
-        run      output_dir        model.lora_rank  optimizer.lr
-        (base)   /tmp/out          64               0.001
-        run_000  /tmp/out/run_000  64               0.0001
-        run_001  /tmp/out/run_001  16               0.0001
-        run_002  /tmp/out/run_002  64               0.0002
-        run_003  /tmp/out/run_003  16               0.0002
+        run      output_dir        optimizer.lr  model.lora_rank
+        (base)   /tmp/out          0.001         64
+        run_000  /tmp/out/run_000  0.0001        64
+        run_001  /tmp/out/run_001  0.0001        16
+        run_002  /tmp/out/run_002  0.0002        64
+        run_003  /tmp/out/run_003  0.0002        16
     """)
 
 

@@ -252,3 +252,73 @@ def test_combinations_are_compared_whole_not_as_joined_text(
         experiment_text(variables="pair:\n  +a: ['x, y', x]\n  +b: [z, 'y, z']")
     )
     assert [(run["a"], run["b"]) for run in generated_runs(path)] == [("x, y", "z"), ("x", "y, z")]
+
+
+def test_the_run_limit_in_the_experiment_file_is_read_by_generate_and_check_without_flags(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    seeds = ", ".join(map(str, range(1200)))
+    text = experiment_text(variables=f"seed: [{seeds}]")
+    path = write_experiment(text)
+    refused = cli("generate", path)
+    assert refused.code == 2 and "more than the limit of 1,000" in refused.err
+    assert "experiment.max_runs" in refused.err
+    path.write_text(
+        text.replace("  framework: torchtune\n", "  framework: torchtune\n  max_runs: 1200\n")
+    )
+    assert cli("generate", path).code == 0
+    assert cli("check", path).code == 0  # as the hook and the Action run it: no flag
+    # The flag still wins, for one call.
+    lower = cli("check", path, "--max-runs", "1000")
+    assert lower.code == 2 and "more than the limit of 1,000" in lower.err
+
+
+@pytest.mark.parametrize("value", ["0", "many", "true", "1.5"])
+def test_a_run_limit_that_is_not_a_positive_whole_number_is_refused_at_its_line(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult], value: str
+) -> None:
+    text = experiment_text().replace(
+        "  framework: torchtune\n", f"  framework: torchtune\n  max_runs: {value}\n"
+    )
+    result = cli("generate", write_experiment(text))
+    assert result.code == 2
+    assert result.err.startswith("error: ") and ":4:" in result.err
+    assert "experiment.max_runs must be a whole number of at least 1" in result.err
+
+
+def test_numbers_fill_placeholders_in_their_shortest_form(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            variables="learning_rate: [2.0e-05, 0.0003, 1.0e+20]",
+            controls="output_dir: /scratch/lr{learning_rate}",
+        )
+    )
+    generate(path)
+    mapping = yaml.safe_load((path.parent / "configs" / "run_mapping.yaml").read_text())
+    assert [run["output_dir"] for run in mapping["runs"]] == [
+        "/scratch/lr2e-05",
+        "/scratch/lr0.0003",
+        "/scratch/lr1e+20",
+    ]
+
+
+def test_run_mapping_names_a_new_keys_variable_as_its_key(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(variables="+note: [a, b]"))
+    generate(path)
+    mapping = yaml.safe_load((path.parent / "configs" / "run_mapping.yaml").read_text())
+    assert [run["params"] for run in mapping["runs"]] == [{"note": "a"}, {"note": "b"}]
+
+
+def test_generate_says_whether_run_mapping_was_created_kept_or_updated(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(variables="lora_rank: [8, 16]"))
+    assert cli("generate", path).out.splitlines()[-1] == "✓ Created run_mapping.yaml"
+    path.write_text(experiment_text(variables="lora_rank: [8, 16]", controls="epochs: 2"))
+    assert cli("generate", path).out.splitlines()[-1] == "✓ Kept run_mapping.yaml"  # configs only
+    path.write_text(experiment_text(variables="lora_rank: [8, 32]", controls="epochs: 2"))
+    assert cli("generate", path).out.splitlines()[-1] == "✓ Updated run_mapping.yaml"

@@ -22,9 +22,10 @@ def add_max_runs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-runs",
         type=_positive_int,
-        default=DEFAULT_MAX_RUNS,
+        default=None,
         metavar="N",
-        help=f"refuse sweeps of more runs than N (default {DEFAULT_MAX_RUNS:,})",
+        help="refuse sweeps of more runs than N (default: the experiment's experiment.max_runs, "
+        f"else {DEFAULT_MAX_RUNS:,})",
     )
 
 

@@ -88,7 +88,12 @@ def _report(generated: Generated) -> None:
         f"{display_path(generated.folder)}/{note}"
     )
     shown = generated.run_mapping.name if generated.write else display_path(generated.run_mapping)
-    verb = "Kept" if generated.write and generated.write.unchanged else "Created"
+    write = generated.write
+    verb = "Created"
+    if write is not None and generated.run_mapping.name not in write.changed:
+        verb = "Kept"
+    elif write is not None and generated.run_mapping.name in write.replaced:
+        verb = "Updated"
     print(f"{mark} {verb} {shown}")
     relative = generated.plan.outputs.relative_keys()
     if relative:

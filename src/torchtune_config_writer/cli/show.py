@@ -89,6 +89,15 @@ def format_runs(
     order = _key_order(base, changes)
     shared = [path for path in order if changes[path].in_every_run(plan.run_count)]
     columns = [path for path in order if not changes[path].in_every_run(plan.run_count)]
+    # The variables' columns in the order written (the fastest-changing last), after the keys
+    # that differ for another reason (an output folder split per run).
+    setters = [placement.path for placement in plan.variables]
+
+    def written(path: KeyPath) -> tuple[int, int]:
+        ranks = [rank for rank, at in enumerate(setters) if path[: len(at)] == at]
+        return (1, ranks[0]) if ranks else (0, 0)
+
+    columns.sort(key=written)
 
     runs = "1 run" if plan.run_count == 1 else f"{plan.run_count} runs"
     lines = [f"{plan.experiment.name}: {runs} of {plan.base.label}", ""]

@@ -25,7 +25,16 @@ EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
 DEFAULT_MAX_RUNS = 1000
 
 _SECTIONS = ("experiment", "framework_config", "variables", "controls", "output", "launch")
-_EXPERIMENT_KEYS = ("name", "framework", "question", "hypothesis", "researcher", "date", "tags")
+_EXPERIMENT_KEYS = (
+    "name",
+    "framework",
+    "question",
+    "hypothesis",
+    "researcher",
+    "date",
+    "tags",
+    "max_runs",
+)
 _BASE_KEYS = ("base_config", "base_config_file")
 _FRAMEWORK_CONFIG_KEYS = (*_BASE_KEYS, "recipe")
 _OUTPUT_KEYS = ("experiment_name", "base_dir")
@@ -142,12 +151,13 @@ def _find_experiment_file(path: Path) -> Path:
     return path
 
 
-def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
+def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     """Read and check an experiment file, including the run limit.
 
     Args:
         path: An ``experiment.yaml`` or the folder that holds one.
-        max_runs: More runs than this is an error, raised before any other work.
+        max_runs: More runs than this is an error, raised before any other work; ``None``: the
+            experiment's own ``experiment.max_runs``, else :data:`DEFAULT_MAX_RUNS`.
 
     Raises:
         ConfigWriterError: any rule of the format is broken; the message points at the line.
@@ -231,11 +241,18 @@ def load_experiment(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> Experiment:
         recipe=_recipe(doc, framework_config),
         launch=read_launch(doc, section(doc, data, "launch", required=False)),
     )
-    if experiment.run_count > max_runs:
+    own = meta.get("max_runs")
+    if own is not None and (isinstance(own, bool) or not isinstance(own, int) or own < 1):
+        raise doc.error(
+            "experiment.max_runs must be a whole number of at least 1", ("experiment", "max_runs")
+        )
+    limit = max_runs if max_runs is not None else own or DEFAULT_MAX_RUNS
+    if experiment.run_count > limit:
         sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
         raise doc.error(
             f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
-            f"{max_runs:,}: sweep fewer values, or raise the limit with --max-runs",
+            f"{limit:,}: sweep fewer values, or raise the limit with experiment.max_runs in this "
+            "file (which check, the hook and the Action read too) or --max-runs",
             ("variables",),
         )
     return experiment

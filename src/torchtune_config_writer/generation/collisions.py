@@ -125,7 +125,7 @@ def _shared_folders(plans: list[Plan], reported: set[Path]) -> Iterable[Collisio
         )
 
 
-def other_experiments(checked: Sequence[Plan], max_runs: int) -> list[Plan]:
+def other_experiments(checked: Sequence[Plan], max_runs: int | None) -> list[Plan]:
     """The other experiments of the repositories the checked ones are in, planned.
 
     Broken ones are left out: each is reported when it is checked itself. An experiment

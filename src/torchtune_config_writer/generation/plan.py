@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigWriterError
-from ..experiment.load import DEFAULT_MAX_RUNS, Experiment, load_experiment
+from ..experiment.load import Experiment, load_experiment
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
@@ -116,7 +116,7 @@ class Plan:
 def plan_experiment(
     path: Path,
     *,
-    max_runs: int = DEFAULT_MAX_RUNS,
+    max_runs: int | None = None,
     refresh_base: bool = False,
     reuse_recorded_base: bool = True,
 ) -> Plan:

@@ -96,7 +96,9 @@ def render_mapping_entry(
     Rendered run by run, so a sweep of 10,000 runs never holds 10,000 entries as YAML nodes; a
     block sequence is the concatenation of its items, so the bytes are those of one dump.
     """
-    entry: dict[str, Any] = {"id": run_id, "params": FlowMapping(params)}
+    # A new key's variable (+note) is named as its key, the name the config has.
+    named = {name.removeprefix("+"): value for name, value in params.items()}
+    entry: dict[str, Any] = {"id": run_id, "params": FlowMapping(named)}
     if isinstance(output_dir, str):
         entry["output_dir"] = output_dir
     if command is not None:

@@ -7,6 +7,7 @@ a literal ``{name}``. Only strings of the experiment file are filled, never the 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -105,6 +106,8 @@ def text_of(value: Any) -> str | None:
         return value
     if isinstance(value, (list, dict)):
         return None
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)  # the shortest form that reads back the same: 2e-05, not 2.0e-05
     return dump_inline(value)
 
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigWriterError, ExitCode
-from ..experiment.load import DEFAULT_MAX_RUNS
 from ..generation.collisions import find_collisions, other_experiments
 from ..generation.plan import plan_experiment, render_files
 from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
@@ -46,7 +45,7 @@ def check(
     paths: Sequence[Path | str] = (),
     *,
     fix: bool = False,
-    max_runs: int = DEFAULT_MAX_RUNS,
+    max_runs: int | None = None,
     start: Path | str = ".",
 ) -> CheckResult:
     """Check generated folders against their experiments.
@@ -76,7 +75,7 @@ def check(
 
 
 def _check(
-    experiments: list[Path], paths: Sequence[Path | str], fix: bool, max_runs: int
+    experiments: list[Path], paths: Sequence[Path | str], fix: bool, max_runs: int | None
 ) -> CheckResult:
     result = CheckResult()
     plans = []

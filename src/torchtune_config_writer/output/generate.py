@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import ConfigWriterError
-from ..experiment.load import DEFAULT_MAX_RUNS, find_experiment_file
+from ..experiment.load import find_experiment_file
 from ..generation.collisions import find_collisions, other_experiments
 from ..generation.plan import Plan, plan_experiment, render_files
 from ..workspace.layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
@@ -48,7 +48,7 @@ def generate(
     path: Path | str,
     *,
     output_base_dir: Path | str | None = None,
-    max_runs: int = DEFAULT_MAX_RUNS,
+    max_runs: int | None = None,
     refresh_base: bool = False,
 ) -> Generated:
     """Generate the configs of one experiment.
@@ -75,7 +75,7 @@ def generate_many(
     paths: Sequence[Path | str],
     *,
     output_base_dir: Path | str | None = None,
-    max_runs: int = DEFAULT_MAX_RUNS,
+    max_runs: int | None = None,
     refresh_base: bool = False,
 ) -> list[Generated]:
     """Generate several experiments; bad input in any of them is found before any is written.

@@ -57,11 +57,13 @@ class WriteResult:
         folder: The folder written.
         changed: Files written with new content (added or modified), sorted.
         removed: Our files that the new sweep no longer produces, sorted.
+        replaced: Those of ``changed`` that were there before, with other content.
     """
 
     folder: Path
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
@@ -288,8 +290,11 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
                     raise _not_ours(target)
                 _write_file(new / name, content)
                 written.add(name)
-                if not existed or read_or_none(folder / name) != content:
+                before = read_or_none(folder / name) if existed else None
+                if before != content:
                     result.changed.append(name)
+                    if before is not None:
+                        result.replaced.append(name)
             result.removed = stale_files(folder, written)
             result.changed.sort()
             if not result.unchanged:

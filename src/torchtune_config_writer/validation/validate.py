@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError, require_path
-from ..experiment.load import DEFAULT_MAX_RUNS, EXPERIMENT_FILE_NAMES
+from ..experiment.load import EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, other_experiments
 from ..generation.plan import Plan, parts, plan_experiment
 from ..wording import closest
@@ -87,7 +87,7 @@ def validate_targets(
     runtime = load_runtime()
     result = ValidationResult(versions=dict(runtime.versions))
     plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
-    collisions = find_collisions(plans, other_experiments(plans, DEFAULT_MAX_RUNS))
+    collisions = find_collisions(plans, other_experiments(plans, None))
     for index, target in enumerate(targets):
         if progress is not None:
             progress(index, len(targets), target.config)
