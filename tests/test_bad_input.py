@@ -1090,3 +1090,51 @@ def test_a_recipe_file_name_too_long_for_the_file_system_is_one_error(
     assert_refused(
         result, str(path), 6, f"cannot read framework_config.recipe {name}: File name too long"
     )
+
+
+# ---- messages in the user's terms ----
+
+
+@pytest.mark.parametrize(
+    "where", ["  name: study\n\tframework: torchtune\n", "  name: study\n \tframework: torchtune\n"]
+)
+def test_a_tab_in_the_indentation_is_named_with_its_line_and_column(
+    generated: Path, cli: Callable[..., CliResult], where: str
+) -> None:
+    text = experiment_text().replace("  name: study\n  framework: torchtune\n", where)
+    result = generate_bad(cli, generated, text)
+    column = where.splitlines()[1].index("\t") + 1
+    message = assert_refused(result, "exp/experiment.yaml", 3, "a tab in the indentation")
+    assert result.err.startswith(f"error: exp/experiment.yaml:3:{column}: ")
+    assert "replace the tab with spaces" in message
+
+
+def test_a_name_that_is_not_ascii_says_ascii_and_suggests_a_spelling(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    text = experiment_text().replace("name: study", "name: étude_lr")
+    result = generate_bad(cli, generated, text)
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        2,
+        ("has 'é', which is not ASCII", "use ASCII letters", "(e.g. 'etude_lr')"),
+    )
+
+
+@pytest.mark.needs_torchtune
+def test_a_recipe_named_as_base_config_is_said_to_be_a_recipe_with_its_configs(
+    generated: Path, cli: Callable[..., CliResult]
+) -> None:
+    text = experiment_text(base="base_config: lora_dpo_single_device")
+    result = generate_bad(cli, generated, text)
+    assert_refused(
+        result,
+        "exp/experiment.yaml",
+        5,
+        (
+            "'lora_dpo_single_device' is a torchtune recipe, and base_config names a recipe "
+            "config: one of its configs (",
+            "llama3_1/8B_lora_dpo_single_device",
+        ),
+    )

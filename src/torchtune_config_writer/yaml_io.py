@@ -282,7 +282,7 @@ def _parse_yaml(raw: bytes, path: Path) -> Document:
         message = f"the character #x{exc.character:04x} is not allowed in YAML ({exc.reason})"
         raise ConfigWriterError(f"{message}: remove it", path, *_line_column(raw, offset)) from None
     except yaml.MarkedYAMLError as exc:
-        raise _marked_error(exc, path) from None
+        raise _tab_error(text, exc, path) or _marked_error(exc, path) from None
     finally:
         loader.dispose()
     return Document(path, data, dict(_key_positions(node)), raw)
@@ -292,6 +292,27 @@ def _line_column(raw: bytes, offset: int) -> tuple[int, int]:
     """1-based line and column (in characters) of a byte offset."""
     start = raw.rfind(b"\n", 0, offset) + 1
     return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
+
+
+def _tab_error(text: str, exc: yaml.MarkedYAMLError, path: Path) -> ConfigWriterError | None:
+    """A tab in the indentation of the line YAML stopped at (or the one before), said as such:
+    PyYAML's "found character that cannot start any token" does not name it."""
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    for number in (mark.line, mark.line - 1):
+        if 0 <= number < len(lines):
+            indent = lines[number][: len(lines[number]) - len(lines[number].lstrip(" \t"))]
+            if "\t" in indent:
+                return ConfigWriterError(
+                    "a tab in the indentation: YAML indents with spaces only; replace the tab "
+                    "with spaces",
+                    path,
+                    number + 1,
+                    indent.index("\t") + 1,
+                )
+    return None
 
 
 def _marked_error(exc: yaml.MarkedYAMLError, path: Path) -> ConfigWriterError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -294,9 +295,23 @@ def _recipe(doc: Document, framework_config: dict[str, Any]) -> str | None:
 
 
 def _check_safe_name(doc: Document, name: str, keypath: KeyPath) -> None:
+    foreign = next((char for char in name if not char.isascii()), None)
+    if foreign is not None:
+        raise doc.error(
+            f"{dotted(keypath)} '{name}' becomes a folder name and has '{foreign}', which is not "
+            "ASCII: use ASCII letters, digits, '.', '_' and '-' only (e.g. "
+            f"'{_ascii_spelling(name)}')",
+            keypath,
+        )
     if not _SAFE_NAME.fullmatch(name):
         raise doc.error(
             f"{dotted(keypath)} '{name}' becomes a folder name: use letters, digits, "
             "'.', '_' and '-' only, starting with a letter or digit",
             keypath,
         )
+
+
+def _ascii_spelling(name: str) -> str:
+    """``étude`` as ``etude``: the accents dropped, anything else not ASCII as ``_``."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9._-]", "_", plain) or "study"

@@ -154,6 +154,14 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
             ("framework_config", "base_config"),
         )
     config = torchtune.find(recipe)
+    if config is None and recipe in torchtune.recipes:  # a recipe, not one of its configs
+        own = [c.name for c in torchtune.configs if c.recipe == recipe and c.path.exists()]
+        listing = ", ".join(own) if own else "none ships with torchtune"
+        raise experiment.error(
+            f"'{recipe}' is a torchtune recipe, and base_config names a recipe config: one of "
+            f"its configs ({listing}); `tune run {recipe}` then runs it",
+            ("framework_config", "base_config"),
+        )
     if config is None:
         close = torchtune.close_matches(recipe)
         hint = f"did you mean {' or '.join(repr(name) for name in close)}? " if close else ""
