@@ -1138,3 +1138,37 @@ def test_a_recipe_named_as_base_config_is_said_to_be_a_recipe_with_its_configs(
             "llama3_1/8B_lora_dpo_single_device",
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("control", "hint"),
+    [
+        ("optimizer.learning_rate: 1.0e-4", "did you mean 'optimizer.lr'?"),
+        ("optimizer.weight_decai: 0.1", "did you mean 'optimizer.weight_decay'?"),
+        ("loss.beta: 0.1", "loss has _component_."),
+    ],
+)
+def test_a_misspelt_key_under_a_known_parent_is_matched_among_that_parents_keys(
+    generated: Path, cli: Callable[..., CliResult], control: str, hint: str
+) -> None:
+    result = generate_bad(cli, generated, experiment_text(controls=control))
+    message = assert_refused(result, "exp/experiment.yaml", 7, hint)
+    assert "did you mean 'loss'" not in message and "did you mean 'learning_rate'" not in message
+
+
+@pytest.mark.needs_torchtune
+@pytest.mark.parametrize("name", ["lora_rank", "model.lora_rank", "model.lora_attn_modules"])
+def test_a_lora_argument_on_a_full_finetune_config_suggests_the_lora_config_of_that_model(
+    generated: Path, cli: Callable[..., CliResult], name: str
+) -> None:
+    text = experiment_text(
+        base="base_config: llama3_2/1B_full_single_device", controls=f"{name}: 8"
+    )
+    result = generate_bad(cli, generated, text)
+    message = assert_refused(
+        result,
+        "exp/experiment.yaml",
+        7,
+        "use a LoRA config of the same model (llama3_2/1B_lora_single_device) as base_config",
+    )
+    assert f"'+{name}'" not in message

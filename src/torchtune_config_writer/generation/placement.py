@@ -13,6 +13,7 @@ from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
 from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline
+from . import recipes
 from .templates import (
     RUN_ID,
     Placeholder,
@@ -85,7 +86,7 @@ def resolve_parameter(
     path = _split(name, base)
     if len(path) > 1:
         if lookup(base, path) is MISSING:
-            raise experiment.error(_not_found_message(name, base), parameter.keypath)
+            raise experiment.error(_not_found_message(name, base, experiment), parameter.keypath)
         return path
     if name in base:
         return (name,)
@@ -102,7 +103,7 @@ def resolve_parameter(
             "write the dotted path of the one you mean",
             parameter.keypath,
         )
-    raise experiment.error(_not_found_message(name, base), parameter.keypath)
+    raise experiment.error(_not_found_message(name, base, experiment), parameter.keypath)
 
 
 def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
@@ -180,7 +181,16 @@ def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
         yield from _key_paths(value, path)
 
 
-def _not_found_message(name: str, base: dict[str, Any]) -> str:
+def _not_found_message(name: str, base: dict[str, Any], experiment: Experiment) -> str:
+    lora = _lora_config_instead(name, experiment)
+    if lora is not None:
+        return lora
+    hint = _within_known_parent(name, base)
+    if hint is not None:
+        return (
+            f"'{name}' is not in the base config: {hint}To add it as a new key on purpose, "
+            f"write '+{name}'"
+        )
     candidates = {dotted(path): path for path in _key_paths(base)}
     candidates.update({alias: path for alias, path in ALIASES.items()})
     close = closest(name, candidates)
@@ -193,6 +203,73 @@ def _not_found_message(name: str, base: dict[str, Any]) -> str:
         f"'{name}' is not in the base config: {hint}"
         f"To add it as a new key on purpose, write '+{name}'"
     )
+
+
+# The model arguments only LoRA models take: set on a full-finetune config, the fix is another
+# config, not a new key that the model would refuse.
+LORA_ARGUMENTS = frozenset(
+    {
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_attn_modules",
+        "apply_lora_to_mlp",
+        "apply_lora_to_output",
+        "use_dora",
+        "quantize_base",
+    }
+)
+
+
+def _lora_config_instead(name: str, experiment: Experiment) -> str | None:
+    """For a LoRA argument on a built-in config without LoRA: the LoRA config of its model."""
+    config = experiment.base_config
+    if name.rsplit(".", 1)[-1] not in LORA_ARGUMENTS or config is None or "lora" in config:
+        return None
+    torchtune = recipes.installed_torchtune()
+    known = {c.name for c in torchtune.configs} if torchtune is not None else set()
+    model, _, variant = config.rpartition("/")
+    twins = [
+        f"{model}/{variant.replace(kind, 'lora', 1)}"
+        for kind in ("full", "qlora")
+        if kind in variant
+    ]
+    found = [twin for twin in twins if twin in known]
+    same_model = sorted(c for c in known if c.startswith(f"{model}/") and "lora" in c)
+    suggestions = found or same_model[:3]
+    instead = (
+        f"use a LoRA config of the same model ({' or '.join(suggestions)}) as base_config"
+        if suggestions
+        else "use a LoRA recipe config as base_config (see `torchtune-config-writer recipes lora`)"
+    )
+    return (
+        f"'{name}' is an argument of LoRA models, and {config} fine-tunes the full model: "
+        f"{instead}; a new key would be refused by the model"
+    )
+
+
+def _within_known_parent(name: str, base: dict[str, Any]) -> str | None:
+    """The hint for a dotted name whose parent is a mapping of the base: a key of that parent
+    (``optimizer.learning_rate`` → ``optimizer.lr``), never the parent itself (``loss.beta`` is
+    not ``loss``); ``None`` when no part before the last is in the base."""
+    parts = name.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        parent_path = _split(".".join(parts[:depth]), base)
+        parent = lookup(base, parent_path)
+        if not isinstance(parent, dict):
+            continue
+        prefix = dotted(parent_path)
+        rest = ".".join(parts[depth:])
+        alias = ALIASES.get(rest)
+        if alias is not None and alias[:-1] == parent_path and alias[-1] in parent:
+            return f"did you mean '{dotted(alias)}'? "
+        keys = [str(key) for key in parent]
+        close = closest(parts[depth], keys)
+        if close is not None:
+            return f"did you mean '{prefix}.{close}'? "
+        shown = ", ".join(keys[:12]) + (", …" if len(keys) > 12 else "")
+        return f"{prefix} has {shown or 'no keys'}. "
+    return None
 
 
 def _leaf_paths(value: Any, path: KeyPath) -> Iterator[KeyPath]:
