@@ -19,7 +19,7 @@ import yaml
 
 from .errors import ConfigWriterError
 from .yaml_safety import MAX_DEPTH as _MAX_DEPTH
-from .yaml_safety import check_nodes, deep_flow_offset
+from .yaml_safety import REPLACE_TAG, check_nodes, deep_flow_offset
 
 try:  # libyaml's parser and emitter; the constructors and representers stay Python.
     from yaml import CSafeDumper as _SafeDumper
@@ -111,6 +111,29 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+class Replace(dict[Any, Any]):
+    """A mapping written ``!replace {...}``: it replaces the base's mapping whole instead of
+    merging into it (the component swap: a ConstantLR keeps none of a cosine schedule's keys)."""
+
+
+def _construct_replace(loader: _Loader, node: yaml.MappingNode) -> Iterator[Replace]:
+    replaced = Replace()
+    yield replaced  # PyYAML's two-step construction of mappings (aliases may point here)
+    replaced.update(loader.construct_mapping(node))
+
+
+_Loader.add_constructor(REPLACE_TAG, _construct_replace)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every :class:`Replace` mapping as a plain one (what a config holds)."""
+    if isinstance(value, dict):
+        return {key: plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
 class FlowMapping(dict[Any, Any]):
     """A mapping written on one line, ``{a: 1, b: 2}`` (run parameters in ``run_mapping.yaml``)."""
 
@@ -140,8 +163,13 @@ def _represent_list(dumper: _Dumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence(_SEQ_TAG, data, flow_style=flat)
 
 
+def _represent_replace(dumper: _Dumper, data: Replace) -> yaml.Node:
+    return dumper.represent_mapping(REPLACE_TAG, data, flow_style=True)
+
+
 _Dumper.add_representer(dict, _represent_dict)
 _Dumper.add_representer(FlowMapping, _represent_flow_dict)
+_Dumper.add_representer(Replace, _represent_replace)
 _Dumper.add_representer(list, _represent_list)
 
 
@@ -163,6 +191,7 @@ _InlineDumper.add_representer(
     list, lambda dumper, data: dumper.represent_sequence(_SEQ_TAG, data, flow_style=True)
 )
 _InlineDumper.add_representer(str, _represent_inline_str)
+_InlineDumper.add_representer(Replace, _represent_replace)
 
 
 def dump_yaml(data: Any) -> str:

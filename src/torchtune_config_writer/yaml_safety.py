@@ -32,6 +32,8 @@ _PLAIN_TAGS = frozenset(
 
 
 _KEY_TAGS = frozenset(("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"))
+# The one local tag: a mapping that replaces the base's whole (yaml_io.Replace).
+REPLACE_TAG = "!replace"
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
@@ -77,9 +79,15 @@ def check_nodes(root: yaml.Node) -> None:
             _fail("an alias refers to the mapping or list that contains it: remove the loop", node)
         if ident in sizes:
             return sizes[ident]
-        if node.tag not in _PLAIN_TAGS:
+        if node.tag == REPLACE_TAG and not isinstance(node, yaml.MappingNode):
+            _fail("!replace takes a mapping: it replaces the base's mapping there whole", node)
+        if node.tag not in _PLAIN_TAGS and node.tag != REPLACE_TAG:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-            _fail(f"the tag {tag} is not allowed: write plain YAML values", node)
+            _fail(
+                f"the tag {tag} is not allowed: write plain YAML values (!replace before a "
+                "mapping is the one tag there is)",
+                node,
+            )
         if depth > MAX_DEPTH:
             _fail(f"nested more than {MAX_DEPTH} levels deep: flatten it", node)
         if isinstance(node, yaml.MappingNode):

@@ -18,7 +18,7 @@ from ..yaml_io import Document, KeyPath, dotted, dump_inline
 
 T = TypeVar("T")
 
-_PARAMETER = re.compile(r"\+?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+_PARAMETER = re.compile(r"[+~]?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 _GROUP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -69,6 +69,19 @@ def read_parameters(doc: Document, entries: dict[str, Any], section: str) -> tup
             parameters.extend(_linked_group(doc, name, value))
             continue
         _check_parameter_name(doc, name, keypath)
+        if name.startswith("~"):  # torchtune's own syntax for deleting a key of the config
+            if section != "controls":
+                raise doc.error(
+                    f"'{name}' deletes {name[1:]} in every run: put it under controls (a "
+                    f"variable's mapping values may hold ~key: too)",
+                    keypath,
+                )
+            if value is not None:
+                raise doc.error(
+                    f"'{name}' deletes {name[1:]}: give it no value ({name}:), or drop the ~ to "
+                    "set it",
+                    keypath,
+                )
         if section == "controls":
             parameters.append(Parameter(name, (value,), keypath))
         else:
@@ -80,7 +93,7 @@ def _check_parameter_name(doc: Document, name: Any, keypath: KeyPath) -> None:
     if not isinstance(name, str) or not _PARAMETER.fullmatch(name):
         raise doc.error(
             f"'{name}' is not a parameter name: write a config key such as lora_rank, a dotted "
-            "path such as optimizer.lr, or +name to add a new key",
+            "path such as optimizer.lr, +name to add a new key, or ~name to delete one",
             keypath,
         )
 

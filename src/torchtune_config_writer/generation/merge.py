@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..yaml_io import KeyPath, a_type_name, dotted, dump_inline
+from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline, plain
 
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
 # every built-in config with the annotations of the parameters its values go to.
 FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalty"})
+
+
+# Merged at a key path, deletes the key there (a control ``~key:``).
+DELETE: Any = object()
 
 
 class MergeConflict(Exception):
@@ -43,6 +47,14 @@ def _merge_at(node: Any, path: KeyPath, depth: int, value: Any) -> Any:
     if depth == len(path):
         return merge_value(node, value, path)
     key = path[depth]
+    if value is DELETE and depth == len(path) - 1:
+        if isinstance(node, dict) and key in node:
+            return {name: inner for name, inner in node.items() if name != key}
+        if isinstance(node, list) and isinstance(key, int) and key < len(node):
+            return [item for index, item in enumerate(node) if index != key]
+        raise MergeConflict(
+            f"~{dotted(path)} deletes nothing: the base has no {dotted(path)}", path
+        )
     if isinstance(node, list) and isinstance(key, int):
         items = list(node)
         items[key] = _merge_at(node[key], path, depth + 1, value)
@@ -66,11 +78,27 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
     (how a torchtune feature is switched off), and an OmegaConf ``${...}`` on either side. A
     float never replaces an integer, not even a whole one (``batch_size: 4.0``).
     """
+    if isinstance(new, Replace):
+        if old is not None and not isinstance(old, dict) and not _is_interpolation(old):
+            raise MergeConflict(
+                f"{dotted(path)} is {a_type_name(old)} in the base ({_short(old)}): !replace "
+                "replaces a mapping",
+                path,
+            )
+        return plain(new)
     if isinstance(old, dict) and isinstance(new, dict):
         merged = dict(old)
         for key, inner in new.items():
+            if isinstance(key, str) and key.startswith("~"):  # ~key: deletes the base's key
+                _check_deletion(old, key, inner, path)
+                merged.pop(key[1:])
+                continue
             merged[key] = merge_value(old[key], inner, (*path, key)) if key in old else inner
         return merged
+    if isinstance(new, dict):
+        for key, inner in new.items():
+            if isinstance(key, str) and key.startswith("~"):
+                _check_deletion({}, key, inner, path)
     if not _compatible(old, new):
         raise MergeConflict(
             f"{dotted(path)} is {a_type_name(old)} in the base ({_short(old)}), but the experiment "
@@ -89,6 +117,22 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
             path,
         )
     return new
+
+
+def _check_deletion(old: dict[str, Any], key: str, value: Any, path: KeyPath) -> None:
+    where = (*path, key)
+    if value is not None:
+        raise MergeConflict(
+            f"{dotted(where)} deletes {key[1:]}: give it no value ({key}:), or drop the ~ to "
+            "set it",
+            where,
+        )
+    if key[1:] not in old:
+        raise MergeConflict(
+            f"{dotted(where)} deletes nothing: {dotted(path) or 'the config'} has no {key[1:]} in "
+            "the base",
+            where,
+        )
 
 
 def _is_int(value: Any) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigWriterError
 from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
 from ..wording import closest
@@ -83,6 +84,17 @@ def resolve_parameter(
     name = parameter.name
     if name.startswith("+"):
         return _new_key_path(experiment, parameter, base)
+    if name.startswith("~"):  # deletes the key that the name without ~ would set
+        kept = Parameter(name[1:], parameter.values, parameter.keypath)
+        try:
+            return resolve_parameter(experiment, kept, base)
+        except ConfigWriterError as error:
+            if "is not in the base config" not in error.message:
+                raise
+            raise experiment.error(
+                f"'{name}' deletes nothing: the base config has no {name[1:]}",
+                parameter.keypath,
+            ) from None
     path = _split(name, base)
     if len(path) > 1:
         if lookup(base, path) is MISSING:

@@ -29,7 +29,7 @@ from ..yaml_io import KeyPath, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
 from .launch import RunFolders, render_slurm_script, run_config, tune_run
-from .merge import MergeConflict, merge_at
+from .merge import DELETE, MergeConflict, merge_at
 from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
 from .placement import Placement, check_interpolations, check_placeholders, place_parameters
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
@@ -269,6 +269,8 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
 def _merge_checked(
     experiment: Experiment, config: dict[str, Any], placement: Placement, value: Any, index: int
 ) -> dict[str, Any]:
+    if placement.parameter.name.startswith("~"):
+        value = DELETE
     try:
         merged: dict[str, Any] = merge_at(config, placement.path, value)
     except MergeConflict as conflict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..yaml_io import FlowMapping, dump_inline, dump_yaml
+from ..yaml_io import FlowMapping, dump_inline, dump_yaml, plain
 from .sweep import Run
 
 TOOL = "torchtune-config-writer"
@@ -97,7 +97,7 @@ def render_mapping_entry(
     block sequence is the concatenation of its items, so the bytes are those of one dump.
     """
     # A new key's variable (+note) is named as its key, the name the config has.
-    named = {name.removeprefix("+"): value for name, value in params.items()}
+    named = {name.removeprefix("+"): plain(value) for name, value in params.items()}
     entry: dict[str, Any] = {"id": run_id, "params": FlowMapping(named)}
     if isinstance(output_dir, str):
         entry["output_dir"] = output_dir
