@@ -149,7 +149,7 @@ def test_run_id_and_variables_fill_strings_of_controls_and_variables(
     assert [run["dataset"]["data_files"] for run in runs[:2]] == ["/data/a_8.json", "/data/b.json"]
     assert runs[4]["dataset"]["data_files"] == "/data/a_16.json"
     # The mapping and the header give the values each run has, filled in.
-    assert mapping_of(path)[4]["params"]["+dataset.data_files"] == "/data/a_16.json"
+    assert mapping_of(path)[4]["params"]["dataset.data_files"] == "/data/a_16.json"  # no +
     header = (path.parent / "configs" / "run_004.yaml").read_text().splitlines()[2]
     assert header.endswith("+dataset.data_files=/data/a_16.json")
     # {run_id} gives every run its own folder, so none is appended.
