@@ -322,3 +322,26 @@ def test_generate_says_whether_run_mapping_was_created_kept_or_updated(
     assert cli("generate", path).out.splitlines()[-1] == "✓ Kept run_mapping.yaml"  # configs only
     path.write_text(experiment_text(variables="lora_rank: [8, 32]", controls="epochs: 2"))
     assert cli("generate", path).out.splitlines()[-1] == "✓ Updated run_mapping.yaml"
+
+
+def test_a_list_of_lists_sweeps_lists_and_a_flat_one_gets_the_hint(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(
+        experiment_text(variables="lora_attn_modules: [[q_proj, v_proj], [q_proj, k_proj, v_proj]]")
+    )
+    generate(path)
+    runs = [
+        yaml.safe_load((path.parent / "configs" / f"run_00{n}.yaml").read_text()) for n in (0, 1)
+    ]
+    assert [run["model"]["lora_attn_modules"] for run in runs] == [
+        ["q_proj", "v_proj"],
+        ["q_proj", "k_proj", "v_proj"],
+    ]
+    path.write_text(experiment_text(variables="lora_attn_modules: [q_proj, v_proj]"))
+    result = cli("generate", path)
+    assert result.code == 2
+    assert (
+        "as a variable, [q_proj, v_proj] is 2 runs of one value each: to sweep lists, write a "
+        "list of lists ([[q_proj, v_proj], …]), or put one list under controls"
+    ) in result.err

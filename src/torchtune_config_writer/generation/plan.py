@@ -25,13 +25,19 @@ from ..workspace.layout import (
     run_file,
 )
 from ..workspace.repository import symlink_escape
-from ..yaml_io import KeyPath, dump_yaml
+from ..yaml_io import KeyPath, dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
 from .launch import RunFolders, render_slurm_script, run_config, tune_run
 from .merge import DELETE, MergeConflict, merge_at
 from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
-from .placement import Placement, check_interpolations, check_placeholders, place_parameters
+from .placement import (
+    Placement,
+    check_interpolations,
+    check_placeholders,
+    lookup,
+    place_parameters,
+)
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
 from .sweep import Run, Sweep, run_id_width, value_index
 from .templates import needs_filling
@@ -279,7 +285,22 @@ def _merge_checked(
             keypath = (*keypath, index)
         # A conflict inside a mapping value points at its inner key in the experiment file.
         keypath = (*keypath, *conflict.path[len(placement.path) :])
-        raise experiment.error(str(conflict), keypath) from None
+        message = str(conflict)
+        values = placement.parameter.values
+        # lora_attn_modules: [q_proj, v_proj] as a variable is two runs of one string each.
+        flat_list = (
+            placement.section == "variables"
+            and conflict.path == placement.path
+            and not any(isinstance(one, (list, dict)) for one in values)
+            and isinstance(lookup(config, placement.path), list)
+        )
+        if flat_list:
+            shown = dump_inline(list(values))
+            message += (
+                f"; as a variable, {shown} is {len(values)} runs of one value each: to sweep "
+                f"lists, write a list of lists ([{shown}, …]), or put one list under controls"
+            )
+        raise experiment.error(message, keypath) from None
     return merged
 
 
