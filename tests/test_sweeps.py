@@ -11,9 +11,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import ConfigWriterError, generate
-from torchtune_config_writer.generation import templates
+from torchtune_config_writer.generation import recipes, templates
 
-from .conftest import CliResult, experiment_text
+from .conftest import RECIPE, CliResult, experiment_text
 
 
 def generated_runs(experiment: Path) -> list[dict[str, Any]]:
@@ -345,3 +345,72 @@ def test_a_list_of_lists_sweeps_lists_and_a_flat_one_gets_the_hint(
         "as a variable, [q_proj, v_proj] is 2 runs of one value each: to sweep lists, write a "
         "list of lists ([[q_proj, v_proj], …]), or put one list under controls"
     ) in result.err
+
+
+DATASETS = """
+dataset:
+  - {_component_: torchtune.datasets.alpaca_cleaned_dataset, packed: false}
+  - {_component_: torchtune.datasets.slimorca_dataset, packed: false}
+"""
+
+
+def test_a_list_of_datasets_replaces_the_bases_one_for_a_recipe_that_concatenates(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(controls=DATASETS))
+    generate(path)
+    config = OmegaConf.to_container(OmegaConf.load(path.parent / "configs" / "run_000.yaml"))
+    assert config["dataset"] == [  # type: ignore[index]
+        {"_component_": "torchtune.datasets.alpaca_cleaned_dataset", "packed": False},
+        {"_component_": "torchtune.datasets.slimorca_dataset", "packed": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("base", "controls", "message"),
+    [
+        (
+            f"base_config: {RECIPE}\n  recipe: eleuther_eval",
+            DATASETS,
+            "eleuther_eval builds one dataset from dataset: a list of datasets needs a recipe",
+        ),
+        (
+            f"base_config: {RECIPE}",
+            "optimizer:\n  - {_component_: torch.optim.AdamW}",
+            "optimizer is a mapping in the base",
+        ),
+    ],
+)
+def test_a_list_where_the_recipe_takes_one_mapping_is_refused_at_its_line(
+    write_experiment: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    base: str,
+    controls: str,
+    message: str,
+) -> None:
+    result = cli("generate", write_experiment(experiment_text(base=base, controls=controls)))
+    assert result.code == 2 and message in result.err, result.err
+
+
+@pytest.mark.needs_torchtune
+def test_the_recipes_that_take_a_list_of_datasets_are_the_ones_whose_source_concatenates() -> None:
+    torchtune = recipes.installed_torchtune()
+    assert torchtune is not None
+    concatenating = {
+        name
+        for name, source in torchtune.recipes.items()
+        if source.suffix == ".py"
+        and source.exists()
+        and "isinstance(cfg_dataset, ListConfig)" in source.read_text()
+    }
+    assert concatenating == recipes.DATASET_LIST_RECIPES
+
+
+@pytest.mark.needs_torch
+def test_a_list_of_datasets_passes_validate(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_experiment(experiment_text(controls=DATASETS))
+    generate(path)
+    result = cli("validate", path.parent)
+    assert result.code == 0, result.out

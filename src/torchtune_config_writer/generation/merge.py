@@ -14,6 +14,9 @@ from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline, plain
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
 # every built-in config with the annotations of the parameters its values go to.
 FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalty"})
+# Where torchtune's recipes take a list of mappings for a mapping: `dataset`, each item a dataset
+# they concatenate (the plan checks that the recipe is one of those, generation/recipes.py).
+LIST_OF_MAPPINGS_KEYS = frozenset({("dataset",)})
 
 
 # Merged at a key path, deletes the key there (a control ``~key:``).
@@ -78,6 +81,14 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
     (how a torchtune feature is switched off), and an OmegaConf ``${...}`` on either side. A
     float never replaces an integer, not even a whole one (``batch_size: 4.0``).
     """
+    if (
+        isinstance(old, dict)
+        and isinstance(new, list)
+        and path in LIST_OF_MAPPINGS_KEYS
+        and new
+        and all(isinstance(item, dict) for item in new)
+    ):
+        return plain(new)  # several datasets where the base has one: a ConcatDataset
     if isinstance(new, Replace):
         if old is not None and not isinstance(old, dict) and not _is_interpolation(old):
             raise MergeConflict(

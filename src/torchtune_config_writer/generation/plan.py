@@ -161,6 +161,7 @@ def plan_experiment(
     sweep = Sweep(controlled, variables, templated)
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
     recipe = _training_recipe(experiment, base)
+    _check_dataset_lists(experiment, placements, recipe)
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
@@ -270,6 +271,27 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
             ("launch", "slurm"),
         )
     return recipe
+
+
+def _check_dataset_lists(
+    experiment: Experiment, placements: tuple[Placement, ...], recipe: str | None
+) -> None:
+    """A list under ``dataset`` only for a recipe that concatenates one (a recipe file of the
+    user's is taken at its word)."""
+    if recipe is None or recipe.endswith(".py") or recipe in recipes.DATASET_LIST_RECIPES:
+        return
+    for placement in placements:
+        if placement.path[:1] != ("dataset",):
+            continue
+        for index, value in enumerate(placement.parameter.values):
+            if isinstance(value, list):
+                at = placement.parameter.keypath
+                raise experiment.error(
+                    f"{recipe} builds one dataset from dataset: a list of datasets needs a recipe "
+                    "that concatenates them (lora_finetune_single_device, "
+                    "full_finetune_single_device, their distributed twins, …)",
+                    (*at, index) if placement.section == "variables" else at,
+                )
 
 
 def _merge_checked(

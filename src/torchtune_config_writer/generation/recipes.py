@@ -118,6 +118,27 @@ SINGLE_DEVICE_RECIPES = frozenset(
 )
 
 
+# torchtune 0.6.1's recipes that build a ConcatDataset from a list under `dataset` (their
+# _setup_data: isinstance(cfg_dataset, ListConfig)); a test reads this from their sources.
+DATASET_LIST_RECIPES = frozenset(
+    {
+        "dev/early_exit_finetune_distributed",
+        "full_dpo_distributed",
+        "full_finetune_distributed",
+        "full_finetune_single_device",
+        "knowledge_distillation_distributed",
+        "knowledge_distillation_single_device",
+        "lora_dpo_distributed",
+        "lora_dpo_single_device",
+        "lora_finetune_distributed",
+        "lora_finetune_single_device",
+        "ppo_full_finetune_single_device",
+        "qat_distributed",
+        "qat_lora_finetune_distributed",
+    }
+)
+
+
 def runs_on_one_device(recipe: str) -> bool:
     """Whether ``tune run`` refuses to launch ``recipe`` on several processes.
 
