@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from torchtune_config_writer.cli import main
 from torchtune_config_writer.generation import recipes
@@ -25,7 +27,7 @@ from torchtune_config_writer.generation.recipes import (
     BuiltinConfig,
     Torchtune,
 )
-from torchtune_config_writer.workspace.layout import CONFIGS_DIR, LOCK_FILE
+from torchtune_config_writer.workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -138,6 +140,21 @@ def assert_same_files(actual: dict[str, bytes], expected: dict[str, bytes]) -> N
             )
             problems.append("".join(diff))
     assert not problems, "\n".join(problems)
+
+
+def mapping_of(experiment: Path) -> list[dict[str, Any]]:
+    """The runs of ``run_mapping.yaml`` beside an experiment (its file or its folder)."""
+    folder = experiment if experiment.is_dir() else experiment.parent
+    runs: list[dict[str, Any]] = yaml.safe_load((folder / "configs" / RUN_MAPPING).read_text())[
+        "runs"
+    ]
+    return runs
+
+
+def runs_of(experiment: Path) -> list[dict[str, Any]]:
+    """Each generated run config as OmegaConf (what `tune run` loads) reads it, in run order."""
+    files = sorted((experiment.parent / "configs").glob("run_[0-9]*.yaml"))
+    return [OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in files]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

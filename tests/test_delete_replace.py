@@ -8,20 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import OmegaConf
 
 from torchtune_config_writer import check, generate
 
-from .conftest import CliResult, experiment_text
+from .conftest import CliResult, experiment_text, runs_of
 
 CONSTANT_LR = "torch.optim.lr_scheduler.ConstantLR"
 
 
 def run_config(path: Path, run: int = 0) -> Any:
-    """A generated run as OmegaConf (what `tune run` loads) reads it."""
-    return OmegaConf.to_container(
-        OmegaConf.load(path.parent / "configs" / f"run_{run:03d}.yaml"), resolve=False
-    )
+    return runs_of(path)[run]
 
 
 def test_a_control_with_a_tilde_deletes_the_key_in_every_run(

@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import OmegaConf
 
 from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.generation import recipes
 from torchtune_config_writer.generation.base import read_lock, render_lock
 
-from .conftest import RECIPE, CliResult, experiment_text, record_base, snapshot, torchtune_version
-
-
-def runs_of(experiment: Path) -> list[dict[str, Any]]:
-    files = sorted((experiment.parent / "configs").glob("run_[0-9]*.yaml"))
-    return [OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in files]
+from .conftest import (
+    RECIPE,
+    CliResult,
+    experiment_text,
+    record_base,
+    runs_of,
+    snapshot,
+    torchtune_version,
+)
 
 
 def write_base(tmp_path: Path, text: str) -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from torchtune_config_writer import generate
 
+from .conftest import mapping_of
 from .slurm_cluster import Cluster, Unavailable, running_cluster
 
 pytestmark = pytest.mark.needs_slurm
@@ -48,12 +49,6 @@ def study(folder: Path, base: Path, recipe: str, variables: str, controls: str, 
     )
     generate(folder)
     return folder
-
-
-def runs_of(experiment: Path) -> list[dict[str, object]]:
-    mapping = yaml.safe_load((experiment / "configs" / "run_mapping.yaml").read_text())
-    runs: list[dict[str, object]] = mapping["runs"]
-    return runs
 
 
 def logs_of(run: dict[str, object]) -> list[Path]:
@@ -115,7 +110,7 @@ def test_every_run_trains_under_slurm_and_a_resubmission_trains_only_what_did_no
         3: ("COMPLETED", 0),
     }
     for folder in (lora, full):
-        for index, run in enumerate(runs_of(folder)):
+        for index, run in enumerate(mapping_of(folder)):
             if folder is lora and index == 1:
                 assert not final_checkpoint(run).exists()
                 continue
@@ -136,13 +131,13 @@ def test_every_run_trains_under_slurm_and_a_resubmission_trains_only_what_did_no
     # Resubmitted: only the run that did not finish trains again.
     finished = {
         index: sorted((p.name, p.stat().st_mtime_ns) for p in final_checkpoint(run).iterdir())
-        for index, run in enumerate(runs_of(lora))
+        for index, run in enumerate(mapping_of(lora))
         if index != 1
     }
     fail.unlink()
     again = cluster.wait(cluster.sbatch("configs/slurm_array.sh", cwd=lora, env=env))
     assert again == {index: ("COMPLETED", 0) for index in range(4)}
-    runs = runs_of(lora)
+    runs = mapping_of(lora)
     assert any(final_checkpoint(runs[1]).iterdir())
     for index, files in finished.items():
         assert (

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.generation import recipes, templates
 
-from .conftest import RECIPE, CliResult, experiment_text
+from .conftest import RECIPE, CliResult, experiment_text, mapping_of, runs_of
 
 
 def generated_runs(experiment: Path) -> list[dict[str, Any]]:
@@ -22,12 +22,6 @@ def generated_runs(experiment: Path) -> list[dict[str, Any]]:
     return [
         OmegaConf.to_container(OmegaConf.load(path), resolve=False) for path in generated.run_files
     ]
-
-
-def mapping_of(experiment: Path) -> list[dict[str, Any]]:
-    text = (experiment.parent / "configs" / "run_mapping.yaml").read_text()
-    runs: list[dict[str, Any]] = yaml.safe_load(text)["runs"]
-    return runs
 
 
 # Linked variables
@@ -296,8 +290,7 @@ def test_numbers_fill_placeholders_in_their_shortest_form(
         )
     )
     generate(path)
-    mapping = yaml.safe_load((path.parent / "configs" / "run_mapping.yaml").read_text())
-    assert [run["output_dir"] for run in mapping["runs"]] == [
+    assert [run["output_dir"] for run in mapping_of(path)] == [
         "/scratch/lr2e-05",
         "/scratch/lr0.0003",
         "/scratch/lr1e+20",
@@ -309,8 +302,7 @@ def test_run_mapping_names_a_new_keys_variable_as_its_key(
 ) -> None:
     path = write_experiment(experiment_text(variables="+note: [a, b]"))
     generate(path)
-    mapping = yaml.safe_load((path.parent / "configs" / "run_mapping.yaml").read_text())
-    assert [run["params"] for run in mapping["runs"]] == [{"note": "a"}, {"note": "b"}]
+    assert [run["params"] for run in mapping_of(path)] == [{"note": "a"}, {"note": "b"}]
 
 
 def test_generate_says_whether_run_mapping_was_created_kept_or_updated(
@@ -414,3 +406,16 @@ def test_a_list_of_datasets_passes_validate(
     generate(path)
     result = cli("validate", path.parent)
     assert result.code == 0, result.out
+
+
+def test_a_list_inside_the_dataset_is_no_list_of_datasets(
+    write_experiment: Callable[..., Path],
+) -> None:
+    # Only dataset itself may become a list; a list-valued key inside it is for any recipe.
+    text = experiment_text(
+        base=f"base_config: {RECIPE}\n  recipe: eleuther_eval",
+        controls="+dataset.data_files: [a.json, b.json]",
+    )
+    path = write_experiment(text)
+    generate(path)
+    assert runs_of(path)[0]["dataset"]["data_files"] == ["a.json", "b.json"]

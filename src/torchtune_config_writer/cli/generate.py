@@ -76,19 +76,19 @@ def _report(generated: Generated) -> None:
             recorded = f"recorded in {display_path(base.lock)}, "  # another experiment's record
         source = f" ({recorded}torchtune {base.torchtune_version})"
     notes = []
-    if generated.write is not None:
-        if generated.write.unchanged:
+    write = generated.write
+    if write is not None:
+        if write.unchanged:
             notes.append("unchanged")
-        if generated.write.removed:
-            notes.append(f"removed {len(generated.write.removed)} stale")
+        if write.removed:
+            notes.append(f"removed {len(write.removed)} stale")
     note = f" ({', '.join(notes)})" if notes else ""
     print(f"{mark} Loaded base config: {base.label}{source}")
     print(
         f"{mark} Generated {plural(generated.plan.run_count, 'config')} in "
         f"{display_path(generated.folder)}/{note}"
     )
-    shown = generated.run_mapping.name if generated.write else display_path(generated.run_mapping)
-    write = generated.write
+    shown = generated.run_mapping.name if write else display_path(generated.run_mapping)
     verb = "Created"
     if write is not None and generated.run_mapping.name not in write.changed:
         verb = "Kept"

@@ -44,6 +44,16 @@ class Placement:
     path: KeyPath
     section: str
 
+    def written(self) -> Iterator[tuple[KeyPath, Any]]:
+        """Each value with where the experiment file writes it: a control's entry, or the item
+        of a variable's list."""
+        keypath = self.parameter.keypath
+        if self.section != "variables":
+            yield keypath, self.parameter.values[0]
+            return
+        for index, value in enumerate(self.parameter.values):
+            yield (*keypath, index), value
+
 
 def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Placement, ...]:
     """Resolve every control and variable against ``base``, controls first.
@@ -357,13 +367,7 @@ def check_placeholders(experiment: Experiment, placements: tuple[Placement, ...]
         )
     known = [RUN_ID, *variables]
     for placement in placements:
-        parameter = placement.parameter
-        for index, value in enumerate(parameter.values):
-            at = (
-                (*parameter.keypath, index)
-                if placement.section == "variables"
-                else parameter.keypath
-            )
+        for at, value in placement.written():
             for inner, name in placeholders(value):
                 keypath = (*at, *inner)
                 if name == RUN_ID:
@@ -417,13 +421,7 @@ def check_interpolations(experiment: Experiment, placements: tuple[Placement, ..
         if p.section == "variables"
     }
     for placement in placements:
-        parameter = placement.parameter
-        for index, value in enumerate(parameter.values):
-            at = (
-                (*parameter.keypath, index)
-                if placement.section == "variables"
-                else parameter.keypath
-            )
+        for at, value in placement.written():
             for inner, text in strings(value):
                 for written in _as_written(text, texts):
                     problem = interpolation_problem(written)

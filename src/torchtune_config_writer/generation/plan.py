@@ -29,7 +29,7 @@ from ..yaml_io import KeyPath, dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
 from .launch import RunFolders, render_slurm_script, run_config, tune_run
-from .merge import DELETE, MergeConflict, merge_at
+from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
 from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
 from .placement import (
     Placement,
@@ -148,8 +148,8 @@ def plan_experiment(
     placements = place_parameters(experiment, base.config)
     controlled: dict[str, Any] = base.config
     for placement in placements:
-        for index, value in enumerate(placement.parameter.values):
-            merged = _merge_checked(experiment, controlled, placement, value, index)
+        for at, value in placement.written():
+            merged = _merge_checked(experiment, controlled, placement, value, at)
             if placement.section == "controls":
                 controlled = merged
     check_placeholders(experiment, placements)
@@ -281,32 +281,28 @@ def _check_dataset_lists(
     if recipe is None or recipe.endswith(".py") or recipe in recipes.DATASET_LIST_RECIPES:
         return
     for placement in placements:
-        if placement.path[:1] != ("dataset",):
-            continue
-        for index, value in enumerate(placement.parameter.values):
+        if placement.path not in LIST_OF_MAPPINGS_KEYS:  # dataset.data_files: [...] is no list
+            continue  # of datasets
+        for at, value in placement.written():
             if isinstance(value, list):
-                at = placement.parameter.keypath
                 raise experiment.error(
                     f"{recipe} builds one dataset from dataset: a list of datasets needs a recipe "
                     "that concatenates them (lora_finetune_single_device, "
                     "full_finetune_single_device, their distributed twins, …)",
-                    (*at, index) if placement.section == "variables" else at,
+                    at,
                 )
 
 
 def _merge_checked(
-    experiment: Experiment, config: dict[str, Any], placement: Placement, value: Any, index: int
+    experiment: Experiment, config: dict[str, Any], placement: Placement, value: Any, at: KeyPath
 ) -> dict[str, Any]:
     if placement.parameter.name.startswith("~"):
         value = DELETE
     try:
         merged: dict[str, Any] = merge_at(config, placement.path, value)
     except MergeConflict as conflict:
-        keypath: KeyPath = placement.parameter.keypath
-        if placement.section == "variables":
-            keypath = (*keypath, index)
         # A conflict inside a mapping value points at its inner key in the experiment file.
-        keypath = (*keypath, *conflict.path[len(placement.path) :])
+        keypath = (*at, *conflict.path[len(placement.path) :])
         message = str(conflict)
         values = placement.parameter.values
         # lora_attn_modules: [q_proj, v_proj] as a variable is two runs of one string each.
