@@ -32,14 +32,6 @@ if [[ ! -f $config ]]; then
   echo "error: $config is missing: regenerate lora_scaling_study (torchtune-config-writer generate)" >&2
   exit 2
 fi
-output_dirs=(
-  /scratch/results/lora_scaling/rank8_lr0.0001
-  /scratch/results/lora_scaling/rank16_lr0.0001
-  /scratch/results/lora_scaling/rank32_lr0.0001
-  /scratch/results/lora_scaling/rank8_lr0.0003
-  /scratch/results/lora_scaling/rank16_lr0.0003
-  /scratch/results/lora_scaling/rank32_lr0.0003
-)
 final_checkpoints=(
   /scratch/results/lora_scaling/rank8_lr0.0001/epoch_1
   /scratch/results/lora_scaling/rank16_lr0.0001/epoch_1
@@ -47,6 +39,14 @@ final_checkpoints=(
   /scratch/results/lora_scaling/rank8_lr0.0003/epoch_1
   /scratch/results/lora_scaling/rank16_lr0.0003/epoch_1
   /scratch/results/lora_scaling/rank32_lr0.0003/epoch_1
+)
+output_dirs=(
+  /scratch/results/lora_scaling/rank8_lr0.0001
+  /scratch/results/lora_scaling/rank16_lr0.0001
+  /scratch/results/lora_scaling/rank32_lr0.0001
+  /scratch/results/lora_scaling/rank8_lr0.0003
+  /scratch/results/lora_scaling/rank16_lr0.0003
+  /scratch/results/lora_scaling/rank32_lr0.0003
 )
 mkdir -p "${output_dirs[run]}"
 exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" 2>&1

@@ -158,9 +158,9 @@ def render_slurm_script(
         "  exit 2\n"
         "fi\n"
     )
-    script += _table("output_dirs", [run.output_dir for run in runs])
     script += _table("final_checkpoints", [run.final_checkpoint for run in runs])
     if logs:
+        script += _table("output_dirs", [run.output_dir for run in runs])
         script += (
             'mkdir -p "${output_dirs[run]}"\n'
             'exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" '
