@@ -10,6 +10,8 @@ import pytest
 
 from torchtune_config_writer.generation.recipes import installed_torchtune
 from torchtune_config_writer.validation.recipe_keys import (
+    Passed,
+    arguments_passed_by_recipe,
     keys_read_by_recipe,
     recipe_file_named,
     unread_top_level_keys,
@@ -222,3 +224,45 @@ def test_scanning_recipes_never_imports_torch() -> None:
     """)
     result = python_without_torch(script)
     assert result.returncode == 0, result.stderr
+
+
+def test_what_a_recipe_passes_each_component_is_read_from_its_calls(tmp_path: Path) -> None:
+    recipe = tmp_path / "my_recipe.py"
+    recipe.write_text(
+        textwrap.dedent(
+            """
+            from torchtune import config
+
+            class Recipe:
+                def setup(self, cfg):
+                    self._optimizer = config.instantiate(cfg.optimizer, self._model.parameters())
+                    self._scheduler = self._setup_lr_scheduler(
+                        cfg_lr_scheduler=cfg.get("lr_scheduler", None), steps=10
+                    )
+                    self._data = self._setup_data(cfg["dataset"])
+                    self._loss = config.instantiate(cfg.loss)
+                    if cfg.resume:
+                        self._ckpt = config.instantiate(cfg.checkpointer, resume=True, strict=1)
+                    else:
+                        self._ckpt = config.instantiate(cfg.checkpointer, resume=False)
+                    self._any = config.instantiate(cfg.model, *self._extra)
+
+                def _setup_lr_scheduler(self, cfg_lr_scheduler, steps):
+                    return config.instantiate(
+                        cfg_lr_scheduler, self._optimizer, num_training_steps=steps, last_epoch=-1
+                    )
+
+                def _setup_data(self, cfg_dataset):
+                    return config.instantiate(cfg_dataset, self._tokenizer)
+            """
+        )
+    )
+    assert arguments_passed_by_recipe(recipe) == {
+        "optimizer": Passed(1, frozenset()),
+        "lr_scheduler": Passed(1, frozenset({"num_training_steps", "last_epoch"})),
+        "dataset": Passed(1, frozenset()),
+        "loss": Passed(0, frozenset()),
+        # Built on two branches: only what both pass counts, and not as the whole call.
+        "checkpointer": Passed(0, frozenset({"resume"}), whole=False),
+        # `model` is built with *args of unknown length: nothing is known of it.
+    }

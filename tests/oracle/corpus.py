@@ -252,6 +252,40 @@ CORPUS: tuple[Case, ...] = (
         note="RuntimeError: left_pad_sequence collator is only for inference.",
     ),
     Case(
+        "scheduler_swap_good",
+        LORA,
+        controls="""
+            lr_scheduler: !replace
+              _component_: torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup
+              num_warmup_steps: 1
+        """,
+        note="a scheduler replaced whole (!replace) by one that takes what the recipe passes",
+    ),
+    Case(
+        "scheduler_key_deleted_good",
+        LORA,
+        controls="lr_scheduler: {~num_cycles: }",
+        note="~key: deletes a key of the base; the scheduler's default takes its place",
+    ),
+    Case(
+        "constant_lr_swap",
+        LORA,
+        "lr_scheduler",
+        controls="""
+            lr_scheduler: !replace {_component_: torch.optim.lr_scheduler.ConstantLR, factor: 1.0}
+        """,
+        note="TypeError: ConstantLR.__init__() got an unexpected keyword argument "
+        "'num_training_steps' (the recipe passes it)",
+    ),
+    Case(
+        "scheduler_required_key_deleted",
+        LORA,
+        "lr_scheduler",
+        controls="lr_scheduler: {~num_warmup_steps: }",
+        note="TypeError: get_cosine_schedule_with_warmup() missing 1 required positional "
+        "argument: 'num_warmup_steps'",
+    ),
+    Case(
         "lora_without_lr_scheduler",
         LORA,
         "lr_scheduler",

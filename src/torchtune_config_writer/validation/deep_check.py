@@ -21,6 +21,7 @@ from ..generation.placement import MISSING, lookup
 from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline, leaves
 from .findings import Severity
+from .recipe_keys import Passed, arguments_passed_by_recipe, unread_top_level_keys
 from .recipe_rules import CHECK as RULE_CHECK
 from .recipe_rules import Values, packed_without_max_seq_len, recipe_rule_problems
 from .torchtune_runtime import Runtime, locate_component
@@ -71,13 +72,13 @@ def deep_check(
         except Exception as exc:  # noqa: BLE001 - every resolution failure is a finding
             problems.append(_interpolation_problem(keypath, value, exc))
     get = _values(data, resolved)
+    passed = arguments_passed_by_recipe(recipe_file) if recipe_file is not None else {}
     for keypath, node in _components(data):
-        problems.extend(_component_problems(runtime, keypath, node, resolved, get))
+        by_recipe = passed.get(str(keypath[0])) if len(keypath) == 1 else None
+        problems.extend(_component_problems(runtime, keypath, node, resolved, get, by_recipe))
     if recipe_file is not None:
         for keypath, message in recipe_rule_problems(get, recipe_file):
             problems.append(Problem(keypath, Severity.ERROR, RULE_CHECK, message))
-        from .recipe_keys import unread_top_level_keys
-
         for key in unread_top_level_keys(data, recipe_file):
             problems.append(
                 Problem(
@@ -144,6 +145,7 @@ def _component_problems(
     node: dict[str, Any],
     resolved: dict[KeyPath, Any],
     get: Values,
+    by_recipe: Passed | None = None,
 ) -> Iterator[Problem]:
     target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
     where = (*keypath, COMPONENT)
@@ -168,6 +170,10 @@ def _component_problems(
     except TypeError as exc:
         yield Problem(keypath, Severity.ERROR, "signature", f"{target}: {exc}")
         return
+    recipe_refusal = _refuses_what_the_recipe_passes(signature, kwargs, by_recipe)
+    if recipe_refusal is not None:
+        yield Problem(keypath, Severity.ERROR, "signature", f"{target}: {recipe_refusal}")
+        return
     yield from _swallowed_misspellings(target, keypath, signature, kwargs)
     packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
     if packing is not None:
@@ -186,6 +192,34 @@ def _component_problems(
                 "type",
                 f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
             )
+
+
+def _refuses_what_the_recipe_passes(
+    signature: inspect.Signature, kwargs: dict[str, Any], passed: Passed | None
+) -> str | None:
+    """Why the component fails when the recipe builds it, with the arguments the recipe adds
+    (a scheduler swapped for torch's ``ConstantLR``, which takes no ``num_training_steps``)."""
+    if passed is None:
+        return None
+    given = {**kwargs, **dict.fromkeys(passed.keywords)}  # the recipe's override the config's
+    bind = signature.bind if passed.whole else signature.bind_partial
+    try:
+        bind(*[None] * passed.positional, **given)
+    except TypeError as exc:
+        added = [f"{passed.positional} positional"] if passed.positional else []
+        added += [f"{name}=" for name in sorted(passed.keywords)]
+        besides = f"with {', '.join(added)} besides" if added else "from"
+        if str(exc).startswith("missing"):
+            return (
+                f"{exc}: the recipe builds it {besides} the config's arguments, so `tune run` "
+                "fails; give it in the config"
+            )
+        return (
+            f"{exc}: the recipe builds it {besides} the config's arguments, so `tune run` fails; "
+            "use a component that takes them (or wrap this one in a function of your own that "
+            "does)"
+        )
+    return None
 
 
 def _swallowed_misspellings(

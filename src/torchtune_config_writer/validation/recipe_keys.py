@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import ConfigWriterError
 from ..generation.recipes import require_torchtune
@@ -67,17 +68,7 @@ def keys_read_by_recipe(recipe_file: Path) -> frozenset[str]:
     Raises:
         ConfigWriterError: the recipe cannot be read or is not valid Python (`tune run` fails).
     """
-    try:
-        tree = ast.parse(recipe_file.read_text(encoding="utf-8"), filename=str(recipe_file))
-    except SyntaxError as exc:
-        raise ConfigWriterError(
-            f"the recipe is not valid Python ({exc.msg}): `tune run` cannot run it; fix it",
-            recipe_file,
-            exc.lineno,
-            exc.offset,
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigWriterError(f"cannot read the recipe: {exc}", recipe_file) from None
+    tree = _parse(recipe_file)
     constants = dict(_TORCHTUNE_CONSTANTS)
     for statement in tree.body:  # module-level ``NAME = "key"``, used as ``cfg.get(NAME)``
         if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant):
@@ -115,6 +106,126 @@ def keys_read_by_recipe(recipe_file: Path) -> frozenset[str]:
                 for helper, helper_keys in _HELPER_KEYS.items():
                     keys.update(helper_keys if callee.endswith(f".{helper}") else ())
     return frozenset(key for key in keys if key)
+
+
+def _parse(recipe_file: Path) -> ast.Module:
+    try:
+        return ast.parse(recipe_file.read_text(encoding="utf-8"), filename=str(recipe_file))
+    except SyntaxError as exc:
+        raise ConfigWriterError(
+            f"the recipe is not valid Python ({exc.msg}): `tune run` cannot run it; fix it",
+            recipe_file,
+            exc.lineno,
+            exc.offset,
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigWriterError(f"cannot read the recipe: {exc}", recipe_file) from None
+
+
+@dataclass(frozen=True)
+class Passed:
+    """What a recipe gives a component besides its config: ``config.instantiate(cfg.K, *args,
+    **kwargs)``, which merges ``kwargs`` into the config's arguments.
+
+    Attributes:
+        positional: How many positional arguments come first (the optimizer's parameters).
+        keywords: The keyword arguments (the scheduler's ``num_training_steps``).
+        whole: Every call that builds it passes just these, so the config must give the
+            component's other required arguments.
+    """
+
+    positional: int
+    keywords: frozenset[str]
+    whole: bool = True
+
+
+@cache
+def arguments_passed_by_recipe(recipe_file: Path) -> dict[str, Passed]:
+    """For each top-level key, what the recipe passes the component it builds from it.
+
+    Follows ``config.instantiate(cfg.K, …)`` and a config handed to a method first
+    (``self._setup_lr_scheduler(cfg_lr_scheduler=cfg.get("lr_scheduler"))``, then
+    ``config.instantiate(cfg_lr_scheduler, self._optimizer, num_training_steps=…)``). Where the
+    recipe builds one key in several calls, only what every call passes counts, so a call on one
+    branch cannot be blamed for another.
+
+    Raises:
+        ConfigWriterError: the recipe cannot be read or is not valid Python.
+    """
+    tree = _parse(recipe_file)
+    aliases = _config_aliases(tree)
+
+    def config_key(node: ast.expr) -> str | None:
+        """``K`` for ``cfg.K``, ``cfg["K"]`` and ``cfg.get("K", …)``."""
+        if isinstance(node, ast.Attribute) and _dotted(node.value) in aliases:
+            return node.attr
+        if isinstance(node, ast.Subscript) and _dotted(node.value) in aliases:
+            index = node.slice
+            return (
+                index.value
+                if isinstance(index, ast.Constant) and isinstance(index.value, str)
+                else None
+            )
+        if isinstance(node, ast.Call) and node.args:
+            owner, _, name = (_dotted(node.func) or "").rpartition(".")
+            first = node.args[0]
+            if owner in aliases and name == "get" and isinstance(first, ast.Constant):
+                return first.value if isinstance(first.value, str) else None
+        return None
+
+    functions = {
+        node.name: node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    # Which config keys each method's parameter is given, at the calls of that method.
+    given: dict[tuple[str, str], set[str | None]] = {}
+    for call in calls:
+        owner, _, name = (_dotted(call.func) or "").rpartition(".")
+        function = functions.get(name)
+        if function is None:
+            continue
+        parameters = [argument.arg for argument in function.args.args]
+        if owner == "self" and parameters[:1] == ["self"]:
+            parameters = parameters[1:]
+        for parameter, argument in zip(parameters, call.args, strict=False):
+            given.setdefault((name, parameter), set()).add(config_key(argument))
+        for keyword in call.keywords:
+            if keyword.arg is not None:
+                given.setdefault((name, keyword.arg), set()).add(config_key(keyword.value))
+    found: dict[str, list[Passed]] = {}
+    for function in functions.values():
+        for node in ast.walk(function):
+            if not _instantiates(node):
+                continue
+            first = node.args[0]
+            keys = {config_key(first)}
+            if isinstance(first, ast.Name):
+                keys = given.get((function.name, first.id), keys)
+            if len(keys) != 1 or None in keys:
+                continue  # not a key of the config, or not one known key
+            passed = Passed(len(node.args) - 1, frozenset(k.arg for k in node.keywords if k.arg))
+            found.setdefault(next(iter(keys)) or "", []).append(passed)
+    return {
+        key: Passed(
+            min(p.positional for p in each),
+            frozenset.intersection(*(p.keywords for p in each)),
+            len(set(each)) == 1,
+        )
+        for key, each in found.items()
+    }
+
+
+def _instantiates(node: ast.AST) -> TypeGuard[ast.Call]:
+    """``config.instantiate(X, …)`` with no ``*args`` or ``**kwargs`` whose size is unknown."""
+    return (
+        isinstance(node, ast.Call)
+        and (_dotted(node.func) or "").rpartition(".")[2] == "instantiate"
+        and bool(node.args)
+        and not any(isinstance(arg, ast.Starred) for arg in node.args)
+        and all(keyword.arg is not None for keyword in node.keywords)
+    )
 
 
 def _config_aliases(tree: ast.Module) -> set[str]:
