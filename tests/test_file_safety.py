@@ -39,16 +39,15 @@ def leftovers(experiment_folder: Path) -> list[str]:
 def states(tmp_path: Path) -> tuple[Path, dict[str, bytes], dict[str, bytes]]:
     """A template experiment folder generated from OLD, with a file of the user's in configs/,
     and the generated files of OLD and of NEW."""
-    new_folder = tmp_path / "new" / "exp"
-    new_folder.mkdir(parents=True)
-    (new_folder / "experiment.yaml").write_text(NEW)
-    generate(new_folder)
     template = tmp_path / "template" / "exp"
     template.mkdir(parents=True)
     (template / "experiment.yaml").write_text(OLD)
     generate(template)
     (template / "configs" / "NOTES.md").write_text("the user's own notes\n")
     (template / "experiment.yaml").write_text(NEW)
+    new_folder = tmp_path / "new" / "exp"  # NEW generated over OLD (its mapping keeps the ids)
+    shutil.copytree(template, new_folder)
+    generate(new_folder)
     return template, owned(template / "configs"), owned(new_folder / "configs")
 
 

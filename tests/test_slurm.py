@@ -203,3 +203,28 @@ def test_the_script_refuses_another_folder_and_tasks_past_the_last_run_under_sba
     )
     assert past == {0: ("COMPLETED", 0), 1: ("COMPLETED", 0), 2: ("FAILED", 2), 3: ("FAILED", 2)}
     assert sorted(calls.read_text().split()) == ["configs/run_000.yaml", "configs/run_001.yaml"]
+
+
+def test_after_runs_retire_and_others_join_the_arrays_hold_exactly_the_ids_that_exist(
+    cluster: Cluster, tmp_path: Path, stand_in_tune: tuple[dict[str, str], Path]
+) -> None:
+    env, calls = stand_in_tune
+    folder = seeds_study(tmp_path / "grown", tmp_path, 6)
+    experiment = folder / "experiment.yaml"
+    # Seeds 1 and 4 leave (run_001, run_004 retire), seeds 10 and 11 join (run_006, run_007).
+    text = experiment.read_text().replace("[0, 1, 2, 3, 4, 5]", "[0, 2, 3, 5, 10, 11]")
+    experiment.write_text(text)
+    generate(folder)
+    existing = ["run_000", "run_002", "run_003", "run_005", "run_006", "run_007"]
+    assert sorted(p.stem for p in (folder / "configs").glob("run_0*.yaml")) == existing
+    script = (folder / "configs" / "slurm_array.sh").read_text()
+    commands = re.findall(r"^#   sbatch (.*) configs/slurm_array\.sh$", script, re.M)
+    assert commands == ["--array=0,2-3", "--array=0-2 --export=ALL,TCW_RUN_OFFSET=5"]
+    for command in commands:
+        job = cluster.sbatch(*command.split(), "configs/slurm_array.sh", cwd=folder, env=env)
+        assert set(cluster.wait(job).values()) == {("COMPLETED", 0)}
+    assert sorted(calls.read_text().split()) == [f"configs/{run}.yaml" for run in existing]
+    retired = cluster.wait(
+        cluster.sbatch("--array=1", "configs/slurm_array.sh", cwd=folder, env=env)
+    )
+    assert retired == {1: ("FAILED", 2)}  # a retired id's task trains nothing

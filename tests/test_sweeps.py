@@ -312,8 +312,12 @@ def test_generate_says_whether_run_mapping_was_created_kept_or_updated(
     assert cli("generate", path).out.splitlines()[-1] == "✓ Created run_mapping.yaml"
     path.write_text(experiment_text(variables="lora_rank: [8, 16]", controls="epochs: 2"))
     assert cli("generate", path).out.splitlines()[-1] == "✓ Kept run_mapping.yaml"  # configs only
-    path.write_text(experiment_text(variables="lora_rank: [8, 32]", controls="epochs: 2"))
+    path.write_text(experiment_text(variables="lora_rank: [8, 16]", controls="output_dir: /x"))
     assert cli("generate", path).out.splitlines()[-1] == "✓ Updated run_mapping.yaml"
+    path.write_text(experiment_text(variables="lora_rank: [8, 32]", controls="output_dir: /x"))
+    assert cli("generate", path).out.splitlines()[-1] == (
+        "✓ Updated run_mapping.yaml (kept the recorded ids; new: run_002; retired: run_001)"
+    )
 
 
 def test_a_list_of_lists_sweeps_lists_and_a_flat_one_gets_the_hint(

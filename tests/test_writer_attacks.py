@@ -4,6 +4,7 @@ folder take turns, and several experiments are written all or nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable
@@ -124,16 +125,15 @@ def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
     path = generated(write_experiment)
     configs = path.parent / "configs"
     (configs / "NOTES.md").write_text("the user's notes\n")
-    sets = {}
-    for text in (OLD, NEW):
-        other = tmp_path / "sets" / str(len(sets)) / "exp"
-        other.mkdir(parents=True)
-        (other / "experiment.yaml").write_text(text)
-        generate(other)
-        sets[text] = {p.name: p.read_bytes() for p in (other / "configs").iterdir()}
+    # The same history written by one writer at a time: what two at once must leave.
+    alone = tmp_path / "alone" / "exp"
+    shutil.copytree(path.parent, alone)
     for attempt in range(200):
         text = (OLD, NEW)[attempt % 2]
         path.write_text(text)
+        (alone / "experiment.yaml").write_text(text)
+        generate(alone)
+        expected = {p.name: p.read_bytes() for p in (alone / "configs").iterdir() if is_owned(p)}
         children = []
         for _ in range(2):
             pid = os.fork()
@@ -147,7 +147,7 @@ def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
         assert codes == [0, 0], attempt
         got = {p.name: p.read_bytes() for p in configs.iterdir() if is_owned(p)}
-        assert got == sets[text], f"a mix after attempt {attempt}"
+        assert got == expected, f"a mix after attempt {attempt}"
         assert (configs / "NOTES.md").read_text() == "the user's notes\n"
         assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
 

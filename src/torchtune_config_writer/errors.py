@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 _ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
     ord("\n"): "\\n",
@@ -30,7 +35,8 @@ class ExitCode(IntEnum):
 class ConfigWriterError(Exception):
     """Bad input: a file, an optional position in it, and what to do about it.
 
-    The command line turns every instance into one ``error:`` line and exit code 2.
+    The command line turns every instance into one ``error:`` line and exit code 2 (one line
+    for each of :attr:`errors`, when independent mistakes were found together).
     Any other exception is a bug and is allowed to show its traceback.
 
     Args:
@@ -52,6 +58,7 @@ class ConfigWriterError(Exception):
         self.path = Path(path) if path is not None else None
         self.line = line
         self.column = column
+        self.errors: list[ConfigWriterError] = [self]
 
     def location(self) -> str:
         """``file:line:column`` with the parts that are known, file relative to the cwd."""
@@ -65,9 +72,55 @@ class ConfigWriterError(Exception):
         return ":".join(parts)
 
     def __str__(self) -> str:
+        if self.errors != [self]:
+            return "\n".join(map(str, self.errors))
         where = self.location()
         text = f"{where}: {self.message}" if where else self.message
         return text.translate(_ESCAPES)  # one line, whatever the user's text holds
+
+
+def all_of(errors: Iterable[ConfigWriterError]) -> ConfigWriterError:
+    """One error standing for several found together, in file and line order, each once."""
+    found: dict[str, ConfigWriterError] = {}
+    for error in errors:
+        for one in error.errors:
+            found.setdefault(str(one), one)
+    ordered = sorted(found.values(), key=lambda e: (str(e.path or ""), e.line or 0, e.column or 0))
+    if len(ordered) == 1:
+        return ordered[0]
+    first = ordered[0]
+    combined = ConfigWriterError(first.message, first.path, first.line, first.column)
+    combined.errors = ordered
+    return combined
+
+
+class ErrorList:
+    """Independent checks run one after another with every failure kept, so that a user sees
+    all the mistakes of a file at once, as torchtune's ``ConfigError`` lists them."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigWriterError] = []
+
+    def add(self, error: ConfigWriterError) -> None:
+        """Keep ``error``."""
+        self.found.append(error)
+
+    def attempt(self, check: Callable[[], T], instead: U) -> T | U:
+        """What ``check`` returns; ``instead`` when it raised, its error kept."""
+        try:
+            return check()
+        except ConfigWriterError as error:
+            self.found.append(error)
+            return instead
+
+    def raise_found(self) -> None:
+        """Raise what was kept, if anything.
+
+        Raises:
+            ConfigWriterError: every error kept, as one.
+        """
+        if self.found:
+            raise all_of(self.found)
 
 
 def display_path(path: Path) -> str:

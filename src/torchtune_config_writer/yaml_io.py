@@ -251,6 +251,16 @@ class Document:
         return ConfigWriterError(message, self.path, line, column)
 
 
+def load_plain(text: bytes) -> Any:
+    """Parse YAML as :func:`parse_yaml` does, without keeping positions or guarding against
+    alias bombs: only for text the tool wrote itself, read again.
+
+    Raises:
+        yaml.YAMLError: not YAML.
+    """
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, with OmegaConf's floats
+
+
 def read_yaml_file(path: Path) -> Document:
     """Read and parse a YAML file; every failure is a :class:`ConfigWriterError`."""
     try:

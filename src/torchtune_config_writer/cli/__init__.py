@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
         return code
     except ConfigWriterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     except BrokenPipeError:
         # `check | head`: the reader is gone. Python's advice: point stdout at devnull so the

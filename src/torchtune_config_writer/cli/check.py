@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 "(check EXPERIMENT...)",
                 file=sys.stderr,
             )
-    for error in result.errors:
+    for error in (one for found in result.errors for one in found.errors):
         print(f"error: {error}", file=sys.stderr)
     drifted = [drift for drift in result.drifts if drift.drifted]
     for drift in drifted:

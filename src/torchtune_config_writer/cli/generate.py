@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ExitCode, display_path
+from ..generation.run_ids import RunIds
 from ..output.generate import Generated, generate_many
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
@@ -28,6 +29,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="re-read a recipe base from the installed torchtune instead of the "
         "one recorded in configs/",
+    )
+    parser.add_argument(
+        "--renumber",
+        action="store_true",
+        help="number the runs run_000, run_001, … in sweep order, instead of keeping the ids "
+        "configs/run_mapping.yaml gives them (move finished runs' output folders aside first)",
     )
     parser.add_argument(
         "--output-base-dir",
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         output_base_dir=args.output_base_dir,
         max_runs=args.max_runs,
         refresh_base=args.refresh_base,
+        renumber=args.renumber,
     )
     for generated in results:
         _report(generated)
@@ -94,7 +102,7 @@ def _report(generated: Generated) -> None:
         verb = "Kept"
     elif write is not None and generated.run_mapping.name in write.replaced:
         verb = "Updated"
-    print(f"{mark} {verb} {shown}")
+    print(f"{mark} {verb} {shown}{_id_changes(generated.plan.sweep.ids)}")
     relative = generated.plan.outputs.relative_keys()
     if relative:
         folder = display_path(generated.plan.experiment.folder)
@@ -102,6 +110,19 @@ def _report(generated: Generated) -> None:
             f"! {', '.join(relative)}: relative, so the runs write under {folder}/, where "
             "their commands run (give an absolute path to write elsewhere)"
         )
+
+
+def _id_changes(ids: RunIds) -> str:
+    """`` (kept the runs' ids; new: run_004, run_005; retired: run_001)`` when ids moved."""
+    if not ids.added and not ids.retiring:
+        return ""
+    notes = ["kept the recorded ids"]
+    for label, numbers in (("new", ids.added), ("retired", ids.retiring)):
+        if numbers:
+            shown = ", ".join(ids.name(number) for number in numbers[:5])
+            more = f" and {len(numbers) - 5} more" if len(numbers) > 5 else ""
+            notes.append(f"{label}: {shown}{more}")
+    return f" ({'; '.join(notes)})"
 
 
 def _validate(generated: Generated, args: argparse.Namespace) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from ..errors import ErrorList
 from ..yaml_io import Document, a_type_name
 from .sections import reject_unknown_keys
 
@@ -61,18 +63,26 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
     Raises:
         ConfigWriterError: unknown keys, or a value of the wrong kind, at its line.
     """
-    reject_unknown_keys(doc, section, _LAUNCH_KEYS, ("launch",), "key")
-    nproc = _positive_int(doc, section, ("launch", "nproc_per_node"))
-    nnodes = _positive_int(doc, section, ("launch", "nnodes"))
-    if nnodes is not None and nnodes > 1 and nproc is None:
-        raise doc.error(
-            f"launch.nnodes: {nnodes} runs each run on {nnodes} nodes: give launch.nproc_per_node "
-            "too (the processes, usually GPUs, on each node)",
-            ("launch", "nnodes"),
+    found = ErrorList()  # each key on its own, every mistake kept
+    found.attempt(partial(reject_unknown_keys, doc, section, _LAUNCH_KEYS, ("launch",), "key"), 0)
+    nproc = found.attempt(partial(_positive_int, doc, section, ("launch", "nproc_per_node")), None)
+    nnodes = found.attempt(partial(_positive_int, doc, section, ("launch", "nnodes")), None)
+    if nnodes is not None and nnodes > 1 and nproc is None and "nproc_per_node" not in section:
+        found.add(
+            doc.error(
+                f"launch.nnodes: {nnodes} runs each run on {nnodes} nodes: give "
+                "launch.nproc_per_node too (the processes, usually GPUs, on each node)",
+                ("launch", "nnodes"),
+            )
         )
-    slurm = section.get("slurm")
+    slurm = found.attempt(partial(_read_slurm, doc, section.get("slurm")), None)
+    found.raise_found()
+    return Launch(nproc, slurm, nnodes)
+
+
+def _read_slurm(doc: Document, slurm: Any) -> Slurm | None:
     if slurm is None:
-        return Launch(nproc, None, nnodes)
+        return None
     keypath = ("launch", "slurm")
     if not isinstance(slurm, dict):
         raise doc.error(
@@ -80,17 +90,14 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
             f"{a_type_name(slurm)}; write slurm: {{}} for the defaults",
             keypath,
         )
-    reject_unknown_keys(doc, slurm, _SLURM_KEYS, keypath, "key")
-    return Launch(
-        nproc,
-        Slurm(
-            _sbatch_options(doc, slurm.get("sbatch")),
-            _positive_int(doc, slurm, (*keypath, "max_parallel")),
-            _setup_lines(doc, slurm.get("setup")),
-            _positive_int(doc, slurm, (*keypath, "max_array_size")) or DEFAULT_MAX_ARRAY_SIZE,
-        ),
-        nnodes,
-    )
+    found = ErrorList()
+    found.attempt(partial(reject_unknown_keys, doc, slurm, _SLURM_KEYS, keypath, "key"), 0)
+    sbatch = found.attempt(partial(_sbatch_options, doc, slurm.get("sbatch")), ())
+    parallel = found.attempt(partial(_positive_int, doc, slurm, (*keypath, "max_parallel")), None)
+    setup = found.attempt(partial(_setup_lines, doc, slurm.get("setup")), ())
+    size = found.attempt(partial(_positive_int, doc, slurm, (*keypath, "max_array_size")), None)
+    found.raise_found()
+    return Slurm(sbatch, parallel, setup, size or DEFAULT_MAX_ARRAY_SIZE)
 
 
 def _positive_int(doc: Document, mapping: dict[str, Any], keypath: tuple[str, ...]) -> int | None:

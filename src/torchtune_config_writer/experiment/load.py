@@ -6,10 +6,11 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, ErrorList
 from ..yaml_io import Document, KeyPath, a_type_name, dotted, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
 from .launch import RECIPE, Launch, read_launch
@@ -168,16 +169,94 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     doc = read_yaml_file(path)
     data = doc.data
     if not isinstance(data, dict):
-        found = "an empty file" if data is None else a_type_name(data)
+        kind = "an empty file" if data is None else a_type_name(data)
         raise doc.error(
-            f"expected the experiment sections (experiment:, variables:, ...), found {found}"
+            f"expected the experiment sections (experiment:, variables:, ...), found {kind}"
         )
-    reject_unknown_keys(doc, data, _SECTIONS, (), "section")
+    # Each part is checked on its own, so that independent mistakes are reported together.
+    found = ErrorList()
+    unknown = found.attempt(partial(reject_unknown_keys, doc, data, _SECTIONS, (), "section"), 1)
+    if unknown is not None and not {"experiment", "framework_config"} <= data.keys():
+        found.raise_found()  # a misspelt section, not also the section that is then missing
+    name, own_limit = found.attempt(partial(_read_meta, doc, data), ("", None))
+    base_key, base_value, recipe = found.attempt(
+        partial(_read_framework_config, doc, data), ("", "", None)
+    )
+    output_name, base_dir = found.attempt(partial(_read_output, doc, data, name), (name, None))
+    variables = found.attempt(partial(_read_section, doc, data, "variables"), ())
+    controls = found.attempt(partial(_read_section, doc, data, "controls"), ())
+    launch = found.attempt(partial(_read_launch, doc, data), Launch())
+    found.attempt(partial(check_variables_are_not_controls, doc, variables, controls), None)
+    found.raise_found()
 
+    experiment = Experiment(
+        path=path,
+        name=name,
+        base_config=base_value if base_key == "base_config" else None,
+        base_config_file=base_value if base_key == "base_config_file" else None,
+        variables=variables,
+        controls=controls,
+        output_name=output_name,
+        output_base_dir=base_dir,
+        document=doc,
+        recipe=recipe,
+        launch=launch,
+    )
+    limit = max_runs if max_runs is not None else own_limit or DEFAULT_MAX_RUNS
+    if experiment.run_count > limit:
+        sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
+        raise doc.error(
+            f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
+            f"{limit:,}: sweep fewer values, or raise the limit with experiment.max_runs in this "
+            "file (which check, the hook and the Action read too) or --max-runs",
+            ("variables",),
+        )
+    return experiment
+
+
+def _read_meta(doc: Document, data: dict[str, Any]) -> tuple[str, int | None]:
+    """The ``experiment:`` section's name and run limit, every key checked."""
     meta = section(doc, data, "experiment", required=True)
-    reject_unknown_keys(doc, meta, _EXPERIMENT_KEYS, ("experiment",), "key")
+    found = ErrorList()
+    found.attempt(
+        partial(reject_unknown_keys, doc, meta, _EXPERIMENT_KEYS, ("experiment",), "key"), None
+    )
+    name = found.attempt(partial(_read_name, doc, meta), "")
+    found.attempt(partial(_check_framework, doc, meta), None)
+    for key in ("question", "hypothesis", "researcher", "date"):
+        if key in meta and not isinstance(meta[key], (str, type(None))):
+            found.add(
+                doc.error(f"experiment.{key} must be text; put it in quotes", ("experiment", key))
+            )
+    tags = meta.get("tags")
+    if tags is not None and not (
+        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+    ):
+        found.add(
+            doc.error(
+                'experiment.tags must be a list of text, e.g. ["lora", "llama3"]',
+                ("experiment", "tags"),
+            )
+        )
+    own = meta.get("max_runs")
+    if own is not None and (isinstance(own, bool) or not isinstance(own, int) or own < 1):
+        found.add(
+            doc.error(
+                "experiment.max_runs must be a whole number of at least 1",
+                ("experiment", "max_runs"),
+            )
+        )
+    found.raise_found()
+    return name, own
+
+
+def _read_name(doc: Document, meta: dict[str, Any]) -> str:
     name = required_string(doc, meta, ("experiment", "name"))
     _check_safe_name(doc, name, ("experiment", "name"))
+    return name
+
+
+def _check_framework(doc: Document, meta: dict[str, Any]) -> None:
     framework = required_string(doc, meta, ("experiment", "framework"))
     if framework.lower() == "torchtune" and framework != "torchtune":
         raise doc.error(
@@ -190,20 +269,30 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
             "in this version; set framework: torchtune",
             ("experiment", "framework"),
         )
-    for key in ("question", "hypothesis", "researcher", "date"):
-        if key in meta and not isinstance(meta[key], (str, type(None))):
-            raise doc.error(f"experiment.{key} must be text; put it in quotes", ("experiment", key))
-    tags = meta.get("tags")
-    if tags is not None and not (
-        isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
-    ):
-        raise doc.error(
-            'experiment.tags must be a list of text, e.g. ["lora", "llama3"]',
-            ("experiment", "tags"),
-        )
 
+
+def _read_framework_config(doc: Document, data: dict[str, Any]) -> tuple[str, str, str | None]:
+    """Which base key is given, its value, and the recipe."""
     framework_config = section(doc, data, "framework_config", required=True)
-    reject_unknown_keys(doc, framework_config, _FRAMEWORK_CONFIG_KEYS, ("framework_config",), "key")
+    found = ErrorList()
+    found.attempt(
+        partial(
+            reject_unknown_keys,
+            doc,
+            framework_config,
+            _FRAMEWORK_CONFIG_KEYS,
+            ("framework_config",),
+            "key",
+        ),
+        None,
+    )
+    base = found.attempt(partial(_read_base, doc, framework_config), ("", ""))
+    recipe = found.attempt(partial(_recipe, doc, framework_config), None)
+    found.raise_found()
+    return *base, recipe
+
+
+def _read_base(doc: Document, framework_config: dict[str, Any]) -> tuple[str, str]:
     given = [key for key in _BASE_KEYS if framework_config.get(key) is not None]
     if len(given) != 1:
         problem = "has both" if given else "needs one of"
@@ -212,9 +301,11 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
             "`torchtune-config-writer recipes`) and base_config_file (a path): give exactly one",
             ("framework_config", *given[1:]),
         )
-    base_key = given[0]
-    base_value = required_string(doc, framework_config, ("framework_config", base_key))
+    return given[0], required_string(doc, framework_config, ("framework_config", given[0]))
 
+
+def _read_output(doc: Document, data: dict[str, Any], name: str) -> tuple[str, str | None]:
+    """``output.experiment_name`` (else ``name``) and ``output.base_dir``."""
     output = section(doc, data, "output", required=False)
     reject_unknown_keys(doc, output, _OUTPUT_KEYS, ("output",), "key")
     output_name = name
@@ -224,39 +315,15 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     base_dir = None
     if output.get("base_dir") is not None:
         base_dir = required_string(doc, output, ("output", "base_dir"))
+    return output_name, base_dir
 
-    variables = read_parameters(doc, section(doc, data, "variables", required=False), "variables")
-    controls = read_parameters(doc, section(doc, data, "controls", required=False), "controls")
-    check_variables_are_not_controls(doc, variables, controls)
 
-    experiment = Experiment(
-        path=path,
-        name=name,
-        base_config=base_value if base_key == "base_config" else None,
-        base_config_file=base_value if base_key == "base_config_file" else None,
-        variables=variables,
-        controls=controls,
-        output_name=output_name,
-        output_base_dir=base_dir,
-        document=doc,
-        recipe=_recipe(doc, framework_config),
-        launch=read_launch(doc, section(doc, data, "launch", required=False)),
-    )
-    own = meta.get("max_runs")
-    if own is not None and (isinstance(own, bool) or not isinstance(own, int) or own < 1):
-        raise doc.error(
-            "experiment.max_runs must be a whole number of at least 1", ("experiment", "max_runs")
-        )
-    limit = max_runs if max_runs is not None else own or DEFAULT_MAX_RUNS
-    if experiment.run_count > limit:
-        sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
-        raise doc.error(
-            f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
-            f"{limit:,}: sweep fewer values, or raise the limit with experiment.max_runs in this "
-            "file (which check, the hook and the Action read too) or --max-runs",
-            ("variables",),
-        )
-    return experiment
+def _read_launch(doc: Document, data: dict[str, Any]) -> Launch:
+    return read_launch(doc, section(doc, data, "launch", required=False))
+
+
+def _read_section(doc: Document, data: dict[str, Any], name: str) -> tuple[Parameter, ...]:
+    return read_parameters(doc, section(doc, data, name, required=False), name)
 
 
 def _check_size(path: Path) -> None:

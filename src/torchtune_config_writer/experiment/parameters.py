@@ -12,8 +12,10 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
+from ..errors import ErrorList
 from ..yaml_io import Document, KeyPath, dotted, dump_inline
 
 T = TypeVar("T")
@@ -63,30 +65,33 @@ def read_parameters(doc: Document, entries: dict[str, Any], section: str) -> tup
             non-empty list of distinct values, or a linked group that does not line up.
     """
     parameters: list[Parameter] = []
+    found = ErrorList()  # each entry is checked on its own: every bad one is reported
     for name, value in entries.items():
-        keypath = (section, name)
-        if section == "variables" and isinstance(value, dict):
-            parameters.extend(_linked_group(doc, name, value))
-            continue
-        _check_parameter_name(doc, name, keypath)
-        if name.startswith("~"):  # torchtune's own syntax for deleting a key of the config
-            if section != "controls":
-                raise doc.error(
-                    f"'{name}' deletes {name[1:]} in every run: put it under controls (a "
-                    f"variable's mapping values may hold ~key: too)",
-                    keypath,
-                )
-            if value is not None:
-                raise doc.error(
-                    f"'{name}' deletes {name[1:]}: give it no value ({name}:), or drop the ~ to "
-                    "set it",
-                    keypath,
-                )
-        if section == "controls":
-            parameters.append(Parameter(name, (value,), keypath))
-        else:
-            parameters.append(Parameter(name, _sweep_values(doc, value, keypath), keypath))
+        parameters.extend(found.attempt(partial(_read_entry, doc, section, name, value), []))
+    found.raise_found()
     return tuple(parameters)
+
+
+def _read_entry(doc: Document, section: str, name: Any, value: Any) -> list[Parameter]:
+    keypath = (section, name)
+    if section == "variables" and isinstance(value, dict):
+        return _linked_group(doc, name, value)
+    _check_parameter_name(doc, name, keypath)
+    if name.startswith("~"):  # torchtune's own syntax for deleting a key of the config
+        if section != "controls":
+            raise doc.error(
+                f"'{name}' deletes {name[1:]} in every run: put it under controls (a "
+                f"variable's mapping values may hold ~key: too)",
+                keypath,
+            )
+        if value is not None:
+            raise doc.error(
+                f"'{name}' deletes {name[1:]}: give it no value ({name}:), or drop the ~ to set it",
+                keypath,
+            )
+    if section == "controls":
+        return [Parameter(name, (value,), keypath)]
+    return [Parameter(name, _sweep_values(doc, value, keypath), keypath)]
 
 
 def _check_parameter_name(doc: Document, name: Any, keypath: KeyPath) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import all_of
 from ..wording import closest
 from ..yaml_io import Document, KeyPath, a_type_name, dotted, dump_inline, type_name
 
@@ -40,6 +41,7 @@ def required_string(doc: Document, mapping: dict[str, Any], keypath: tuple[str, 
 def reject_unknown_keys(
     doc: Document, mapping: Mapping[Any, Any], allowed: tuple[str, ...], keypath: KeyPath, kind: str
 ) -> None:
+    found = []
     for key in mapping:
         if key not in allowed:
             where = f" in {dotted(keypath)}" if keypath else ""
@@ -49,4 +51,6 @@ def reject_unknown_keys(
                 if close is not None
                 else f"expected one of {', '.join(allowed)}"
             )
-            raise doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key))
+            found.append(doc.error(f"unknown {kind} '{key}'{where}: {hint}", (*keypath, key)))
+    if found:
+        raise all_of(found)

@@ -110,8 +110,7 @@ def _shared_folders(plans: list[Plan], reported: set[Path]) -> Iterable[Collisio
         (_, own_run, own_key), (_, other_run, _) = oriented[0]
         which = f"{own_run} of both" if own_run == other_run else f"{own_run}, {other_run} there"
         more = f"; {len(places)} folders in all" if len(places) > 1 else ""
-        runs = here.outputs.run_ids()
-        where = here.written_at(parts(own_key), runs.index(own_run))
+        where = here.written_at(parts(own_key), own_run)
         yield Collision(
             here,
             there.experiment.path,

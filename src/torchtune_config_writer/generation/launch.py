@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..experiment.launch import Slurm
 from ..workspace.layout import CONFIGS_DIR, SLURM_SCRIPT, run_file
+from .run_ids import RunIds
 
 # What torchtune's own multi-node SLURM example passes: every node of the job meets the first.
 RENDEZVOUS = '--rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint "$head_node_ip:29500" '
@@ -67,13 +68,13 @@ def render_slurm_script(
     header: str,
     job_name: str,
     runs: list[RunFolders],
-    run_id_width: int,
+    ids: RunIds,
     command: str,
     mapping: tuple[str, str],
     nnodes: int | None = None,
 ) -> bytes:
     """A job array script whose task N runs ``command`` for run N (plus an offset, for studies
-    larger than one array may be).
+    larger than one array may be), its array holding exactly the runs' ids.
 
     Each task logs to ``slurm_<job>_<task>.log`` in its run's ``output_dir``, outside the
     committed folder, unless the sbatch options say where output goes; a run whose final
@@ -84,8 +85,8 @@ def render_slurm_script(
         slurm: The ``launch.slurm`` settings.
         header: The generated-file comment lines.
         job_name: The default ``--job-name`` (the experiment's name).
-        runs: Each run's folders, in run order.
-        run_id_width: The digits of a run id (``run_007`` has 3).
+        runs: Each run's folders, in run id order.
+        ids: The runs' ids.
         command: The ``tune run`` command with ``"$config"`` for the run's config file.
         mapping: ``run_mapping.yaml`` from the experiment's folder, and its line naming the
             experiment, by which the script knows it runs in the right folder.
@@ -93,16 +94,17 @@ def render_slurm_script(
             command started on every node with ``srun``, as torchtune's multi-node example.
     """
     run_count = len(runs)
+    numbers = sorted(ids.numbers)
     multinode = nnodes is not None and nnodes > 1
     size = slurm.max_array_size
-    parts = [(start, min(run_count, start + size)) for start in range(0, run_count, size)]
+    parts = _array_parts(numbers, size)
     limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
     named = any(option.startswith("--job-name=") for option in slurm.sbatch)
     chosen_output = any(option.split("=", 1)[0] in _OUTPUT_OPTIONS for option in slurm.sbatch)
     logs = not chosen_output and all(run.output_dir is not None for run in runs)
     options = [
         *([] if named else [f"--job-name={shlex.quote(job_name)}"]),
-        f"--array=0-{parts[0][1] - 1}{limit}",
+        f"--array={_array_spec(*parts[0])}{limit}",
         *(["--output=/dev/null"] if logs else []),  # each task logs in its run's folder
         *(_node_options(nnodes, slurm.sbatch) if multinode else []),
         *slurm.sbatch,
@@ -120,9 +122,9 @@ def render_slurm_script(
             f"# more runs than one array may hold (launch.slurm.max_array_size: {size}), so "
             f"submit each of the {len(parts)} parts:\n"
         )
-        for start, end in parts:
+        for start, members in parts:
             offset = f" --export=ALL,TCW_RUN_OFFSET={start}" if start else ""
-            array = f"--array=0-{end - start - 1}{limit}{offset}"
+            array = f"--array={_array_spec(start, members)}{limit}{offset}"
             script += f"#   sbatch {array} {CONFIGS_DIR}/{SLURM_SCRIPT}\n"
     if logs:
         script += "# Each task logs to slurm_<job>_<task>.log in its run's output_dir.\n"
@@ -140,9 +142,9 @@ def render_slurm_script(
         "  exit 2\n"
         "fi\n"
         "run=$((SLURM_ARRAY_TASK_ID + ${TCW_RUN_OFFSET:-0}))\n"
-        f"if (( run >= {run_count} )); then\n"
-        f'  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: {job_name} has runs 0 to '
-        f'{run_count - 1}" >&2\n'
+        f"if {_no_run_test(numbers)}; then\n"
+        f'  echo "error: array task $SLURM_ARRAY_TASK_ID has no run: {job_name} has runs '
+        f'{_described(numbers)}" >&2\n'
         "  exit 2\n"
         "fi\n"
     )
@@ -151,16 +153,16 @@ def render_slurm_script(
         f'  echo "error: $PWD is not the folder of the experiment {job_name}: {submit}" >&2\n'
         "  exit 2\n"
         "fi\n"
-        f"printf -v config '{CONFIGS_DIR}/run_%0{run_id_width}d.yaml' \"$run\"\n"
+        f"printf -v config '{CONFIGS_DIR}/run_%0{ids.width}d.yaml' \"$run\"\n"
         "if [[ ! -f $config ]]; then\n"
         f'  echo "error: $config is missing: regenerate {job_name} (torchtune-config-writer '
         'generate)" >&2\n'
         "  exit 2\n"
         "fi\n"
     )
-    script += _table("final_checkpoints", [run.final_checkpoint for run in runs])
+    script += _table("final_checkpoints", numbers, [run.final_checkpoint for run in runs])
     if logs:
-        script += _table("output_dirs", [run.output_dir for run in runs])
+        script += _table("output_dirs", numbers, [run.output_dir for run in runs])
         script += (
             'mkdir -p "${output_dirs[run]}"\n'
             'exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" '
@@ -193,7 +195,65 @@ def _node_options(nnodes: int | None, given: tuple[str, ...]) -> list[str]:
     return options + ([] if "--ntasks-per-node" in names else ["--ntasks-per-node=1"])
 
 
-def _table(name: str, values: list[str | None]) -> str:
-    """A bash array of one quoted value per run (an empty one where there is none)."""
-    items = "".join(f"  {shlex.quote(value or '')}\n" for value in values)
+def _array_parts(numbers: list[int], size: int) -> list[tuple[int, list[int]]]:
+    """The run numbers in arrays whose task ids stay below ``size`` (SLURM's MaxArraySize),
+    each with the offset added to its task id: 0 for the first where it can be."""
+    parts: list[tuple[int, list[int]]] = []
+    for number in numbers:
+        if not parts or number - parts[-1][0] >= size:
+            parts.append((0 if number < size else number, []))
+        parts[-1][1].append(number)
+    return parts
+
+
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    """Ascending numbers as runs of consecutive ones: [0, 1, 2, 5] → [(0, 2), (5, 5)]."""
+    found: list[tuple[int, int]] = []
+    for number in numbers:
+        if found and number == found[-1][1] + 1:
+            found[-1] = (found[-1][0], number)
+        else:
+            found.append((number, number))
+    return found
+
+
+def _array_spec(offset: int, numbers: list[int]) -> str:
+    """``--array``'s task ids for runs ``numbers``: ``0-3``, or ``0-1,4,6-9`` where ids retired."""
+    spans = _ranges([number - offset for number in numbers])
+    if len(spans) == 1:
+        return f"{spans[0][0]}-{spans[0][1]}"
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
+def _contiguous(numbers: list[int]) -> bool:
+    return numbers == list(range(len(numbers)))
+
+
+def _no_run_test(numbers: list[int]) -> str:
+    """The bash test that ``$run`` is no run's number."""
+    if _contiguous(numbers):
+        return f"(( run >= {len(numbers)} ))"
+    spans = " || ".join(
+        f"run == {a}" if a == b else f"(run >= {a} && run <= {b})" for a, b in _ranges(numbers)
+    )
+    return f"! (( {spans} ))"
+
+
+def _described(numbers: list[int]) -> str:
+    """``0 to 3``, or ``0-1, 4, 6-9``."""
+    if _contiguous(numbers):
+        return f"0 to {len(numbers) - 1}"
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in _ranges(numbers))
+
+
+def _table(name: str, numbers: list[int], values: list[str | None]) -> str:
+    """A bash array of one quoted value per run (an empty one where there is none), indexed by
+    run number."""
+    if _contiguous(numbers):
+        items = "".join(f"  {shlex.quote(value or '')}\n" for value in values)
+    else:
+        items = "".join(
+            f"  [{number}]={shlex.quote(value or '')}\n"
+            for number, value in zip(numbers, values, strict=True)
+        )
     return f"{name}=(\n{items})\n"

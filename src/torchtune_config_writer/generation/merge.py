@@ -132,6 +132,12 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
 
 def _check_deletion(old: dict[str, Any], key: str, value: Any, path: KeyPath) -> None:
     where = (*path, key)
+    if key == "~":
+        raise MergeConflict(
+            f"{dotted(where)}: a key ~ deletes nothing: write ~ before the key to delete "
+            "(~num_warmup_steps:), or quote it ('~') for a key named ~",
+            where,
+        )
     if value is not None:
         raise MergeConflict(
             f"{dotted(where)} deletes {key[1:]}: give it no value ({key}:), or drop the ~ to "

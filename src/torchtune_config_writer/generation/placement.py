@@ -7,9 +7,10 @@ import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
 from ..wording import closest
@@ -55,32 +56,44 @@ class Placement:
             yield (*keypath, index), value
 
 
-def place_parameters(experiment: Experiment, base: dict[str, Any]) -> tuple[Placement, ...]:
+def place_parameters(
+    experiment: Experiment, base: dict[str, Any], found: ErrorList
+) -> tuple[Placement, ...]:
     """Resolve every control and variable against ``base``, controls first.
 
-    Raises:
-        ConfigWriterError: a name that points nowhere, at several places, at a key that ``+``
-            says is new but exists, or at a key another parameter sets too.
+    Each is resolved on its own: one that fails adds its error to ``found`` and is left out,
+    so that the others are still checked.
+
+    Errors: a name that points nowhere, at several places, at a key that ``+`` says is new but
+    exists, or at a key another parameter sets too.
     """
-    for parameter in experiment.variables:
-        if parameter.group is not None and parameter.group in base:
-            # In controls, `profiler: {enabled: …}` merges into profiler; here it would not.
-            raise experiment.error(
-                f"variables.{parameter.group} links the variables in it, but {parameter.group} "
-                f"is also a key of the base config: name the group otherwise, and write the "
-                f"keys inside it as {parameter.group}.{parameter.name}",
-                ("variables", parameter.group),
+    # A linked group named like a key of the base: in controls, `profiler: {enabled: …}`
+    # merges into profiler; here it would not. One error for each group, at its first member.
+    clashing: dict[str, str] = {}
+    for p in experiment.variables:
+        if p.group is not None and p.group in base and p.group not in clashing:
+            clashing[p.group] = p.name
+            found.add(
+                experiment.error(
+                    f"variables.{p.group} links the variables in it, but {p.group} is also a key "
+                    "of the base config: name the group otherwise, and write the keys inside it "
+                    f"as {p.group}.{p.name}",
+                    ("variables", p.group),
+                )
             )
-    placements = tuple(
-        Placement(parameter, resolve_parameter(experiment, parameter, base), section)
-        for section, parameters in (
-            ("controls", experiment.controls),
-            ("variables", experiment.variables),
-        )
-        for parameter in parameters
-    )
-    _check_no_key_set_twice(experiment, placements)
-    return placements
+    placements = []
+    for section, parameters in (
+        ("controls", experiment.controls),
+        ("variables", experiment.variables),
+    ):
+        for parameter in parameters:
+            if section == "variables" and parameter.group in clashing:
+                continue
+            path = found.attempt(partial(resolve_parameter, experiment, parameter, base), None)
+            if path is not None:
+                placements.append(Placement(parameter, path, section))
+    found.attempt(partial(_check_no_key_set_twice, experiment, tuple(placements)), None)
+    return tuple(placements)
 
 
 def resolve_parameter(
@@ -352,48 +365,63 @@ def _first_other_setter(
     return min(others, key=lambda owner: owner[0]) if others else None
 
 
-def check_placeholders(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+def check_placeholders(
+    experiment: Experiment, placements: tuple[Placement, ...], found: ErrorList
+) -> None:
     """Every placeholder names ``run_id`` or a variable whose values read as one word.
 
-    Raises:
-        ConfigWriterError: a placeholder naming nothing (with a did-you-mean), a control, a
-            variable whose values are lists or mappings, or one whose values hold placeholders.
+    Errors (each one added to ``found``): a placeholder naming nothing (with a did-you-mean), a
+    control, a variable whose values are lists or mappings, or one whose values hold
+    placeholders.
     """
     variables = {p.parameter.name.lstrip("+"): p for p in placements if p.section == "variables"}
     if RUN_ID in variables:
-        raise experiment.error(
-            "a variable may not be named run_id: {run_id} is each run's id (run_000, ...)",
-            variables[RUN_ID].parameter.keypath,
+        found.add(
+            experiment.error(
+                "a variable may not be named run_id: {run_id} is each run's id (run_000, ...)",
+                variables[RUN_ID].parameter.keypath,
+            )
         )
+    # A variable that could not be placed has its own error already.
+    unplaced = {p.name.lstrip("+") for p in experiment.variables} - variables.keys()
     known = [RUN_ID, *variables]
     for placement in placements:
         for at, value in placement.written():
             for inner, name in placeholders(value):
-                keypath = (*at, *inner)
-                if name == RUN_ID:
+                if name == RUN_ID or name in unplaced:
                     continue
-                named = variables.get(name)
-                if named is None:
-                    raise experiment.error(_names_nothing(name, known, placements), keypath)
-                if named is placement:
-                    raise experiment.error(
-                        f"{{{name}}} is inside a value of {name} itself: a variable's value "
-                        "cannot contain itself",
-                        keypath,
-                    )
-                for other in named.parameter.values:
-                    if text_of(other) is None:
-                        raise experiment.error(
-                            f"{{{name}}}: {name} has the value {dump_inline(other)}, which cannot "
-                            "go into a string; only text, numbers and true/false can",
-                            keypath,
-                        )
-                    if needs_filling(other):
-                        raise experiment.error(
-                            f"{{{name}}}: the values of {name} hold placeholders themselves; "
-                            "write the placeholders they use here directly",
-                            keypath,
-                        )
+                problem = _placeholder_problem(name, placement, variables, known, placements)
+                if problem is not None:
+                    found.add(experiment.error(problem, (*at, *inner)))
+
+
+def _placeholder_problem(
+    name: str,
+    placement: Placement,
+    variables: dict[str, Placement],
+    known: list[str],
+    placements: tuple[Placement, ...],
+) -> str | None:
+    named = variables.get(name)
+    if named is None:
+        return _names_nothing(name, known, placements)
+    if named is placement:
+        return (
+            f"{{{name}}} is inside a value of {name} itself: a variable's value cannot contain "
+            "itself"
+        )
+    for other in named.parameter.values:
+        if text_of(other) is None:
+            return (
+                f"{{{name}}}: {name} has the value {dump_inline(other)}, which cannot go into a "
+                "string; only text, numbers and true/false can"
+            )
+        if needs_filling(other):
+            return (
+                f"{{{name}}}: the values of {name} hold placeholders themselves; write the "
+                "placeholders they use here directly"
+            )
+    return None
 
 
 def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...]) -> str:
@@ -407,11 +435,14 @@ def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...
     return f"{{{name}}} names no variable: {problem}; write {{{{{name}}}}} for a literal {{{name}}}"
 
 
-def check_interpolations(experiment: Experiment, placements: tuple[Placement, ...]) -> None:
+def check_interpolations(
+    experiment: Experiment, placements: tuple[Placement, ...], found: ErrorList
+) -> None:
     """Every string the runs get loads with OmegaConf, which refuses a whole file for one
-    half-open ``${``: refused here, at its line, instead of in ``tune run``.
+    half-open ``${``: each one refused here, at its line (added to ``found``), instead of in
+    ``tune run``.
 
-    Run after :func:`check_placeholders` (every placeholder names a variable).
+    Run after :func:`check_placeholders` (a placeholder naming no variable is left as written).
     """
     texts = {
         p.parameter.name.lstrip("+"): list(
@@ -426,11 +457,15 @@ def check_interpolations(experiment: Experiment, placements: tuple[Placement, ..
                 for written in _as_written(text, texts):
                     problem = interpolation_problem(written)
                     if problem is not None:
-                        raise experiment.error(
-                            f"{written!r} is not an interpolation OmegaConf can read "
-                            f"({problem}): close it as ${{key}}, or write \\${{ for a literal ${{",
-                            (*at, *inner),
+                        found.add(
+                            experiment.error(
+                                f"{written!r} is not an interpolation OmegaConf can read "
+                                f"({problem}): close it as ${{key}}, or write \\${{ for a "
+                                "literal ${",
+                                (*at, *inner),
+                            )
                         )
+                        break  # one message for one string
 
 
 _BRACES = re.compile(r"[${}]")

@@ -11,10 +11,11 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import Experiment, load_experiment
 from ..workspace.layout import (
     CONFIGS_DIR,
@@ -39,7 +40,8 @@ from .placement import (
     place_parameters,
 )
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
-from .sweep import Run, Sweep, run_id_width, value_index
+from .run_ids import read_recorded_ids
+from .sweep import Run, Sweep, holds_run_id, value_index
 from .templates import needs_filling
 
 
@@ -91,12 +93,12 @@ class Plan:
         tag = None if generation is None else (generation, self.outputs.roots())
         return self.sweep.runs(self.outputs.split, tag)
 
-    def written_at(self, keypath: KeyPath, run_index: int | None = None) -> KeyPath | None:
+    def written_at(self, keypath: KeyPath, run_id: str | None = None) -> KeyPath | None:
         """Where in the experiment file the value at config ``keypath`` was set, if it was.
 
         Args:
             keypath: A key path of a run's config.
-            run_index: Which run, to find a variable's value; ``None`` matches controls only.
+            run_id: Which run, to find a variable's value; ``None`` matches controls only.
         """
         setters = [p for p in self.placements if keypath[: len(p.path)] == p.path]
         if not setters:
@@ -105,9 +107,10 @@ class Plan:
         where: KeyPath = placement.parameter.keypath
         index = 0
         if placement.section == "variables":
-            if run_index is None:
+            position = None if run_id is None else self.sweep.position(run_id)
+            if position is None:
                 return None
-            index = value_index(self.variables, placement, run_index)
+            index = value_index(self.variables, placement, position)
             where = (*where, index)
         inner = keypath[len(placement.path) :]
         # A mapping value merges: the key may come from the base, not from the experiment.
@@ -124,7 +127,7 @@ def plan_experiment(
     *,
     max_runs: int | None = None,
     refresh_base: bool = False,
-    reuse_recorded_base: bool = True,
+    renumber: bool = False,
 ) -> Plan:
     """Read an experiment, resolve its base and parameters, and check every value.
 
@@ -132,7 +135,8 @@ def plan_experiment(
         path: ``experiment.yaml`` or its folder.
         max_runs: The run limit, checked before anything else is done.
         refresh_base: Resolve a recipe from torchtune even when one is recorded.
-        reuse_recorded_base: Look for a recorded base in the experiment's ``configs/``.
+        renumber: Number the runs in sweep order, not by the ids the committed
+            ``run_mapping.yaml`` gives them.
 
     Raises:
         ConfigWriterError: anything wrong with the experiment or its base.
@@ -143,25 +147,34 @@ def plan_experiment(
     configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
     if experiment.output_base_dir is not None:
         configs = _newest_generation(experiment) or configs
-    lock_dir = configs if reuse_recorded_base else None
-    base = load_base(experiment, lock_dir, refresh=refresh_base)
-    placements = place_parameters(experiment, base.config)
+    base = load_base(experiment, configs, refresh=refresh_base)
+    # Each control, variable and value is checked on its own, every mistake kept, so that
+    # independent ones are reported together; nothing is rendered while any is left.
+    found = ErrorList()
+    placements = place_parameters(experiment, base.config, found)
     controlled: dict[str, Any] = base.config
     for placement in placements:
         for at, value in placement.written():
-            merged = _merge_checked(experiment, controlled, placement, value, at)
-            if placement.section == "controls":
+            merge = partial(_merge_checked, experiment, controlled, placement, value, at)
+            merged = found.attempt(merge, None)
+            if placement.section == "controls" and merged is not None:
                 controlled = merged
-    check_placeholders(experiment, placements)
-    check_interpolations(experiment, placements)
+    check_placeholders(experiment, placements, found)
+    check_interpolations(experiment, placements, found)
+    recipe = found.attempt(partial(_training_recipe, experiment, base), None)
+    _check_dataset_lists(experiment, placements, recipe, found)
+    found.raise_found()
     variables = tuple(p for p in placements if p.section == "variables")
     templated = tuple(
         p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])
     )
-    sweep = Sweep(controlled, variables, templated)
+    # The in-repository folder keeps its run ids; a timestamped generation is a new folder,
+    # whose runs write to folders of their own, and numbers afresh.
+    recorded = None
+    if not renumber and experiment.output_base_dir is None:
+        recorded = read_recorded_ids(configs / RUN_MAPPING, holds_run_id(variables))
+    sweep = Sweep(controlled, variables, templated, recorded)
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
-    recipe = _training_recipe(experiment, base)
-    _check_dataset_lists(experiment, placements, recipe)
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
@@ -189,10 +202,7 @@ def _shared_location_error(
     """Two runs of one experiment that write one folder under different keys (no split helps)."""
     (_, run_a, key_a), (_, run_b, key_b) = first, second
     located = dict(plan.outputs.locations())
-    runs = plan.outputs.run_ids()
-    where = plan.written_at(parts(key_b), runs.index(run_b)) or plan.written_at(
-        parts(key_a), runs.index(run_a)
-    )
+    where = plan.written_at(parts(key_b), run_b) or plan.written_at(parts(key_a), run_a)
     return plan.experiment.error(
         f"runs {run_a} and {run_b} both write to {located[run_b][key_b]} ({key_a} of {run_a}, "
         f"{key_b} of {run_b}): torchtune would mix their checkpoints; give each run its own "
@@ -274,7 +284,10 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
 
 
 def _check_dataset_lists(
-    experiment: Experiment, placements: tuple[Placement, ...], recipe: str | None
+    experiment: Experiment,
+    placements: tuple[Placement, ...],
+    recipe: str | None,
+    found: ErrorList,
 ) -> None:
     """A list under ``dataset`` only for a recipe that concatenates one (a recipe file of the
     user's is taken at its word)."""
@@ -285,11 +298,13 @@ def _check_dataset_lists(
             continue  # of datasets
         for at, value in placement.written():
             if isinstance(value, list):
-                raise experiment.error(
-                    f"{recipe} builds one dataset from dataset: a list of datasets needs a recipe "
-                    "that concatenates them (lora_finetune_single_device, "
-                    "full_finetune_single_device, their distributed twins, …)",
-                    at,
+                found.add(
+                    experiment.error(
+                        f"{recipe} builds one dataset from dataset: a list of datasets needs a "
+                        "recipe that concatenates them (lora_finetune_single_device, "
+                        "full_finetune_single_device, their distributed twins, …)",
+                        at,
+                    )
                 )
 
 
@@ -366,7 +381,12 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             folders.append(_run_folders(run.config))
     from_mapping = experiment.path.name if timestamped else from_config
     mapping = render_run_mapping(
-        entries, experiment.name, plan.base.label, from_mapping, commands=plan.recipe is not None
+        entries,
+        experiment.name,
+        plan.base.label,
+        from_mapping,
+        commands=plan.recipe is not None,
+        retired=plan.sweep.ids.retired_names(),
     )
     yield RUN_MAPPING, mapping
     if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
@@ -375,7 +395,7 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             header=header(from_config),
             job_name=experiment.name,
             runs=folders,
-            run_id_width=run_id_width(plan.run_count),
+            ids=plan.sweep.ids,
             command=tune_run(plan.recipe, '"$config"', nproc, nnodes, rendezvous=True),
             nnodes=nnodes,
             mapping=(

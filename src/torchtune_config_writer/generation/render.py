@@ -112,6 +112,7 @@ def render_run_mapping(
     base: str,
     experiment_file: str,
     commands: bool = False,
+    retired: list[str] | None = None,
 ) -> bytes:
     """``run_mapping.yaml``: which values each run id stands for.
 
@@ -121,8 +122,14 @@ def render_run_mapping(
         base: The base config as the experiment names it.
         experiment_file: The experiment file relative to the mapping file.
         commands: Whether the entries carry the ``tune run`` command of their run.
+        retired: The ids that no run has and none will get again.
     """
     where = "# Run each command from the folder of the experiment file.\n" if commands else ""
     head = dump_yaml({"experiment": experiment_name, "base": base})
+    if retired:
+        head += (
+            "# Ids of combinations no longer in the sweep: never given again, since their "
+            "output folders\n# may hold their checkpoints.\n" + dump_yaml({"retired": retired})
+        )
     text = header(experiment_file) + where + head + "runs:\n" + "".join(entries)
     return text.encode("utf-8")

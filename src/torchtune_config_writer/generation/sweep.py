@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,8 @@ from ..yaml_io import KeyPath
 from .merge import merge_at
 from .outputs import OUTPUT_DIR, output_keys, references, split_value
 from .placement import Placement, lookup
-from .templates import RUN_ID, fill, needs_filling, text_of
+from .run_ids import RecordedIds, RunIds, assign_ids, combination_key, fresh_ids, run_number
+from .templates import RUN_ID, fill, needs_filling, placeholders, text_of
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,26 @@ class Run:
     config: dict[str, Any]
 
 
-def run_id(index: int, count: int) -> str:
-    """``run_007``: three digits, more when a sweep has 1000 runs or more (``run_0007``)."""
-    return f"run_{index:0{run_id_width(count)}d}"
-
-
-def run_id_width(count: int) -> int:
-    """The digits of the run ids of a sweep of ``count`` runs."""
-    return max(3, len(str(count)))
-
-
 def value_index(variables: tuple[Placement, ...], variable: Placement, run_index: int) -> int:
-    """Which of ``variable``'s values run number ``run_index`` has (last axis fastest)."""
+    """Which of ``variable``'s values combination ``run_index`` has (last axis fastest)."""
     axes = _axes(variables)
     position = next(n for n, axis in enumerate(axes) if variable in axis)
     faster = math.prod(len(axis[0].parameter.values) for axis in axes[position + 1 :])
     return run_index // faster % len(variable.parameter.values)
+
+
+# A run id that is not known yet reads as the placeholder it fills (see run_ids._without_id).
+RUN_ID_KEPT = itertools.repeat("{run_id}")
+
+
+def holds_run_id(variables: tuple[Placement, ...]) -> bool:
+    """Whether some variable's value holds ``{run_id}`` (the mapping records it filled)."""
+    return any(
+        name == RUN_ID
+        for placement in variables
+        for value in placement.parameter.values
+        for _, name in placeholders(value)
+    )
 
 
 def _axes(variables: tuple[Placement, ...]) -> list[tuple[Placement, ...]]:
@@ -60,6 +65,8 @@ class Sweep:
         controlled: The base with the controls merged in (placeholders not yet filled).
         variables: The variables, resolved and type-checked against ``controlled``.
         templated: The controls whose values hold placeholders, filled in for each run.
+        recorded: The ids the committed ``run_mapping.yaml`` gives, or ``None`` to number the
+            runs in sweep order.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class Sweep:
         controlled: dict[str, Any],
         variables: tuple[Placement, ...],
         templated: tuple[Placement, ...] = (),
+        recorded: RecordedIds | None = None,
     ) -> None:
         self.controlled = controlled
         self.variables = variables
@@ -81,6 +89,30 @@ class Sweep:
             (p.parameter.name.lstrip("+"), [text_of(value) for value in p.parameter.values])
             for p in variables
         ]
+        self.ids = fresh_ids(self.count) if recorded is None else self._assign(recorded)
+        self._positions = (
+            None
+            if self.ids.in_sweep_order
+            else {number: index for index, number in enumerate(self.ids.numbers)}
+        )
+
+    def _assign(self, recorded: RecordedIds) -> RunIds:
+        """The ids of the combinations, each known by the values the mapping records for it."""
+        names = [placement.parameter.name for placement in self.variables]
+        keys = [
+            combination_key(dict(zip(names, values, strict=True)))
+            for values, _ in self._values(self._positions_in_sweep_order(), RUN_ID_KEPT)
+        ]
+        return assign_ids(keys, recorded)
+
+    def position(self, run_id: str) -> int | None:
+        """Which combination, in sweep order, run ``run_id`` is; ``None`` for no run."""
+        number = run_number(run_id)
+        if number is None:
+            return None
+        if self._positions is None:
+            return number if number < self.count else None
+        return self._positions.get(number)
 
     def runs(
         self,
@@ -145,17 +177,35 @@ class Sweep:
                 found.update(dict.fromkeys(output_keys(value, placement.path)))
         return tuple(sorted(found, key=lambda keypath: keypath != (OUTPUT_DIR,)))
 
-    def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
-        """Each run's id, its variables' values and its templated controls' values, filled in."""
+    def _positions_in_sweep_order(self) -> Iterator[list[int]]:
+        """Each combination's value index for each variable, the last variable fastest."""
         axes = self._axes
         # One position per axis; the members of a linked group share their axis's position.
-        positions = itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes))
-        for index, position in enumerate(positions):
-            ident = run_id(index, self.count)
-            at = [at for axis, at in zip(axes, position, strict=True) for _ in axis]
+        for position in itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes)):
+            yield [at for axis, at in zip(axes, position, strict=True) for _ in axis]
+
+    def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
+        """Each run's id, its variables' values and its templated controls' values, filled in,
+        in run id order."""
+        ids = self.ids
+        positions: Iterable[list[int]] = self._positions_in_sweep_order()
+        numbers: Iterable[int] = ids.numbers
+        if self._positions is not None:
+            ordered = sorted(zip(ids.numbers, positions, strict=True))
+            numbers = [number for number, _ in ordered]
+            positions = [at for _, at in ordered]
+        idents = [ids.name(number) for number in numbers]
+        for ident, (values, controls) in zip(idents, self._values(positions, idents), strict=True):
+            yield ident, values, controls
+
+    def _values(
+        self, positions: Iterable[list[int]], run_ids: Iterable[str]
+    ) -> Iterator[tuple[list[Any], list[Any]]]:
+        """The variables' and the templated controls' values at each position, filled in."""
+        for at, ident in zip(positions, run_ids, strict=False):
             values = [p.parameter.values[i] for p, i in zip(self.variables, at, strict=True)]
             if not self._fills:
-                yield ident, values, []
+                yield values, []
                 continue
             texts = {RUN_ID: ident}
             for (name, each), i in zip(self._texts, at, strict=True):
@@ -163,4 +213,4 @@ class Sweep:
                 if text is not None:
                     texts[name] = text
             controls = [fill(p.parameter.values[0], texts) for p in self.templated]
-            yield ident, [fill(value, texts) for value in values], controls
+            yield [fill(value, texts) for value in values], controls

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import find_experiment_file
 from ..generation.collisions import find_collisions, other_experiments
 from ..generation.plan import Plan, plan_experiment, render_files
-from ..workspace.layout import CONFIGS_DIR, RUN_FILE_GLOB, RUN_MAPPING
+from ..workspace.layout import CONFIGS_DIR, RUN_MAPPING, run_files
 from ..workspace.repository import ESCAPE_HINT, symlink_escape
 from .write import (
     WriteResult,
@@ -41,7 +42,7 @@ class Generated:
     @property
     def run_files(self) -> list[Path]:
         """The run config files, in run order."""
-        return sorted(self.folder.glob(RUN_FILE_GLOB))
+        return run_files(self.folder)
 
 
 def generate(
@@ -50,6 +51,7 @@ def generate(
     output_base_dir: Path | str | None = None,
     max_runs: int | None = None,
     refresh_base: bool = False,
+    renumber: bool = False,
 ) -> Generated:
     """Generate the configs of one experiment.
 
@@ -59,6 +61,8 @@ def generate(
             experiment (overrides ``output.base_dir``).
         max_runs: Refuse sweeps with more runs than this.
         refresh_base: Re-read a recipe base from the installed torchtune.
+        renumber: Number the runs in sweep order instead of keeping the ids the committed
+            ``run_mapping.yaml`` gives them.
 
     Returns:
         What was generated.
@@ -67,7 +71,11 @@ def generate(
         ConfigWriterError: bad input; nothing on disk has changed.
     """
     return generate_many(
-        [path], output_base_dir=output_base_dir, max_runs=max_runs, refresh_base=refresh_base
+        [path],
+        output_base_dir=output_base_dir,
+        max_runs=max_runs,
+        refresh_base=refresh_base,
+        renumber=renumber,
     )[0]
 
 
@@ -77,6 +85,7 @@ def generate_many(
     output_base_dir: Path | str | None = None,
     max_runs: int | None = None,
     refresh_base: bool = False,
+    renumber: bool = False,
 ) -> list[Generated]:
     """Generate several experiments; bad input in any of them is found before any is written.
 
@@ -85,7 +94,22 @@ def generate_many(
     """
     files = [find_experiment_file(Path(p)) for p in paths]
     with writing(path.parent / CONFIGS_DIR for path in files):
-        plans = [plan_experiment(p, max_runs=max_runs, refresh_base=refresh_base) for p in files]
+        found = ErrorList()  # the mistakes of every experiment, not only the first one's
+        planned = [
+            found.attempt(
+                partial(
+                    plan_experiment,
+                    p,
+                    max_runs=max_runs,
+                    refresh_base=refresh_base,
+                    renumber=renumber,
+                ),
+                None,
+            )
+            for p in files
+        ]
+        found.raise_found()
+        plans = [plan for plan in planned if plan is not None]
         # Two experiments of one repository never write to one folder.
         for collision in find_collisions(plans, other_experiments(plans, max_runs)):
             raise collision.error()

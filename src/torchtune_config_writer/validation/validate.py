@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,13 @@ from ..workspace.affected import (
     find_affected_experiments,
     repository_experiments,
 )
-from ..workspace.layout import CONFIGS_DIR, RUN_FILE_GLOB
+from ..workspace.layout import CONFIGS_DIR, run_files
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
 from .findings import ConfigResult, Finding, Severity, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
 from .torchtune_runtime import Runtime, load_runtime, tune_validate
 
-_RUN_INDEX = re.compile(r"run_([0-9]+)\.yaml")
 # Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
 _EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
 
@@ -124,7 +122,7 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
             raise ConfigWriterError("holds no experiment.yaml and is not a config", path)
         experiments.extend(found)
     for experiment in experiments:
-        configs = sorted((experiment.parent / CONFIGS_DIR).glob(RUN_FILE_GLOB))
+        configs = run_files(experiment.parent / CONFIGS_DIR)
         plan = plan_of(experiment)
         if not configs and plan is not None and plan.experiment.output_base_dir is not None:
             continue  # it writes timestamped folders: validate one of those instead
@@ -196,7 +194,7 @@ def validate_config(
         elif target.config.stem in collision.runs:
             keypath = parts(collision.config_key)
             problems.append(Problem(keypath, Severity.ERROR, "output-location", collision.message))
-    run_index = _run_index(target.config)
+    run_id = target.config.stem
     findings = tuple(
         Finding(
             config=target.config,
@@ -206,7 +204,7 @@ def validate_config(
             check=problem.check,
             message=problem.message,
             experiment=experiment,
-            experiment_line=_experiment_line(target.plan, problem.keypath, run_index),
+            experiment_line=_experiment_line(target.plan, problem.keypath, run_id),
         )
         for problem in problems
     )
@@ -245,15 +243,10 @@ def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Proble
     return [Problem((), Severity.ERROR, "recipe", message)]
 
 
-def _run_index(config: Path) -> int | None:
-    match = _RUN_INDEX.fullmatch(config.name)
-    return int(match.group(1)) if match else None
-
-
-def _experiment_line(plan: Plan | None, keypath: KeyPath, run_index: int | None) -> int | None:
+def _experiment_line(plan: Plan | None, keypath: KeyPath, run_id: str) -> int | None:
     """The line of the experiment file that set the value at ``keypath``, if it set it."""
     if plan is None or not keypath:
         return None
-    where = plan.written_at(keypath, run_index)
+    where = plan.written_at(keypath, run_id)
     found = plan.experiment.document.position(where) if where is not None else None
     return found[0] if found else None

@@ -26,6 +26,11 @@ def run_file(run_id: str) -> str:
     return f"{run_id}.yaml"
 
 
+def run_files(folder: Path) -> list[Path]:
+    """The run configs in ``folder``, in run id order (``run_999`` before ``run_1000``)."""
+    return sorted(folder.glob(RUN_FILE_GLOB), key=lambda path: (len(path.name), path.name))
+
+
 def has_generated_name(name: str) -> bool:
     """Whether ``name`` is one the tool gives the files it writes in a generated folder."""
     return _OWNED.fullmatch(name) is not None
