@@ -11,12 +11,13 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import ConfigWriterError, ExitCode, file_system_error
-from . import check, generate, recipes, schema, show, validate
+from . import check, diff, generate, recipes, schema, show, validate
 
 _COMMANDS = {
     "generate": generate,
     "check": check,
     "show": show,
+    "diff": diff,
     "validate": validate,
     "recipes": recipes,
     "schema": schema,

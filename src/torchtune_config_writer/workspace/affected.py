@@ -25,11 +25,11 @@ def repository_experiments(start: Path) -> list[Path]:
     if root is None:
         raise ConfigWriterError("not inside a git repository: name the experiments to check", start)
     patterns = [f":(glob)**/{name}" for name in EXPERIMENT_FILE_NAMES]
-    found = [root / name for name in _git_listed(root, patterns) if (root / name).is_file()]
+    found = [root / name for name in git_listed(root, patterns) if (root / name).is_file()]
     return [path for path in found if not _is_output_copy(path)]
 
 
-def _git_listed(root: Path, patterns: list[str]) -> list[str]:
+def git_listed(root: Path, patterns: list[str]) -> list[str]:
     """The files of the repository at ``root`` matching ``patterns``: tracked, or new and not
     ignored; sorted, relative to ``root``."""
     # git itself: gitpython would run this same command, after an import that takes 0.06 to
@@ -117,7 +117,7 @@ def orphan_folders(paths: Iterable[Path], start: Path) -> list[Path]:
 
 def _listed_generated_folders(root: Path) -> list[Path]:
     """The folders named ``configs`` holding a file git lists (tracked, or new and not ignored)."""
-    listed = _git_listed(root, [f":(glob)**/{CONFIGS_DIR}/*"])
+    listed = git_listed(root, [f":(glob)**/{CONFIGS_DIR}/*"])
     return list(dict.fromkeys((root / name).parent for name in listed))
 
 

@@ -1,0 +1,50 @@
+"""``diff --base REF``: what the working tree's generated folders change, run by run, against a
+commit (the pull request's base); writes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ExitCode
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "diff",
+        help="what the generated folders change, run by run, against a commit (writes nothing)",
+    )
+    parser.add_argument(
+        "--base",
+        required=True,
+        metavar="REF",
+        help="the commit to compare with: a branch, tag or hash (a pull request's base)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="text for the terminal (default), markdown for GitHub, json for tools",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the table to FILE instead of standard output",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: gitpython is for this command only, never the hook's path.
+    from ..review.changes import review_changes
+    from ..review.report import render_json, render_markdown, render_text
+
+    review = review_changes(args.base, Path.cwd())
+    render = {"text": render_text, "markdown": render_markdown, "json": render_json}[args.format]
+    text = render(review)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return ExitCode.OK
