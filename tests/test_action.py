@@ -8,16 +8,20 @@ in place of checkout. The action itself is this repository's `action.yml`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .conftest import EXAMPLES, REPO
+from .github_api import FakeGitHub, fake_github
 
 BIN = Path(sys.executable).parent
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
@@ -109,8 +113,19 @@ jobs:
 """
 
 
-def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str, Path]:
-    """Run the workflow on ``repo`` with act; returns (exit code, log, artifacts folder)."""
+def run_workflow(
+    tmp_path: Path,
+    repo: Path,
+    inputs: str = "",
+    event: dict[str, Any] | None = None,
+    env_vars: dict[str, str] | None = None,
+) -> tuple[int, str, Path]:
+    """Run the workflow on ``repo`` with act; returns (exit code, log, artifacts folder).
+
+    Args:
+        event: The pull_request event's payload (act's default is nearly empty).
+        env_vars: Variables for the job, such as ``GITHUB_API_URL`` of a stand-in API.
+    """
     standins, artifacts = tmp_path / "standins", tmp_path / "artifacts"
     for name, text in STANDINS.items():
         (standins / name).mkdir(parents=True, exist_ok=True)
@@ -132,13 +147,20 @@ def run_workflow(tmp_path: Path, repo: Path, inputs: str = "") -> tuple[int, str
     for args in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x", "--allow-empty"],
     ):
         subprocess.run(args, cwd=repo, check=True, env=env)
+    extra = []
+    if event is not None:
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        extra += ["-e", str(tmp_path / "event.json")]
+    for name, value in (env_vars or {}).items():
+        extra += ["--env", f"{name}={value}"]
     result = subprocess.run(
         [
             str(BIN / "act"),
             "pull_request",
+            *extra,
             "-W",
             str(workflow.relative_to(repo)),
             "-P",
@@ -258,3 +280,75 @@ def test_a_generated_folder_whose_experiment_is_gone_fails_the_job(
     assert code != 0 and "Job failed" in log, log
     assert "stale: retired/configs/ (its experiment.yaml is gone)" in log
     assert "OUTPUTS configs=4 invalid=0 drifted=1" in log
+
+
+def commit_all(repo: Path) -> str:
+    """Commit the repository as it is; its commit's hash."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "base", "--allow-empty"], cwd=repo, check=True)
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def pull_request(base: str, head_repository: str = "lab/study") -> dict[str, Any]:
+    return {
+        "repository": {"full_name": "lab/study", "name": "study", "owner": {"login": "lab"}},
+        "pull_request": {
+            "number": 7,
+            "base": {"sha": base, "repo": {"full_name": "lab/study"}},
+            "head": {"repo": {"full_name": head_repository}},
+        },
+    }
+
+
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
+def test_the_change_table_is_in_the_summary_before_the_validation_report(
+    repo: Path, tmp_path: Path
+) -> None:
+    base = commit_all(repo)
+    add_control(repo, "  seed: 7\n")
+    code, log, _ = run_workflow(tmp_path, repo, event=pull_request(base))
+    assert code == 0, log
+    table = log.index("Summary - ## What this change does to the runs")
+    assert table < log.index("Summary - ## torchtune-config-writer validation report"), log
+    assert "| changed | all 4 runs | `seed` | null | 7 |" in log
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with fake_github() as state:
+        yield state
+
+
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
+def test_one_comment_is_created_then_updated_and_a_fork_gets_only_a_notice(
+    repo: Path, tmp_path: Path, github: FakeGitHub
+) -> None:
+    base = commit_all(repo)
+    add_control(repo, "  seed: 7\n")
+    inputs = '          comment: "true"\n'
+    api = {"GITHUB_API_URL": github.url}
+    code, log, _ = run_workflow(tmp_path / "1", repo, inputs, pull_request(base), api)
+    assert code == 0, log
+    [(method, path, body)] = github.writes()
+    assert (method, path) == ("POST", "/repos/lab/study/issues/7/comments")
+    assert "| changed | all 4 runs | `seed` | null | 7 |" in body["body"]
+    [ours] = github.comments
+    add_control(repo, "  shuffle: false\n")  # the next push
+    code, log, _ = run_workflow(tmp_path / "2", repo, inputs, pull_request(base), api)
+    assert code == 0, log
+    method, path, body = github.writes()[-1]
+    assert (method, path) == ("PATCH", f"/repos/lab/study/issues/comments/{ours}")
+    assert list(github.comments) == [ours] and "`shuffle`" in github.comments[ours][1]
+    writes = len(github.writes())
+    fork = pull_request(base, head_repository="someone/study")
+    code, log, _ = run_workflow(tmp_path / "3", repo, inputs, fork, api)
+    assert code == 0, log
+    assert len(github.writes()) == writes  # no write call from a fork's pull request
+    assert "a pull request from a fork gets a read-only token" in log

@@ -1,0 +1,107 @@
+"""A small stand-in for GitHub's REST API of issue comments, recording every call.
+
+It answers what the sticky comment uses (list, create, update, delete a pull request's
+comments) the way GitHub does, with pages of ``per_page``; GitHub itself cannot be reached here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+_LIST = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
+_ONE = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
+
+
+@dataclass
+class FakeGitHub:
+    """The comments it holds, the calls it got, and what it refuses.
+
+    Attributes:
+        url: Its base URL (what ``GITHUB_API_URL`` is set to).
+        comments: Comment id → (pull request number, body).
+        calls: (method, path, body) of each request, in order.
+        refuse_writes: Answer writes with this HTTP status (403: a read-only token).
+    """
+
+    url: str = ""
+    comments: dict[int, tuple[int, str]] = field(default_factory=dict)
+    calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    refuse_writes: int | None = None
+    next_id: int = 1000
+
+    def writes(self) -> list[tuple[str, str, Any]]:
+        return [call for call in self.calls if call[0] != "GET"]
+
+
+def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, body: Any = None) -> None:
+            data = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            state.calls.append((self.command, url.path, body))
+            if self.command != "GET" and state.refuse_writes is not None:
+                self._answer(state.refuse_writes, {"message": "Resource not accessible"})
+                return
+            listing, one = _LIST.fullmatch(url.path), _ONE.fullmatch(url.path)
+            if listing and self.command == "GET":
+                query = parse_qs(url.query)
+                per_page, page = int(query["per_page"][0]), int(query["page"][0])
+                number = int(listing[2])
+                mine = [
+                    {"id": ident, "body": text}
+                    for ident, (pull, text) in sorted(state.comments.items())
+                    if pull == number
+                ]
+                self._answer(200, mine[(page - 1) * per_page : page * per_page])
+            elif listing and self.command == "POST":
+                state.next_id += 1
+                state.comments[state.next_id] = (int(listing[2]), body["body"])
+                self._answer(201, {"id": state.next_id, "body": body["body"]})
+            elif one and int(one[2]) in state.comments and self.command == "PATCH":
+                pull, _ = state.comments[int(one[2])]
+                state.comments[int(one[2])] = (pull, body["body"])
+                self._answer(200, {"id": int(one[2]), "body": body["body"]})
+            elif one and int(one[2]) in state.comments and self.command == "DELETE":
+                del state.comments[int(one[2])]
+                self._answer(204)
+            else:
+                self._answer(404, {"message": "Not Found"})
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+    return Handler
+
+
+@contextmanager
+def fake_github() -> Iterator[FakeGitHub]:
+    """A running stand-in on a free local port."""
+    state = FakeGitHub()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
