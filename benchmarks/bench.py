@@ -155,6 +155,20 @@ def drift_workloads(repeat: int) -> list[Row]:
                 f"< 0.3 s: {verdict(seconds < 0.3)}",
             )
         )
+        # The pull request's table: one experiment of 20 changed against the commit.
+        changed.write_text(original.replace("learning_rate: 3e-4", "learning_rate: 5e-4"))
+        subprocess.run(
+            [*COMMAND, "generate", str(changed)], cwd=root, check=True, capture_output=True
+        )
+        seconds = median_of(repeat, [*COMMAND, "diff", "--base", "HEAD"], root)
+        rows.append(
+            Row(
+                "diff --base HEAD, one experiment of 20 changed",
+                seconds,
+                "the Action's change table; reads the commit with gitpython",
+                f"< 1 s: {verdict(seconds < 1)}",
+            )
+        )
     return rows
 
 

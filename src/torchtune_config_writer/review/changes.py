@@ -177,7 +177,7 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
     old_ids = {combination_key(params): ident for ident, (params, _) in before.runs.items()}
     matched: set[str] = set()
     grouped: dict[tuple[KeyPath, str, str], ValueChange] = {}
-    for ident, (params, config) in after.runs.items():
+    for ident, (params, raw) in after.runs.items():
         previous = old_ids.get(combination_key(params))
         if previous is None:
             change.added.append((ident, params))
@@ -185,7 +185,12 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
         matched.add(previous)
         if previous != ident:
             change.renamed.append((previous, ident))
-        for keypath, was, now in _value_changes(before.runs[previous][1](), config()):
+        was_raw, now_raw = before.runs[previous][1](), raw()
+        if was_raw == now_raw:
+            continue  # the same bytes: nothing to parse (most runs of most pull requests)
+        was_config = _load(was_raw, f"{before.prefix}{run_file(previous)}")
+        now_config = _load(now_raw, f"{after.prefix}{run_file(ident)}")
+        for keypath, was, now in _value_changes(was_config, now_config):
             key = (keypath, repr(was), repr(now))
             found = grouped.get(key)
             runs = (*found.runs, ident) if found else (ident,)
@@ -201,29 +206,27 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
 
 @dataclass(frozen=True)
 class _Folder:
-    """One side's generated folder: each run's values and config (read when asked for)."""
+    """One side's generated folder: each run's values and its config file's bytes (read when
+    asked for)."""
 
-    runs: dict[str, tuple[dict[str, Any], Callable[[], Any]]]
+    prefix: str
+    runs: dict[str, tuple[dict[str, Any], Callable[[], bytes | None]]]
     lock: bytes | None
     base: str | None
 
 
 def _read_folder(prefix: str, read: Read) -> _Folder:
     mapping = _load(read(prefix + RUN_MAPPING), prefix + RUN_MAPPING)
-    runs: dict[str, tuple[dict[str, Any], Callable[[], Any]]] = {}
+    runs: dict[str, tuple[dict[str, Any], Callable[[], bytes | None]]] = {}
     entries = mapping.get("runs") if isinstance(mapping, dict) else None
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             continue
         ident = entry["id"]
         params = entry["params"] if isinstance(entry.get("params"), dict) else {}
-        runs[ident] = (params, partial(_load_from, read, prefix + run_file(ident)))
+        runs[ident] = (params, partial(read, prefix + run_file(ident)))
     lock = read(prefix + LOCK_FILE)
-    return _Folder(runs, lock, _lock_label(lock))
-
-
-def _load_from(read: Read, name: str) -> Any:
-    return _load(read(name), name)
+    return _Folder(prefix, runs, lock, _lock_label(lock))
 
 
 def _load(raw: bytes | None, name: str) -> Any:
