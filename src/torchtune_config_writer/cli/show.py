@@ -46,6 +46,27 @@ def run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _design_lines(plan: Plan) -> list[str]:
+    """What ``exclude``, ``conditions`` and ``search`` did, one line each."""
+    design = plan.experiment.design
+    names = [variable.name for variable in design.variables]
+    lines = []
+    search = plan.experiment.document.data.get("search")
+    if isinstance(search, dict):
+        lines.append(f"drawn at random: {search['random']} runs, seed {search['seed']}")
+    if design.excluded:
+        lines.append(f"excluded: {design.excluded} of the combinations (exclude)")
+    for condition in design.conditions:
+        when = ", ".join(
+            f"{names[v]} is {dump_inline(design.variables[v].values[i])}"
+            for v, i in condition.when.values
+        )
+        sets = ", ".join(f"{p.name} to {dump_inline(p.values[0])}" for p in condition.sets)
+        matched = sum(condition.when.matches(list(at)) for at in design.combinations or ())
+        lines.append(f"when {when}: set {sets} ({matched} runs)")
+    return lines
+
+
 def _can_show(text: str) -> bool:
     try:
         text.encode(sys.stdout.encoding or "ascii")
@@ -100,7 +121,7 @@ def format_runs(
     columns.sort(key=written)
 
     runs = "1 run" if plan.run_count == 1 else f"{plan.run_count} runs"
-    lines = [f"{plan.experiment.name}: {runs} of {plan.base.label}", ""]
+    lines = [f"{plan.experiment.name}: {runs} of {plan.base.label}", *_design_lines(plan), ""]
     if shared:
         lines.append("Every run changes:" if plan.run_count > 1 else "The run changes:")
         rows = [

@@ -8,11 +8,12 @@ import unicodedata
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import ConfigWriterError, ErrorList
 from ..yaml_io import Document, KeyPath, a_type_name, dotted, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
+from .design import Design, read_design
 from .launch import RECIPE, Launch, read_launch
 from .parameters import (
     Parameter,
@@ -25,8 +26,20 @@ from .sections import reject_unknown_keys, required_string, section
 
 EXPERIMENT_FILE_NAMES = ("experiment.yaml", "experiment.yml")
 DEFAULT_MAX_RUNS = 1000
+# The most combinations exclude is applied to: larger grids are refused before they are walked.
+_MAX_GRID = 1_000_000
 
-_SECTIONS = ("experiment", "framework_config", "variables", "controls", "output", "launch")
+_SECTIONS = (
+    "experiment",
+    "framework_config",
+    "variables",
+    "controls",
+    "exclude",
+    "conditions",
+    "search",
+    "output",
+    "launch",
+)
 _EXPERIMENT_KEYS = (
     "name",
     "framework",
@@ -62,6 +75,7 @@ class Experiment:
         recipe: ``framework_config.recipe``: the torchtune recipe that runs the configs (a
             name, or a ``.py`` file relative to the experiment's folder), or ``None``.
         launch: The ``launch`` section.
+        design: Which combinations run (``exclude``, ``conditions``, ``search``).
     """
 
     path: Path
@@ -75,6 +89,7 @@ class Experiment:
     document: Document
     recipe: str | None = None
     launch: Launch = Launch()
+    design: Design = Design(())
 
     @property
     def folder(self) -> Path:
@@ -88,7 +103,9 @@ class Experiment:
 
     @property
     def run_count(self) -> int:
-        """How many runs the full factorial sweep gives."""
+        """How many runs: the full grid, or the combinations the design leaves."""
+        if self.design.combinations is not None:
+            return len(self.design.combinations)
         return run_count(self.variables)
 
     def base_config_path(self) -> Path | None:
@@ -188,30 +205,47 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     launch = found.attempt(partial(_read_launch, doc, data), Launch())
     found.attempt(partial(check_variables_are_not_controls, doc, variables, controls), None)
     found.raise_found()
+    limit = max_runs if max_runs is not None else own_limit or DEFAULT_MAX_RUNS
+    # Before any work: a grid that excluding could not bring under the limit, a sample larger.
+    search = data.get("search")
+    wanted = search.get("random") if isinstance(search, dict) else None
+    if isinstance(wanted, int) and wanted > limit:
+        raise doc.error(
+            f"search.random asks for {wanted:,} runs, more than the limit of {limit:,}: ask for "
+            "fewer, or raise the limit with experiment.max_runs",
+            ("search", "random"),
+        )
+    if search is None and run_count(variables) > max(limit, _MAX_GRID if "exclude" in data else 0):
+        _too_many(doc, run_count(variables), variables, limit)
+    design = read_design(doc, data, variables)
 
     experiment = Experiment(
         path=path,
         name=name,
         base_config=base_value if base_key == "base_config" else None,
         base_config_file=base_value if base_key == "base_config_file" else None,
-        variables=variables,
+        variables=design.variables,
         controls=controls,
         output_name=output_name,
         output_base_dir=base_dir,
         document=doc,
         recipe=recipe,
         launch=launch,
+        design=design,
     )
-    limit = max_runs if max_runs is not None else own_limit or DEFAULT_MAX_RUNS
     if experiment.run_count > limit:
-        sizes = " × ".join(str(len(axis[0].values)) for axis in experiment.axes)
-        raise doc.error(
-            f"the variables give {experiment.run_count:,} runs ({sizes}), more than the limit of "
-            f"{limit:,}: sweep fewer values, or raise the limit with experiment.max_runs in this "
-            "file (which check, the hook and the Action read too) or --max-runs",
-            ("variables",),
-        )
+        _too_many(doc, experiment.run_count, experiment.variables, limit)
     return experiment
+
+
+def _too_many(doc: Document, count: int, variables: tuple[Parameter, ...], limit: int) -> NoReturn:
+    sizes = " × ".join(str(len(axis[0].values)) for axis in linked_axes(variables, lambda v: v))
+    raise doc.error(
+        f"the variables give {count:,} runs ({sizes}), more than the limit of "
+        f"{limit:,}: sweep fewer values, or raise the limit with experiment.max_runs in this "
+        "file (which check, the hook and the Action read too) or --max-runs",
+        ("variables",),
+    )
 
 
 def _read_meta(doc: Document, data: dict[str, Any]) -> tuple[str, int | None]:

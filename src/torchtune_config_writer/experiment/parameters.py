@@ -34,12 +34,27 @@ class Parameter:
         keypath: Where the entry sits in the experiment file, for messages.
         group: The linked group a variable belongs to (its values go with the other members'
             values at the same position), or ``None``.
+        drawn_from: The range a variable's values are drawn from by ``search`` (its values
+            are then the ones drawn), or ``None``.
     """
 
     name: str
     values: tuple[Any, ...]
     keypath: KeyPath
     group: str | None = None
+    drawn_from: Range | None = None
+
+
+RANGE_KINDS = ("uniform", "log_uniform", "integer")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A variable drawn from a range: ``{log_uniform: [1e-5, 1e-3]}``."""
+
+    kind: str
+    low: float
+    high: float
 
 
 def linked_axes(items: Iterable[T], parameter: Callable[[T], Parameter]) -> Iterator[tuple[T, ...]]:
@@ -75,6 +90,9 @@ def read_parameters(doc: Document, entries: dict[str, Any], section: str) -> tup
 def _read_entry(doc: Document, section: str, name: Any, value: Any) -> list[Parameter]:
     keypath = (section, name)
     if section == "variables" and isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in RANGE_KINDS:  # {log_uniform: [1e-5, 1e-3]}
+            _check_parameter_name(doc, name, keypath)
+            return [Parameter(name, (), keypath, drawn_from=_read_range(doc, name, value, keypath))]
         return _linked_group(doc, name, value)
     _check_parameter_name(doc, name, keypath)
     if name.startswith("~"):  # torchtune's own syntax for deleting a key of the config
@@ -92,6 +110,28 @@ def _read_entry(doc: Document, section: str, name: Any, value: Any) -> list[Para
     if section == "controls":
         return [Parameter(name, (value,), keypath)]
     return [Parameter(name, _sweep_values(doc, value, keypath), keypath)]
+
+
+def _read_range(doc: Document, name: str, value: dict[str, Any], keypath: KeyPath) -> Range:
+    """``{uniform: [low, high]}``, ``{log_uniform: [...]}`` or ``{integer: [...]}``."""
+    [(kind, bounds)] = value.items()
+    numbers = isinstance(bounds, list) and len(bounds) == 2
+    numbers = numbers and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds
+    )
+    if not numbers:
+        raise doc.error(
+            f"{name}: {kind} takes [low, high], two numbers, e.g. {{{kind}: [1e-5, 1e-3]}}",
+            (*keypath, kind),
+        )
+    low, high = bounds
+    if not low < high:
+        raise doc.error(f"{name}: {kind} needs low < high, found [{low}, {high}]", (*keypath, kind))
+    if kind == "integer" and not all(isinstance(b, int) for b in bounds):
+        raise doc.error(f"{name}: integer takes two whole numbers, e.g. [1, 8]", (*keypath, kind))
+    if kind == "log_uniform" and low <= 0:
+        raise doc.error(f"{name}: log_uniform needs low > 0, found {low}", (*keypath, kind))
+    return Range(kind, low, high)
 
 
 def _check_parameter_name(doc: Document, name: Any, keypath: KeyPath) -> None:

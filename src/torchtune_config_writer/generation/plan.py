@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigWriterError, ErrorList
+from ..experiment.design import Rule
 from ..experiment.load import Experiment, load_experiment
 from ..workspace.layout import (
     CONFIGS_DIR,
@@ -38,10 +39,11 @@ from .placement import (
     check_placeholders,
     lookup,
     place_parameters,
+    resolve_parameter,
 )
 from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
 from .run_ids import read_recorded_ids
-from .sweep import Run, Sweep, holds_run_id, value_index
+from .sweep import Run, Sweep, holds_run_id
 from .templates import needs_filling
 
 
@@ -107,10 +109,10 @@ class Plan:
         where: KeyPath = placement.parameter.keypath
         index = 0
         if placement.section == "variables":
-            position = None if run_id is None else self.sweep.position(run_id)
-            if position is None:
+            found = None if run_id is None else self.sweep.value_index(run_id, placement)
+            if found is None:
                 return None
-            index = value_index(self.variables, placement, position)
+            index = found
             where = (*where, index)
         inner = keypath[len(placement.path) :]
         # A mapping value merges: the key may come from the base, not from the experiment.
@@ -152,6 +154,7 @@ def plan_experiment(
     # independent ones are reported together; nothing is rendered while any is left.
     found = ErrorList()
     placements = place_parameters(experiment, base.config, found)
+    conditional = _place_conditions(experiment, base.config, placements, found)
     controlled: dict[str, Any] = base.config
     for placement in placements:
         for at, value in placement.written():
@@ -159,8 +162,13 @@ def plan_experiment(
             merged = found.attempt(merge, None)
             if placement.section == "controls" and merged is not None:
                 controlled = merged
-    check_placeholders(experiment, placements, found)
-    check_interpolations(experiment, placements, found)
+    setting = tuple(p for _, sets in conditional for p in sets)
+    for placement in setting:  # a condition's value over the controlled base, as a control's
+        value = placement.parameter.values[0]
+        at = placement.parameter.keypath
+        found.attempt(partial(_merge_checked, experiment, controlled, placement, value, at), None)
+    check_placeholders(experiment, (*placements, *setting), found)
+    check_interpolations(experiment, (*placements, *setting), found)
     recipe = found.attempt(partial(_training_recipe, experiment, base), None)
     _check_dataset_lists(experiment, placements, recipe, found)
     found.raise_found()
@@ -173,12 +181,43 @@ def plan_experiment(
     recorded = None
     if not renumber and experiment.output_base_dir is None:
         recorded = read_recorded_ids(configs / RUN_MAPPING, holds_run_id(variables))
-    sweep = Sweep(controlled, variables, templated, recorded)
+    sweep = Sweep(
+        controlled, variables, templated, recorded, experiment.design.combinations, conditional
+    )
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
     return plan
+
+
+def _place_conditions(
+    experiment: Experiment,
+    base: dict[str, Any],
+    placements: tuple[Placement, ...],
+    found: ErrorList,
+) -> tuple[tuple[Rule, tuple[Placement, ...]], ...]:
+    """Each condition's rule and its keys, resolved as controls are; a key a variable sets is
+    refused (the variable would decide it in some runs and the condition in others)."""
+    varied = {p.path for p in placements if p.section == "variables"}
+    conditional = []
+    for condition in experiment.design.conditions:
+        sets = []
+        for parameter in condition.sets:
+            path = found.attempt(partial(resolve_parameter, experiment, parameter, base), None)
+            if path is None:
+                continue
+            if any(path[: len(v)] == v or v[: len(path)] == path for v in varied):
+                found.add(
+                    experiment.error(
+                        f"'{parameter.name}' is set by a variable: a condition sets other keys",
+                        parameter.keypath,
+                    )
+                )
+                continue
+            sets.append(Placement(parameter, path, "conditions"))
+        conditional.append((condition.when, tuple(sets)))
+    return tuple(conditional)
 
 
 def _newest_generation(experiment: Experiment) -> Path | None:

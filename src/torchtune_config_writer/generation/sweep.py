@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..experiment.design import Rule
 from ..experiment.parameters import linked_axes, run_count
 from ..yaml_io import KeyPath
 from .merge import merge_at
@@ -67,6 +68,10 @@ class Sweep:
         templated: The controls whose values hold placeholders, filled in for each run.
         recorded: The ids the committed ``run_mapping.yaml`` gives, or ``None`` to number the
             runs in sweep order.
+        combinations: Each run's value index for each variable, in sweep order, where
+            ``exclude`` or ``search`` chose them; ``None`` for the full grid.
+        conditional: Each condition's rule and the keys it sets, merged into the runs it
+            matches after the variables.
     """
 
     def __init__(
@@ -75,14 +80,24 @@ class Sweep:
         variables: tuple[Placement, ...],
         templated: tuple[Placement, ...] = (),
         recorded: RecordedIds | None = None,
+        combinations: tuple[tuple[int, ...], ...] | None = None,
+        conditional: tuple[tuple[Rule, tuple[Placement, ...]], ...] = (),
     ) -> None:
         self.controlled = controlled
         self.variables = variables
         self.templated = templated
+        self.conditional = conditional
+        self._given = combinations
         self._axes = _axes(variables)
-        self.count = run_count(placement.parameter for placement in variables)
-        self._fills = bool(templated) or any(
-            needs_filling(value) for p in variables for value in p.parameter.values
+        self.count = (
+            len(combinations)
+            if combinations is not None
+            else run_count(placement.parameter for placement in variables)
+        )
+        self._fills = (
+            bool(templated)
+            or any(needs_filling(value) for p in variables for value in p.parameter.values)
+            or any(needs_filling(p.parameter.values[0]) for _, sets in conditional for p in sets)
         )
         # How each value reads in a placeholder, worked out once rather than once per run.
         self._texts = [
@@ -104,6 +119,15 @@ class Sweep:
             for values, _ in self._values(self._positions_in_sweep_order(), RUN_ID_KEPT)
         ]
         return assign_ids(keys, recorded)
+
+    def value_index(self, run_id: str, variable: Placement) -> int | None:
+        """Which of ``variable``'s values run ``run_id`` has; ``None`` for no run."""
+        position = self.position(run_id)
+        if position is None:
+            return None
+        if self._given is not None:
+            return self._given[position][self.variables.index(variable)]
+        return value_index(self.variables, variable, position)
 
     def position(self, run_id: str) -> int | None:
         """Which combination, in sweep order, run ``run_id`` is; ``None`` for no run."""
@@ -134,7 +158,7 @@ class Sweep:
             config = self.controlled
             for placement, value in zip(self.variables, values, strict=True):
                 config = merge_at(config, placement.path, value)
-            for placement, value in zip(self.templated, controls, strict=True):
+            for placement, value in controls:
                 config = merge_at(config, placement.path, value)
             for path in changed:
                 value = lookup(config, path)
@@ -165,7 +189,7 @@ class Sweep:
             config = self.controlled
             for index in merged:
                 config = merge_at(config, self.variables[index].path, values[index])
-            for placement, value in zip(self.templated, controls, strict=True):
+            for placement, value in controls:
                 config = merge_at(config, placement.path, value)
             yield ident, config
 
@@ -179,12 +203,15 @@ class Sweep:
 
     def _positions_in_sweep_order(self) -> Iterator[list[int]]:
         """Each combination's value index for each variable, the last variable fastest."""
+        if self._given is not None:
+            yield from (list(at) for at in self._given)
+            return
         axes = self._axes
         # One position per axis; the members of a linked group share their axis's position.
         for position in itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes)):
             yield [at for axis, at in zip(axes, position, strict=True) for _ in axis]
 
-    def _combinations(self) -> Iterator[tuple[str, list[Any], list[Any]]]:
+    def _combinations(self) -> Iterator[tuple[str, list[Any], list[tuple[Placement, Any]]]]:
         """Each run's id, its variables' values and its templated controls' values, filled in,
         in run id order."""
         ids = self.ids
@@ -200,17 +227,21 @@ class Sweep:
 
     def _values(
         self, positions: Iterable[list[int]], run_ids: Iterable[str]
-    ) -> Iterator[tuple[list[Any], list[Any]]]:
+    ) -> Iterator[tuple[list[Any], list[tuple[Placement, Any]]]]:
         """The variables' and the templated controls' values at each position, filled in."""
         for at, ident in zip(positions, run_ids, strict=False):
             values = [p.parameter.values[i] for p, i in zip(self.variables, at, strict=True)]
+            # A condition's keys follow the templated controls (merged after the variables).
+            sets = [
+                p for rule, placements in self.conditional if rule.matches(at) for p in placements
+            ]
             if not self._fills:
-                yield values, []
+                yield values, [(p, p.parameter.values[0]) for p in sets]
                 continue
             texts = {RUN_ID: ident}
             for (name, each), i in zip(self._texts, at, strict=True):
                 text = each[i]
                 if text is not None:
                     texts[name] = text
-            controls = [fill(p.parameter.values[0], texts) for p in self.templated]
+            controls = [(p, fill(p.parameter.values[0], texts)) for p in (*self.templated, *sets)]
             yield [fill(value, texts) for value in values], controls
