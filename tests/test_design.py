@@ -214,3 +214,12 @@ def test_malformed_sections_are_one_error_each(
     path = write_experiment(HEAD + GRID + section + "\n")
     [(_, message)] = refused(cli, path)
     assert fragment in message
+
+
+def test_a_condition_may_delete_a_key_in_its_runs(write_experiment: Callable[..., Path]) -> None:
+    path = write_experiment(
+        HEAD + GRID + "conditions:\n  - when: {lora_rank: 64}\n    set: {~profiler: }\n"
+    )
+    generate(path)
+    for run in runs_of(path):
+        assert ("profiler" in run) is (run["model"]["lora_rank"] != 64)

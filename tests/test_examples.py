@@ -119,7 +119,7 @@ def test_every_other_example_config_is_valid() -> None:
     ]
     assert others
     result = validate(others)
-    assert len(result.configs) == 12 + 8 + 12  # + batch_design, lr_search
+    assert len(result.configs) == 12 + 8 + 12 + 2 + 2  # + batch_design, lr_search, lora_eval_study
     assert [(item.config.name, item.tune_validate, item.findings) for item in result.configs] == [
         (item.config.name, "passed", ()) for item in result.configs
     ]

@@ -228,3 +228,59 @@ def test_after_runs_retire_and_others_join_the_arrays_hold_exactly_the_ids_that_
         cluster.sbatch("--array=1", "configs/slurm_array.sh", cwd=folder, env=env)
     )
     assert retired == {1: ("FAILED", 2)}  # a retired id's task trains nothing
+
+
+def test_each_evaluation_task_starts_after_its_training_task_succeeded(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The evaluation array chained with --dependency=aftercorr: on the training array, with a
+    stand-in `tune` (eleuther_eval's lm_eval cannot be installed here, see test_evaluation.py):
+    training writes the final checkpoint, and run_001's training fails."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+    bin_dir.mkdir()
+    (bin_dir / "tune").write_text(
+        "#!/bin/bash\n"
+        'config="${@: -1}"\n'
+        f'echo "$(date +%s.%N) $config" >> {calls}\n'
+        'case "$config" in\n'
+        "  *eval_run_*) exit 0 ;;\n"
+        "  *run_001.yaml) exit 1 ;;\n"
+        "esac\n"
+        "out=$(sed -n 's/^output_dir: //p' \"$config\")\n"
+        'mkdir -p "$out/epoch_0" && touch "$out/epoch_0/model-00001-of-00001.bin"\n'
+    )
+    (bin_dir / "tune").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    folder = tmp_path / "evaluated"
+    folder.mkdir()
+    (folder / "base.yaml").write_text(
+        f"output_dir: {tmp_path}/out\nseed: 0\nepochs: 1\n"
+        "model: {_component_: torchtune.models.llama2.llama2}\n"
+        "checkpointer:\n  _component_: torchtune.training.FullModelTorchTuneCheckpointer\n"
+        "  checkpoint_dir: /ckpt\n  checkpoint_files: [model.pt]\n  output_dir: ${output_dir}\n"
+        "  model_type: LLAMA2\n"
+    )
+    (folder / "experiment.yaml").write_text(
+        "experiment:\n  name: evaluated\n  framework: torchtune\n"
+        "framework_config:\n  base_config_file: base.yaml\n  recipe: full_finetune_single_device\n"
+        "variables:\n  seed: [0, 1, 2]\n"
+        "launch:\n  slurm: {}\n"
+        "evaluation:\n  tasks: [local_task]\n"
+    )
+    generate(folder)
+    training = cluster.sbatch("configs/slurm_array.sh", cwd=folder, env=env)
+    evaluating = cluster.sbatch(
+        f"--dependency=aftercorr:{training}", "configs/slurm_eval_array.sh", cwd=folder, env=env
+    )
+    assert cluster.wait(training) == {
+        0: ("COMPLETED", 0),
+        1: ("FAILED", 1),
+        2: ("COMPLETED", 0),
+    }
+    states = cluster.wait(evaluating)
+    assert states[0] == ("COMPLETED", 0) and states[2] == ("COMPLETED", 0)
+    assert states[1][0] != "COMPLETED"  # its training failed: never evaluated
+    started = {line.split()[1]: float(line.split()[0]) for line in calls.read_text().splitlines()}
+    assert "configs/eval_run_001.yaml" not in started
+    for run in ("run_000", "run_002"):
+        assert started[f"configs/eval_{run}.yaml"] > started[f"configs/{run}.yaml"]

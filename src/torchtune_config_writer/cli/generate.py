@@ -92,8 +92,13 @@ def _report(generated: Generated) -> None:
             notes.append(f"removed {len(write.removed)} stale")
     note = f" ({', '.join(notes)})" if notes else ""
     print(f"{mark} Loaded base config: {base.label}{source}")
+    evaluated = (
+        f" and {plural(generated.plan.run_count, 'evaluation config')}"
+        if generated.plan.experiment.evaluation is not None
+        else ""
+    )
     print(
-        f"{mark} Generated {plural(generated.plan.run_count, 'config')} in "
+        f"{mark} Generated {plural(generated.plan.run_count, 'config')}{evaluated} in "
         f"{display_path(generated.folder)}/{note}"
     )
     shown = generated.run_mapping.name if write else display_path(generated.run_mapping)

@@ -56,6 +56,13 @@ def _design_lines(plan: Plan) -> list[str]:
         lines.append(f"drawn at random: {search['random']} runs, seed {search['seed']}")
     if design.excluded:
         lines.append(f"excluded: {design.excluded} of the combinations (exclude)")
+    evaluation = plan.experiment.evaluation
+    if evaluation is not None:
+        limit = f", limit {evaluation.limit}" if evaluation.limit is not None else ""
+        lines.append(
+            f"evaluated with eleuther_eval: {', '.join(evaluation.tasks)}{limit} "
+            "(configs/eval_run_*.yaml)"
+        )
     for condition in design.conditions:
         when = ", ".join(
             f"{names[v]} is {dump_inline(design.variables[v].values[i])}"

@@ -14,6 +14,7 @@ from ..errors import ConfigWriterError, ErrorList
 from ..yaml_io import Document, KeyPath, a_type_name, dotted, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
 from .design import Design, read_design
+from .evaluation import Evaluation, read_evaluation
 from .launch import RECIPE, Launch, read_launch
 from .parameters import (
     Parameter,
@@ -39,6 +40,7 @@ _SECTIONS = (
     "search",
     "output",
     "launch",
+    "evaluation",
 )
 _EXPERIMENT_KEYS = (
     "name",
@@ -76,6 +78,7 @@ class Experiment:
             name, or a ``.py`` file relative to the experiment's folder), or ``None``.
         launch: The ``launch`` section.
         design: Which combinations run (``exclude``, ``conditions``, ``search``).
+        evaluation: The ``evaluation`` section, or ``None``.
     """
 
     path: Path
@@ -90,6 +93,7 @@ class Experiment:
     recipe: str | None = None
     launch: Launch = Launch()
     design: Design = Design(())
+    evaluation: Evaluation | None = None
 
     @property
     def folder(self) -> Path:
@@ -203,6 +207,7 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     variables = found.attempt(partial(_read_section, doc, data, "variables"), ())
     controls = found.attempt(partial(_read_section, doc, data, "controls"), ())
     launch = found.attempt(partial(_read_launch, doc, data), Launch())
+    evaluation = found.attempt(partial(read_evaluation, doc, data.get("evaluation")), None)
     found.attempt(partial(check_variables_are_not_controls, doc, variables, controls), None)
     found.raise_found()
     limit = max_runs if max_runs is not None else own_limit or DEFAULT_MAX_RUNS
@@ -232,6 +237,7 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
         recipe=recipe,
         launch=launch,
         design=design,
+        evaluation=evaluation,
     )
     if experiment.run_count > limit:
         _too_many(doc, experiment.run_count, experiment.variables, limit)

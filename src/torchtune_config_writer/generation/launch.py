@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..experiment.launch import Slurm
-from ..workspace.layout import CONFIGS_DIR, SLURM_SCRIPT, run_file
+from ..workspace.layout import CONFIGS_DIR, SLURM_EVAL_SCRIPT, SLURM_SCRIPT, run_file
 from .run_ids import RunIds
 
 # What torchtune's own multi-node SLURM example passes: every node of the job meets the first.
@@ -72,6 +72,8 @@ def render_slurm_script(
     command: str,
     mapping: tuple[str, str],
     nnodes: int | None = None,
+    evaluates: bool = False,
+    with_evaluation: bool = False,
 ) -> bytes:
     """A job array script whose task N runs ``command`` for run N (plus an offset, for studies
     larger than one array may be), its array holding exactly the runs' ids.
@@ -92,7 +94,13 @@ def render_slurm_script(
             experiment, by which the script knows it runs in the right folder.
         nnodes: Nodes per run: more than one gets ``--nodes``, one task per node, and the
             command started on every node with ``srun``, as torchtune's multi-node example.
+        evaluates: The evaluation array (``slurm_eval_array.sh``): task N evaluates run N's
+            final checkpoint, submitted with ``--dependency=aftercorr:`` on the training array
+            so that it starts once training task N succeeded.
+        with_evaluation: The training array of an experiment that evaluates: its comment says
+            how to submit both.
     """
+    script_name = SLURM_EVAL_SCRIPT if evaluates else SLURM_SCRIPT
     run_count = len(runs)
     numbers = sorted(ids.numbers)
     multinode = nnodes is not None and nnodes > 1
@@ -106,16 +114,40 @@ def render_slurm_script(
         *([] if named else [f"--job-name={shlex.quote(job_name)}"]),
         f"--array={_array_spec(*parts[0])}{limit}",
         *(["--output=/dev/null"] if logs else []),  # each task logs in its run's folder
-        *(_node_options(nnodes, slurm.sbatch) if multinode else []),
+        # A training task that failed never lets its evaluation start: cancel it, not wait.
+        *(["--kill-on-invalid-dep=yes"] if evaluates else []),
+        *(_node_options(nnodes, slurm.sbatch) if multinode and not evaluates else []),
         *slurm.sbatch,
     ]
-    submit_line = f"sbatch {CONFIGS_DIR}/{SLURM_SCRIPT}"
+    submit_line = f"sbatch {CONFIGS_DIR}/{script_name}"
+    chain = (
+        f"job=$(sbatch --parsable {CONFIGS_DIR}/{SLURM_SCRIPT}) && "
+        f"sbatch --dependency=aftercorr:$job {CONFIGS_DIR}/{SLURM_EVAL_SCRIPT}"
+    )
     script = "#!/bin/bash\n" + header
+    does = "evaluates run N's final checkpoint" if evaluates else "trains run N"
     script += (
-        f"# {job_name}: array task N trains run N ({run_count} runs). From the folder of the "
+        f"# {job_name}: array task N {does} ({run_count} runs). From the folder of the "
         "experiment file:\n"
     )
-    if len(parts) == 1:
+    if (evaluates or with_evaluation) and len(parts) == 1:
+        script += (
+            "# submit the training array and, each evaluation task after its training task "
+            f"succeeded, this one:\n#   {chain}\n"
+        )
+    elif evaluates or with_evaluation:
+        script += (
+            f"# more runs than one array may hold (launch.slurm.max_array_size: {size}): submit "
+            "each part of the training array and its evaluation part:\n"
+        )
+        for start, members in parts:
+            offset = f" --export=ALL,TCW_RUN_OFFSET={start}" if start else ""
+            array = f"--array={_array_spec(start, members)}{limit}{offset}"
+            script += (
+                f"#   job=$(sbatch --parsable {array} {CONFIGS_DIR}/{SLURM_SCRIPT}) && sbatch "
+                f"{array} --dependency=aftercorr:$job {CONFIGS_DIR}/{SLURM_EVAL_SCRIPT}\n"
+            )
+    elif len(parts) == 1:
         script += f"#   {submit_line}\n"
     else:
         script += (
@@ -128,10 +160,13 @@ def render_slurm_script(
             script += f"#   sbatch {array} {CONFIGS_DIR}/{SLURM_SCRIPT}\n"
     if logs:
         script += "# Each task logs to slurm_<job>_<task>.log in its run's output_dir.\n"
-    script += (
-        "# A run whose final checkpoint is saved is not trained again: submit the same again to "
-        "train\n# the runs that did not finish.\n"
-    )
+    if evaluates:
+        script += "# A run without its final checkpoint is not evaluated (exit 2).\n"
+    else:
+        script += (
+            "# A run whose final checkpoint is saved is not trained again: submit the same again "
+            "to train\n# the runs that did not finish.\n"
+        )
     script += "".join(f"#SBATCH {option}\n" for option in options)
     submit = f"cd to the folder of the experiment file and run {submit_line}"
     mapping_file, experiment_line = mapping
@@ -153,7 +188,8 @@ def render_slurm_script(
         f'  echo "error: $PWD is not the folder of the experiment {job_name}: {submit}" >&2\n'
         "  exit 2\n"
         "fi\n"
-        f"printf -v config '{CONFIGS_DIR}/run_%0{ids.width}d.yaml' \"$run\"\n"
+        f"printf -v config '{CONFIGS_DIR}/{'eval_' if evaluates else ''}run_%0{ids.width}d.yaml' "
+        '"$run"\n'
         "if [[ ! -f $config ]]; then\n"
         f'  echo "error: $config is missing: regenerate {job_name} (torchtune-config-writer '
         'generate)" >&2\n'
@@ -168,16 +204,26 @@ def render_slurm_script(
             'exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" '
             "2>&1\n"
         )
-    script += (
-        "final=${final_checkpoints[run]}\n"
-        'if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then\n'
-        '  echo "${config}: finished already (its final checkpoint is in $final): not trained '
-        'again"\n'
-        "  exit 0\n"
-        "fi\n"
-    )
+    if evaluates:
+        script += (
+            "final=${final_checkpoints[run]}\n"
+            'if [[ -z $final || -z $(ls -A "$final" 2>/dev/null) ]]; then\n'
+            '  echo "error: ${config}: its run has no final checkpoint in ${final:-its '
+            'checkpointer.output_dir}: train it first" >&2\n'
+            "  exit 2\n"
+            "fi\n"
+        )
+    else:
+        script += (
+            "final=${final_checkpoints[run]}\n"
+            'if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then\n'
+            '  echo "${config}: finished already (its final checkpoint is in $final): not trained '
+            'again"\n'
+            "  exit 0\n"
+            "fi\n"
+        )
     script += "".join(f"{line}\n" for line in slurm.setup)
-    if multinode:
+    if multinode and not evaluates:
         script += (
             'nodes=( $(scontrol show hostnames "$SLURM_JOB_NODELIST") )\n'
             'head_node_ip=$(srun --nodes=1 --ntasks=1 -w "${nodes[0]}" hostname --ip-address)\n'

@@ -22,7 +22,9 @@ from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
     RUN_MAPPING,
+    SLURM_EVAL_SCRIPT,
     SLURM_SCRIPT,
+    eval_file,
     latest_complete_folder,
     run_file,
 )
@@ -30,6 +32,7 @@ from ..workspace.repository import symlink_escape
 from ..yaml_io import KeyPath, dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
+from .evaluation import EVAL_RECIPE, EvaluationProblem, evaluation_config, final_checkpoint
 from .launch import RunFolders, render_slurm_script, run_config, tune_run
 from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
 from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
@@ -41,7 +44,14 @@ from .placement import (
     place_parameters,
     resolve_parameter,
 )
-from .render import ConfigRenderer, header, render_mapping_entry, render_run, render_run_mapping
+from .render import (
+    ConfigRenderer,
+    header,
+    render_evaluation,
+    render_mapping_entry,
+    render_run,
+    render_run_mapping,
+)
 from .run_ids import read_recorded_ids
 from .sweep import Run, Sweep, holds_run_id
 from .templates import needs_filling
@@ -188,6 +198,12 @@ def plan_experiment(
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
+    if experiment.evaluation is not None:
+        for run in plan.runs():  # every run's evaluation config can be written, or why not
+            try:
+                evaluation_config(run.config, experiment.evaluation)
+            except EvaluationProblem as problem:
+                raise experiment.error(f"{run.id}: {problem}", ("evaluation",)) from None
     return plan
 
 
@@ -378,12 +394,7 @@ def _merge_checked(
 
 def _run_folders(config: dict[str, Any]) -> RunFolders:
     """A run's output folder, and where torchtune saves its last epoch's checkpoint."""
-    checkpoints = folder_in(config, "checkpointer.output_dir")
-    epochs = config.get("epochs")
-    final = None
-    if checkpoints and isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0:
-        final = f"{checkpoints.rstrip('/')}/epoch_{epochs - 1}"
-    return RunFolders(folder_in(config, OUTPUT_DIR), final)
+    return RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(config))
 
 
 def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
@@ -406,6 +417,8 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
     nproc = experiment.launch.nproc_per_node
     nnodes = experiment.launch.nnodes
     slurm = experiment.launch.slurm
+    evaluation = experiment.evaluation
+    evaluated = []
     for run in plan.runs(generation):
         yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
         command = (
@@ -413,8 +426,21 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             if plan.recipe is None
             else tune_run(plan.recipe, run_config(run.id), nproc, nnodes)
         )
+        eval_command = None
+        if evaluation is not None:
+            config = evaluation_config(run.config, evaluation)
+            yield (
+                configs + eval_file(run.id),
+                render_evaluation(run, experiment.name, from_config, config),
+            )
+            eval_command = tune_run(EVAL_RECIPE, f"{CONFIGS_DIR}/{eval_file(run.id)}", None)
+            evaluated.append(
+                RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(run.config))
+            )
         entries.append(
-            render_mapping_entry(run.id, run.params, run.config.get(OUTPUT_DIR), command)
+            render_mapping_entry(
+                run.id, run.params, run.config.get(OUTPUT_DIR), command, eval_command
+            )
         )
         if slurm is not None:
             folders.append(_run_folders(run.config))
@@ -429,6 +455,10 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
     )
     yield RUN_MAPPING, mapping
     if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
+        mapping_line = (
+            RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
+            dump_yaml({"experiment": experiment.name}).rstrip("\n"),
+        )
         script = render_slurm_script(
             slurm,
             header=header(from_config),
@@ -437,12 +467,24 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             ids=plan.sweep.ids,
             command=tune_run(plan.recipe, '"$config"', nproc, nnodes, rendezvous=True),
             nnodes=nnodes,
-            mapping=(
-                RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
-                dump_yaml({"experiment": experiment.name}).rstrip("\n"),
-            ),
+            mapping=mapping_line,
+            with_evaluation=evaluation is not None,
         )
         yield configs + SLURM_SCRIPT, script
+        if evaluation is not None:
+            yield (
+                configs + SLURM_EVAL_SCRIPT,
+                render_slurm_script(
+                    slurm,
+                    header=header(from_config),
+                    job_name=f"{experiment.name}-eval",
+                    runs=evaluated,
+                    ids=plan.sweep.ids,
+                    command=tune_run(EVAL_RECIPE, '"$config"', None),
+                    mapping=mapping_line,
+                    evaluates=True,
+                ),
+            )
     if plan.base.builtin_config is not None:
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:

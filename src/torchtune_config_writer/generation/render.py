@@ -88,8 +88,24 @@ def render_run(
     return text.encode("utf-8")
 
 
+def render_evaluation(
+    run: Run, experiment_name: str, experiment_file: str, config: dict[str, Any]
+) -> bytes:
+    """One run's evaluation config file (``eleuther_eval`` on its final checkpoint)."""
+    text = (
+        header(experiment_file)
+        + f"# Evaluates {run.id} of {experiment_name} ({describe_params(run.params)}) with "
+        "eleuther_eval, after it trained.\n" + dump_yaml(config)
+    )
+    return text.encode("utf-8")
+
+
 def render_mapping_entry(
-    run_id: str, params: dict[str, Any], output_dir: Any, command: str | None = None
+    run_id: str,
+    params: dict[str, Any],
+    output_dir: Any,
+    command: str | None = None,
+    eval_command: str | None = None,
 ) -> str:
     """One run's entry of ``run_mapping.yaml``, rendered as its own block.
 
@@ -103,6 +119,8 @@ def render_mapping_entry(
         entry["output_dir"] = output_dir
     if command is not None:
         entry["command"] = command
+    if eval_command is not None:
+        entry["eval_command"] = eval_command
     return dump_yaml([entry])
 
 

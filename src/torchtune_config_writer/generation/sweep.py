@@ -11,7 +11,7 @@ from typing import Any
 from ..experiment.design import Rule
 from ..experiment.parameters import linked_axes, run_count
 from ..yaml_io import KeyPath
-from .merge import merge_at
+from .merge import DELETE, merge_at
 from .outputs import OUTPUT_DIR, output_keys, references, split_value
 from .placement import Placement, lookup
 from .run_ids import RecordedIds, RunIds, assign_ids, combination_key, fresh_ids, run_number
@@ -43,6 +43,11 @@ def value_index(variables: tuple[Placement, ...], variable: Placement, run_index
 
 # A run id that is not known yet reads as the placeholder it fills (see run_ids._without_id).
 RUN_ID_KEPT = itertools.repeat("{run_id}")
+
+
+def _deleting(placement: Placement, value: Any) -> Any:
+    """A condition's ``~key`` deletes the key, as a control's does."""
+    return DELETE if placement.parameter.name.startswith("~") else value
 
 
 def holds_run_id(variables: tuple[Placement, ...]) -> bool:
@@ -159,7 +164,7 @@ class Sweep:
             for placement, value in zip(self.variables, values, strict=True):
                 config = merge_at(config, placement.path, value)
             for placement, value in controls:
-                config = merge_at(config, placement.path, value)
+                config = merge_at(config, placement.path, _deleting(placement, value))
             for path in changed:
                 value = lookup(config, path)
                 if not isinstance(value, str):
@@ -190,7 +195,7 @@ class Sweep:
             for index in merged:
                 config = merge_at(config, self.variables[index].path, values[index])
             for placement, value in controls:
-                config = merge_at(config, placement.path, value)
+                config = merge_at(config, placement.path, _deleting(placement, value))
             yield ident, config
 
     def output_keys(self) -> tuple[KeyPath, ...]:

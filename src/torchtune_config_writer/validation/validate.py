@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ConfigWriterError, require_path
 from ..experiment.load import EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, other_experiments
+from ..generation.evaluation import EVAL_RECIPE
 from ..generation.plan import Plan, parts, plan_experiment
 from ..wording import closest
 from ..workspace.affected import (
@@ -17,7 +18,7 @@ from ..workspace.affected import (
     find_affected_experiments,
     repository_experiments,
 )
-from ..workspace.layout import CONFIGS_DIR, run_files
+from ..workspace.layout import CONFIGS_DIR, eval_files, is_eval_file, run_files
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
 from .findings import ConfigResult, Finding, Severity, TuneVerdict, ValidationResult
@@ -130,7 +131,8 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
             raise ConfigWriterError(
                 "has no generated configs: run `torchtune-config-writer generate` first", experiment
             )
-        for config in configs:
+        # Each run's evaluation config (eleuther_eval) after the training configs.
+        for config in [*configs, *eval_files(experiment.parent / CONFIGS_DIR)]:
             targets.setdefault(config, Target(config, plan))
     return list(targets.values())
 
@@ -173,10 +175,12 @@ def validate_config(
         )
         return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
     verdict, message = tune_validate(runtime, target.config)
-    recipe_file = _recipe_file(target.plan)
-    problems = _recipe_problems(target.plan, recipe_file)
+    evaluates = is_eval_file(target.config)
+    recipe_file = _recipe_file(target.plan) if not evaluates else _eval_recipe_file()
+    problems = _recipe_problems(target.plan, recipe_file) if not evaluates else []
     problems += deep_check(runtime, document.data, recipe_file)
-    if preflight:
+    # An evaluation config reads a checkpoint that exists only once its run trained.
+    if preflight and not evaluates:
         # `tune run` runs from the experiment's folder; a config without one is in its configs/.
         folder = target.plan.experiment.folder if target.plan else target.config.parent.parent
         problems += preflight_problems(document.data, folder)
@@ -226,6 +230,12 @@ def _recipe_file(plan: Plan | None) -> Path | None:
     from .recipe_keys import recipe_file_named
 
     return recipe_file_named(plan.recipe)
+
+
+def _eval_recipe_file() -> Path | None:
+    from .recipe_keys import recipe_file_named
+
+    return recipe_file_named(EVAL_RECIPE)
 
 
 def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Problem]:
