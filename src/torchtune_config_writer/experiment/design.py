@@ -18,11 +18,9 @@ on how many are drawn, so raising ``random`` keeps the runs drawn already.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Context, Decimal
 from functools import partial
 from typing import Any
 
@@ -33,7 +31,7 @@ from .parameters import Parameter, Range, linked_axes
 
 SIGNIFICANT_DIGITS = 4  # a drawn float is written with these (1.234e-04), as a reviewer reads it
 _MAX_TRIES = 100  # draws per run wanted before a sample too large for its grid is an error
-_DECIMAL = Context(prec=34)
+_DIGITS = 34  # decimal's precision for a drawn value, far past the 4 digits written
 
 
 @dataclass(frozen=True)
@@ -304,6 +302,8 @@ def _no_condition_clash(
 
 def _unit(seed: int, draw: int, name: str) -> float:
     """A number in [0, 1) fixed by the seed, the draw's number and the variable's name."""
+    import hashlib  # only a search draws: the hook's path does not pay for it
+
     digest = hashlib.sha256(f"{seed}/{draw}/{name}".encode()).digest()
     return (int.from_bytes(digest[:8], "big") >> 11) / 2**53
 
@@ -312,11 +312,16 @@ def draw_value(kind: str, low: float, high: float, unit: float) -> float | int:
     """The value at ``unit`` of a range, floats with :data:`SIGNIFICANT_DIGITS` digits."""
     if kind == "integer":
         return int(low) + min(int(unit * (int(high) - int(low) + 1)), int(high) - int(low))
+    from decimal import Context, Decimal  # only a search draws
+
+    context = Context(prec=_DIGITS)  # its own context: no thread's settings change a draw
     if kind == "uniform":
-        value = Decimal(low) + Decimal(unit) * (Decimal(high) - Decimal(low))
+        span = context.subtract(Decimal(high), Decimal(low))
+        value = context.add(Decimal(low), context.multiply(Decimal(unit), span))
     else:  # log_uniform: exp(ln low + unit (ln high - ln low)), correctly rounded by decimal
-        ln_low, ln_high = _DECIMAL.ln(Decimal(low)), _DECIMAL.ln(Decimal(high))
-        value = _DECIMAL.exp(ln_low + Decimal(unit) * (ln_high - ln_low))
+        ln_low, ln_high = context.ln(Decimal(low)), context.ln(Decimal(high))
+        span = context.subtract(ln_high, ln_low)
+        value = context.exp(context.add(ln_low, context.multiply(Decimal(unit), span)))
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
