@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..experiment.design import Rule
+from ..experiment.design import Rule, grid
 from ..experiment.parameters import linked_axes, run_count
 from ..yaml_io import KeyPath
 from .merge import DELETE, merge_at
@@ -211,10 +211,7 @@ class Sweep:
         if self._given is not None:
             yield from (list(at) for at in self._given)
             return
-        axes = self._axes
-        # One position per axis; the members of a linked group share their axis's position.
-        for position in itertools.product(*(range(len(axis[0].parameter.values)) for axis in axes)):
-            yield [at for axis, at in zip(axes, position, strict=True) for _ in axis]
+        yield from grid(tuple(placement.parameter for placement in self.variables))
 
     def _combinations(self) -> Iterator[tuple[str, list[Any], list[tuple[Placement, Any]]]]:
         """Each run's id, its variables' values and its templated controls' values, filled in,
