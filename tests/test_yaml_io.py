@@ -192,3 +192,121 @@ def test_rendering_shared_blocks_once_gives_the_same_bytes_as_one_dump() -> None
         for config in (base, merge_at(base, (first_key,), None), merge_at(base, ("+new",), [1])):
             assert renderer.render(config) == yaml_io.dump_yaml(config), path
     assert ConfigRenderer({}).render({}) == yaml_io.dump_yaml({})
+
+
+# What the line-by-line writer must get exactly as PyYAML does: strings PyYAML quotes, folds
+# onto lines or writes as blocks, keys it writes as complex keys, tags, and -0.0 beside 0.0.
+tricky_strings = st.sampled_from(
+    [
+        *SCALARS,
+        "a\nb",
+        "a\n\nb\n",
+        " leading",
+        "trailing ",
+        "- item",
+        "#comment",
+        "a: b",
+        "a, b",
+        "[x]",
+        "{x}",
+        "!tag",
+        "&anchor",
+        "*alias",
+        "|",
+        ">",
+        "'",
+        '"',
+        "%",
+        "@",
+        "`",
+        "---",
+        "...",
+        "<<",
+        "=",
+        "x" * 130,
+        "café",
+        "\u2028",
+        "\t",
+        "/scratch/run_000",
+        "a b",
+        "a  b",
+        "a -b",
+        "a - b",
+        "tune run lora_finetune_single_device --config configs/run_000.yaml",
+        "1 2",
+        "true false",
+        "-0.0",
+        "1_000",
+        "0x1F",
+        "0o17",
+        "1:20",
+        "y",
+        "n",
+    ]
+)
+tree_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from([0.0, -0.0, 1e-05, 3e-4, 1e20, float("inf")])
+    | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+    | tricky_strings
+)
+tree_keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6) | (
+    tricky_strings
+)
+trees = st.recursive(
+    tree_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(tree_keys | st.integers(), inner, max_size=4)
+        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_io.FlowMapping)
+        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_io.Replace)
+    ),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(tree_keys, trees, max_size=6))
+def test_the_line_by_line_writer_writes_what_pyyaml_writes(config: dict[str, Any]) -> None:
+    assert yaml_io.dump_yaml(config) == yaml_io._pyyaml_dump(config)
+
+
+@settings(max_examples=500, deadline=None)
+@given(trees)
+def test_inline_values_are_what_pyyaml_writes_however_often_they_repeat(value: Any) -> None:
+    first = yaml_io.dump_inline(value)
+    assert first == yaml_io._dump_inline(value) == yaml_io.dump_inline(value)
+
+
+def test_values_equal_in_python_keep_their_own_yaml() -> None:
+    # 1 == 1.0 == True and 0.0 == -0.0: the writer's caches must not give one the other's text.
+    for values in ([1, 1.0, True], [0.0, -0.0], [0, False, None]):
+        texts = [yaml_io.dump_yaml({"k": v}) for v in values]
+        assert texts == [yaml_io._pyyaml_dump({"k": v}) for v in values]
+        assert len(set(texts)) == len(values)
+
+
+@pytest.mark.needs_torchtune
+def test_every_recipe_config_is_written_as_pyyaml_writes_it() -> None:
+    for path in recipe_files():
+        data = yaml_io.read_yaml_file(path).data
+        assert yaml_io.dump_yaml(data) == yaml_io._pyyaml_dump(data), path
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(tree_keys, trees, max_size=4), tree_scalars)
+def test_a_run_mapping_entry_is_the_sequence_item_pyyaml_writes(
+    params: dict[str, Any], output_dir: Any
+) -> None:
+    from torchtune_config_writer.generation.render import render_mapping_entry
+
+    named = {name.removeprefix("+"): yaml_io.plain(value) for name, value in params.items()}
+    entry: dict[str, Any] = {"id": "run_000", "params": yaml_io.FlowMapping(named)}
+    if isinstance(output_dir, str):
+        entry["output_dir"] = output_dir
+    entry["command"] = "tune run lora_finetune_single_device --config configs/run_000.yaml"
+    written = render_mapping_entry("run_000", params, output_dir, entry["command"])
+    assert written == yaml_io._pyyaml_dump([entry])

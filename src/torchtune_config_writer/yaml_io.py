@@ -197,8 +197,24 @@ _InlineDumper.add_representer(Replace, _represent_replace)
 def dump_yaml(data: Any) -> str:
     """Render ``data`` as block YAML that OmegaConf reads back to exactly ``data``.
 
-    Keys keep their order; lists of scalars are written on one line.
+    Keys keep their order; lists of scalars are written on one line. The bytes are PyYAML's
+    (a test holds them equal): a mapping is written line by line from the YAML of each key and
+    value, which a sweep repeats thousands of times and PyYAML renders once each.
     """
+    if type(data) is not dict or not data:
+        return _pyyaml_dump(data)
+    out: list[str] = []
+    for key, value in data.items():
+        # A block mapping is the concatenation of its entries: one that is not a plain tree of
+        # one-line values (a list of mappings, a multi-line string) is PyYAML's, whole.
+        written = len(out)
+        if not _write_entry(key, value, "", out):
+            del out[written:]
+            out.append(_pyyaml_dump({key: value}))
+    return "".join(out)
+
+
+def _pyyaml_dump(data: Any) -> str:
     text: str = yaml.dump(
         data,
         Dumper=_Dumper,
@@ -210,8 +226,145 @@ def dump_yaml(data: Any) -> str:
     return text
 
 
+def _write_entry(key: Any, value: Any, indent: str, out: list[str]) -> bool:
+    """Append ``key: value`` at ``indent`` as PyYAML writes it; False where it is not a mapping
+    of mappings and one-line values (the caller lets PyYAML write the whole entry)."""
+    key_text = _key_text(key)
+    if key_text is None:
+        return False
+    if type(value) is dict and value:
+        out.append(f"{indent}{key_text}:\n")
+        inner = indent + "  "
+        return all(_write_entry(k, v, inner, out) for k, v in value.items())
+    text = _value_text(value)
+    if text is None:
+        return False
+    out.append(f"{indent}{key_text}: {text}\n")
+    return True
+
+
+_SCALAR = (str, int, bool, type(None))
+# Strings PyYAML writes as they are, in block and flow context: no indicator or quote anywhere,
+# spaces only inside (the resolvers are asked too: `true`, `1e-3` and `null` are quoted).
+_PLAIN = re.compile(r"[A-Za-z0-9_/](?:[A-Za-z0-9_./ -]*[A-Za-z0-9_./-])?")
+# What PyYAML writes for a key and a value, in a block and in a flow mapping, by cache key;
+# None where it takes more than one line.
+_KEY_TEXT: dict[Any, str | None] = {}
+_VALUE_TEXT: dict[Any, str | None] = {}
+_FLOW_KEY_TEXT: dict[Any, str | None] = {}
+_FLOW_VALUE_TEXT: dict[Any, str | None] = {}
+_TEXTS_LIMIT = 65536
+
+
+def _key_of(value: Any) -> Any:
+    """A cache key that tells apart what ``==`` does not: ``1``, ``1.0``, ``True``, ``-0.0``.
+
+    Raises:
+        TypeError: a value not cached (a mapping, a tag).
+    """
+    kind = type(value)
+    if kind is float:
+        return (float, repr(value))
+    if kind in _SCALAR:
+        return (kind, value)
+    if kind is list:
+        return (list, *map(_key_of, value))
+    if kind is FlowMapping:
+        return (FlowMapping, *((_key_of(k), _key_of(v)) for k, v in value.items()))
+    if kind is dict and not value:
+        return (dict,)
+    raise TypeError(kind)
+
+
+def _line_of(cache: dict[Any, str | None], key: Any, data: dict[Any, Any]) -> str | None:
+    """PyYAML's one line for the one-entry mapping ``data``, without its newline, cached."""
+    if key in cache:
+        return cache[key]
+    text = _pyyaml_dump(data)
+    # YAML breaks lines at more than \n, and indents after each break to the column it is at.
+    one_line = text.count("\n") == 1 and not any(mark in text for mark in _LINE_BREAKS[1:])
+    if len(cache) >= _TEXTS_LIMIT:
+        cache.clear()
+    cache[key] = text.removesuffix("\n") if one_line else None
+    return cache[key]
+
+
+def _key_text(key: Any) -> str | None:
+    try:
+        cache_key = _key_of(key)
+    except TypeError:
+        return None
+    return _between(_line_of(_KEY_TEXT, cache_key, {key: None}), "", ": null")
+
+
+def _value_text(value: Any, flow: bool = False) -> str | None:
+    """What follows ``key: `` for a one-line value (in a flow mapping when ``flow``), or None."""
+    kind = type(value)
+    if kind is str and _PLAIN.fullmatch(value) and not _resolves(value):
+        return str(value)  # most strings of a sweep are new (an output folder per run)
+    if kind is int:
+        return str(value)  # PyYAML's representer: `str(data)`, always plain
+    try:
+        key = _key_of(value)
+    except TypeError:
+        return None
+    if kind is FlowMapping and value:
+        return _flow_mapping_text(value)
+    if flow:
+        line = _line_of(_FLOW_VALUE_TEXT, key, {"k": FlowMapping({"k": value})})
+        return _between(line, "k: {k: ", "}")
+    return _between(_line_of(_VALUE_TEXT, key, {"k": value}), "k: ", "")
+
+
+def _flow_mapping_text(mapping: FlowMapping) -> str | None:
+    """``{a: 1, b: [x, y]}``: each key and value as PyYAML writes them inside a flow mapping."""
+    parts = []
+    for key, value in mapping.items():
+        try:
+            cache_key = _key_of(key)
+        except TypeError:
+            return None
+        key_text = _between(
+            _line_of(_FLOW_KEY_TEXT, cache_key, {"k": FlowMapping({key: None})}), "k: {", ": null}"
+        )
+        value_text = _value_text(value, flow=True)
+        if key_text is None or key_text.startswith("?") or value_text is None:
+            return None  # a complex key (`? key : value`), a value of more than one line
+        parts.append(f"{key_text}: {value_text}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _between(line: str | None, start: str, end: str) -> str | None:
+    if line is None or not line.startswith(start) or not line.endswith(end):
+        return None
+    return line[len(start) : len(line) - len(end)]
+
+
+def _resolves(text: str) -> bool:
+    """Whether a reader would take the plain string ``text`` for another type."""
+    resolvers = _Dumper.yaml_implicit_resolvers
+    candidates = (*resolvers.get(text[0], ()), *resolvers.get(None, ()))
+    return any(pattern.match(text) for _, pattern in candidates)
+
+
+_INLINE_TEXT: dict[Any, str] = {}
+
+
 def dump_inline(value: Any) -> str:
     """One value on one line, as YAML flow syntax (for comments and messages)."""
+    try:
+        key = _key_of(value)
+    except TypeError:
+        return _dump_inline(value)
+    text = _INLINE_TEXT.get(key)
+    if text is None:
+        if len(_INLINE_TEXT) >= _TEXTS_LIMIT:
+            _INLINE_TEXT.clear()
+        text = _INLINE_TEXT[key] = _dump_inline(value)
+    return text
+
+
+def _dump_inline(value: Any) -> str:
     text: str = yaml.dump(
         value, Dumper=_InlineDumper, sort_keys=False, allow_unicode=True, width=_WIDTH
     )

@@ -121,7 +121,12 @@ def render_mapping_entry(
         entry["command"] = command
     if eval_command is not None:
         entry["eval_command"] = eval_command
-    return dump_yaml([entry])
+    # A sequence item is its mapping with "- " before the first line and two spaces before the
+    # others, when each entry takes one line (else PyYAML writes it).
+    lines = dump_yaml(entry).splitlines(keepends=True)
+    if len(lines) != len(entry):
+        return dump_yaml([entry])
+    return "- " + "  ".join(lines)
 
 
 def render_run_mapping(

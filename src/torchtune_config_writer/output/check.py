@@ -13,7 +13,13 @@ from ..generation.plan import plan_experiment, render_files
 from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
 from ..workspace.layout import CONFIGS_DIR
 from .drift import Drift, find_drift
-from .write import WriteResult, check_generated_folder, write_generated_folder, writing
+from .write import (
+    WriteResult,
+    check_generated_folder,
+    read_folder_files,
+    write_generated_folder,
+    writing,
+)
 
 
 @dataclass
@@ -82,15 +88,17 @@ def _check(
     for path in experiments:
         try:
             plan = plan_experiment(path, max_runs=max_runs)
+            listed = None
             if plan.experiment.output_base_dir is None:  # what --fix would write, checked now
                 folder = plan.experiment.folder / CONFIGS_DIR
-                check_generated_folder(folder, slurm=plan.writes_slurm_script)
+                listed = read_folder_files(folder)  # each file read once, for both checks
+                check_generated_folder(folder, slurm=plan.writes_slurm_script, listed=listed)
         except ConfigWriterError as error:
             result.errors.append(error)
             continue
         plans.append(plan)
-        if plan.experiment.output_base_dir is None:  # timestamped output is not committed
-            result.drifts.append(find_drift(plan))
+        if listed is not None:  # timestamped output is not committed
+            result.drifts.append(find_drift(plan, listed))
     # With no paths every experiment of the repository is in `plans` already.
     collisions = find_collisions(plans, other_experiments(plans, max_runs) if paths else [])
     result.errors.extend(collision.error() for collision in collisions)

@@ -11,7 +11,7 @@ from ..errors import display_path
 from ..generation.plan import Plan, render_files
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
-from .write import read_or_none, stale_files
+from .write import FolderFiles, read_folder_files, stale_files
 
 
 @dataclass(frozen=True)
@@ -59,23 +59,29 @@ class Drift:
         return bool(self.files)
 
 
-def find_drift(plan: Plan) -> Drift:
+def find_drift(plan: Plan, listed: FolderFiles | None = None) -> Drift:
     """Generate in memory and compare with the experiment's ``configs/`` on disk.
 
     Only the files that differ are kept, so a large sweep is compared run by run.
+
+    Args:
+        plan: The experiment, checked.
+        listed: Its generated folder's files, when they were read already.
     """
     folder = plan.experiment.folder / CONFIGS_DIR
     # configs/ itself, unless an interrupted write (without an atomic swap) left none.
     current = latest_complete_folder(folder)
+    if listed is None or listed.folder != current:
+        listed = read_folder_files(current)
     drift = Drift(plan, folder)
     produced = set()
     for name, content in render_files(plan):
         produced.add(name)
-        on_disk = read_or_none(current / name)
+        on_disk = listed.content(name)
         if on_disk != content:
             drift.files.append(FileDrift(name, on_disk, content))
-    for name in stale_files(current, produced):
-        drift.files.append(FileDrift(name, read_or_none(current / name), None))
+    for name in stale_files(current, produced, listed):
+        drift.files.append(FileDrift(name, listed.content(name), None))
     return drift
 
 

@@ -43,6 +43,7 @@ from ..workspace.layout import (
     SLURM_SCRIPT,
     STAGED_MARK,
     has_generated_name,
+    has_tool_header,
     is_owned,
     staging_folders,
 )
@@ -187,7 +188,58 @@ def _locked(folder: Path, timeout: float) -> Iterator[None]:
         os.close(descriptor)  # closing releases the lock
 
 
-def check_generated_folder(folder: Path, *, slurm: bool = False) -> None:
+@dataclass(frozen=True)
+class FolderFiles:
+    """The entries of a generated folder under the tool's names, each file read once: the drift
+    check needs every file's bytes, and their header says whether the tool wrote it.
+
+    Attributes:
+        folder: The folder read.
+        files: Each regular file under one of the tool's names, with its bytes.
+        others: The tool's names held by anything else (a symlink, a folder, an unreadable file).
+    """
+
+    folder: Path
+    files: dict[str, bytes]
+    others: frozenset[str]
+
+    def owned(self, name: str) -> bool:
+        """Whether the file ``name`` is one the tool wrote (as :func:`is_owned` says)."""
+        content = self.files.get(name)
+        return content is not None and has_tool_header(content)
+
+    def content(self, name: str) -> bytes | None:
+        """The bytes of ``name`` as :func:`read_or_none` reads them."""
+        if name in self.files:
+            return self.files[name]
+        return read_or_none(self.folder / name) if name in self.others else None
+
+
+def read_folder_files(folder: Path) -> FolderFiles:
+    """List ``folder`` once and read every regular file under a name the tool writes."""
+    files: dict[str, bytes] = {}
+    others = set()
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        entries = []
+    for entry in entries:
+        if not has_generated_name(entry.name):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            try:
+                with open(entry.path, "rb", buffering=0) as file:
+                    files[entry.name] = file.readall()
+                continue
+            except OSError:
+                pass
+        others.add(entry.name)
+    return FolderFiles(folder, files, frozenset(others))
+
+
+def check_generated_folder(
+    folder: Path, *, slurm: bool = False, listed: FolderFiles | None = None
+) -> None:
     """Refuse to write ``folder`` if it is a symlink or a file, or holds what is not ours under
     a name the tool writes.
 
@@ -195,6 +247,7 @@ def check_generated_folder(folder: Path, *, slurm: bool = False) -> None:
         folder: The generated folder.
         slurm: The generation writes ``slurm_array.sh`` (a script of the user's by that name is
             theirs to keep until then).
+        listed: The folder's files, when they were read already.
 
     Raises:
         ConfigWriterError: the folder cannot be a generated folder, or writing it would replace
@@ -219,11 +272,15 @@ def check_generated_folder(folder: Path, *, slurm: bool = False) -> None:
             "written only inside it",
             folder.parent,
         )
-    for entry in _entries(folder):
-        if has_generated_name(entry.name) and not is_owned(entry):
-            if entry.name == SLURM_SCRIPT and not slurm:
+    if listed is not None and listed.folder == folder:
+        ours = {name: listed.owned(name) for name in listed.files.keys() | listed.others}
+    else:  # only each file's header is read
+        ours = {e.name: is_owned(e) for e in _entries(folder) if has_generated_name(e.name)}
+    for name in sorted(ours):
+        if not ours[name]:
+            if name == SLURM_SCRIPT and not slurm:
                 continue
-            raise _not_ours(entry)
+            raise _not_ours(folder / name)
 
 
 def _not_ours(entry: Path) -> ConfigWriterError:
@@ -249,13 +306,11 @@ def _entries(folder: Path) -> list[Path]:
         return []
 
 
-def stale_files(folder: Path, produced: set[str]) -> list[str]:
+def stale_files(folder: Path, produced: set[str], listed: FolderFiles | None = None) -> list[str]:
     """Files in ``folder`` that the tool writes but this generation did not produce, sorted."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        entry.name for entry in folder.iterdir() if is_owned(entry) and entry.name not in produced
-    )
+    if listed is None or listed.folder != folder:
+        listed = read_folder_files(folder)
+    return sorted(name for name in listed.files if listed.owned(name) and name not in produced)
 
 
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:

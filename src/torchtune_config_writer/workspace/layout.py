@@ -68,6 +68,12 @@ def is_owned(path: Path) -> bool:
             start = file.read(256)
     except OSError:
         return False
+    return has_tool_header(start)
+
+
+def has_tool_header(content: bytes) -> bool:
+    """Whether a file's bytes (its first 256 are enough) start with the header the tool writes."""
+    start = content[:256]
     return start.startswith(LOCK_MARK) or GENERATED_MARK in start
 
 
