@@ -208,6 +208,22 @@ def test_a_change_repeated_across_runs_is_shown_once_with_the_runs_it_applies_to
     )
 
 
+def test_a_change_beside_each_run_own_value_is_still_shown_once(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    # lora_alpha sits next to lora_rank, the variable: the lines around the change differ in
+    # every run, the change itself does not.
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("lora_alpha: 16", "lora_alpha: 32"))
+    result = cli("check", experiment)
+    assert result.code == 1
+    assert result.out.count("-  lora_alpha: 16\n+  lora_alpha: 32\n") == 1
+    assert "   lora_rank: 8\n" in result.out  # the first run's diff, with its own lines
+    assert "the same change in 3 more files: run_001.yaml, run_002.yaml, run_003.yaml\n" in (
+        result.out
+    )
+
+
 def test_runs_with_different_changes_each_get_their_diff(
     repo: Path, cli: Callable[..., CliResult]
 ) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigWriterError
-from .output.generate import Generated, generate, generate_many
 
 if TYPE_CHECKING:
     from .output.check import check
+    from .output.generate import Generated, generate, generate_many
     from .validation.validate import validate
 
 __all__ = [
@@ -31,13 +31,14 @@ __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    # check and validate on first use: generating never pays for their imports.
+    # Each on first use: a command imports only what it runs (the hook's check never loads
+    # validation, nor generating's writer of new folders).
     if name == "check":
-        from .output.check import check
-
-        return check
-    if name == "validate":
-        from .validation.validate import validate
-
-        return validate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from .output import check as module
+    elif name in ("generate", "generate_many", "Generated"):
+        from .output import generate as module  # type: ignore[no-redef]
+    elif name == "validate":
+        from .validation import validate as module  # type: ignore[no-redef]
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(module, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 SUGGESTION_CUTOFF = 0.6  # difflib's own default: close enough to be the name meant
@@ -17,5 +16,7 @@ def plural(count: int, word: str, *, grouped: bool = False) -> str:
 def closest(name: str, known: Iterable[str], cutoff: float = SUGGESTION_CUTOFF) -> str | None:
     """The known name ``name`` is most likely a misspelling of, for a did-you-mean; ``None``
     when none is close enough."""
+    import difflib  # only a mistake needs a suggestion
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return close[0] if close else None

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 from typing import NoReturn
 
 from .. import __version__
 from ..errors import ConfigWriterError, ExitCode, file_system_error
-from . import check, diff, generate, recipes, schema, show, validate
 
+# Each command, with the line --help lists it by; a command's module (and what it imports) is
+# loaded only when that command runs: the hook's `check` never loads what `validate` needs.
 _COMMANDS = {
-    "generate": generate,
-    "check": check,
-    "show": show,
-    "diff": diff,
-    "validate": validate,
-    "recipes": recipes,
-    "schema": schema,
+    "generate": "write each experiment's generated folder",
+    "check": "regenerate in memory and compare with the generated folders on disk",
+    "show": "show each run's changes to the base config as a table (writes nothing)",
+    "diff": "what the generated folders change, run by run, against a commit (writes nothing)",
+    "validate": "validate generated configs: torchtune's check and deeper ones",
+    "recipes": "list torchtune's built-in configs (tune ls)",
+    "schema": "print the JSON Schema of experiment.yaml (for editor completion and checks)",
 }
 
 
@@ -30,7 +33,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="torchtune-config-writer",
         description="Write one complete torchtune config per combination of an experiment's "
@@ -40,8 +47,14 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    for command in _COMMANDS.values():
-        command.add_parser(commands)
+    # The command is the first argument that is no option (the program's own take no value);
+    # the others get a parser that only names them, for --help and for the error of a typo.
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, summary in _COMMANDS.items():
+        if name == chosen:
+            _command_module(name).add_parser(commands, summary)
+        else:
+            commands.add_parser(name, help=summary)
     return parser
 
 
@@ -57,9 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    args = _build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _build_parser(argv).parse_args(argv)
     try:
-        code = int(_COMMANDS[args.command].run(args))
+        code = int(_command_module(args.command).run(args))
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
         return code
     except ConfigWriterError as exc:

@@ -16,10 +16,10 @@ from ..workspace.repository import repository_root
 from .common import add_max_runs, check_mark
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser(
         "check",
-        help="regenerate in memory and compare with the generated folders on disk",
+        help=summary,
         description="Regenerate in memory and compare with disk; exit 1 on drift, fixed or not.",
     )
     parser.add_argument(

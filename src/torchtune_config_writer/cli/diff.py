@@ -10,10 +10,10 @@ from pathlib import Path
 from ..errors import ExitCode
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser(
         "diff",
-        help="what the generated folders change, run by run, against a commit (writes nothing)",
+        help=summary,
     )
     parser.add_argument(
         "--base",

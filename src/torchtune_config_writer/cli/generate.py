@@ -14,8 +14,8 @@ from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
 from .common import add_max_runs, check_mark
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("generate", help="write each experiment's generated folder")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
+    parser = commands.add_parser("generate", help=summary)
     parser.add_argument(
         "experiments",
         nargs="+",

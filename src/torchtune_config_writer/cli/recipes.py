@@ -9,8 +9,8 @@ from ..errors import ExitCode
 from ..generation.recipes import format_listing, list_configs
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("recipes", help="list torchtune's built-in configs (tune ls)")
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
+    parser = commands.add_parser("recipes", help=summary)
     parser.add_argument(
         "pattern",
         nargs="?",

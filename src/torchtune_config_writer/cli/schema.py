@@ -11,10 +11,10 @@ from ..errors import ExitCode
 SCHEMA_FILE = "experiment.schema.json"
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     commands.add_parser(
         "schema",
-        help="print the JSON Schema of experiment.yaml (for editor completion and checks)",
+        help=summary,
         description="Print the JSON Schema (draft-07) of experiment.yaml. Save it with "
         "`torchtune-config-writer schema > experiment.schema.json` and point your editor at it, "
         "e.g. with the first line `# yaml-language-server: $schema=<path>` in experiment.yaml.",

@@ -23,10 +23,8 @@ from ..yaml_io import KeyPath, dump_inline
 from .common import add_max_runs
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "show", help="show each run's changes to the base config as a table (writes nothing)"
-    )
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
+    parser = commands.add_parser("show", help=summary)
     parser.add_argument(
         "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
     )

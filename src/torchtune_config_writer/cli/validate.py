@@ -16,10 +16,10 @@ if TYPE_CHECKING:  # validation's modules load only when validating: the hook ne
     from ..validation.validate import Progress
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser(
         "validate",
-        help="validate generated configs: torchtune's check and deeper ones",
+        help=summary,
         description="Validate generated configs in one process: torchtune's `tune validate` "
         "check, then components at any depth, interpolations, value types and unread keys.",
     )

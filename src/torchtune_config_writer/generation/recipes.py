@@ -7,7 +7,6 @@ on its own; the config files are read from where ``tune cp`` copies them.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.util
 import sys
@@ -51,6 +50,8 @@ class Torchtune:
 
     def close_matches(self, name: str) -> list[str]:
         """Config names that look like ``name``, best first."""
+        import difflib  # only a name that is not found needs it
+
         names = list(dict.fromkeys(config.name for config in self.configs))
         matches = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
         if not matches:  # a recipe name or a bare model size: offer configs that contain it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,11 +90,12 @@ def describe(drift: Drift) -> Iterator[str]:
     The files that differ only in line endings get no diff (every line would show, looking
     alike): :func:`summary` gives them one line. A change that repeats across files (one control
     of a 2,000-run sweep) is shown once, then the files it also applies to, so that the report
-    stays short. Every line ends with a newline.
+    stays short: the same lines removed and added, whatever the lines around them (a run's own
+    ``lora_rank`` beside a changed ``lora_alpha``). Every line ends with a newline.
     """
-    # The body of each diff (without its file names) → the files that have it, in the order
-    # first met (a dict keeps it).
-    groups: dict[tuple[str, ...], list[str]] = {}
+    # The change of each diff (its removed and added lines, hunk by hunk) → the first file's
+    # diff and the files that have it, in the order first met (a dict keeps it).
+    groups: dict[tuple[str, ...], tuple[tuple[str, ...], list[str]]] = {}
     for file in drift.files:
         shown = display_path(drift.folder / file.name)
         if file.line_endings_only:
@@ -108,11 +108,14 @@ def describe(drift: Drift) -> Iterator[str]:
             yield f"stale: {shown} (the experiment no longer produces it)\n"
         else:
             body = tuple(_diff_body(file.on_disk, file.generated))
-            groups.setdefault(body, []).append(file.name)
+            change = tuple("@@" if line[:2] == "@@" else line for line in body if line[0] != " ")
+            groups.setdefault(change, (body, []))[1].append(file.name)
     yield from _flush(drift, groups)
 
 
 def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
+    import difflib  # only drift is shown as a diff
+
     # CRLF from the checkout is said once per folder: the diff shows what else changed.
     old = on_disk.replace(b"\r\n", b"\n").decode("utf-8", "replace").splitlines(keepends=True)
     new = generated.decode("utf-8", "replace").splitlines(keepends=True)
@@ -121,9 +124,11 @@ def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
             yield line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
 
 
-def _flush(drift: Drift, groups: dict[tuple[str, ...], list[str]]) -> Iterator[str]:
-    """Each distinct diff once, in the order first met, with the other files that have it."""
-    for body, names in groups.items():
+def _flush(
+    drift: Drift, groups: dict[tuple[str, ...], tuple[tuple[str, ...], list[str]]]
+) -> Iterator[str]:
+    """Each distinct change once, in the order first met, with the other files that have it."""
+    for body, names in groups.values():
         shown = display_path(drift.folder / names[0])
         yield f"--- {shown} (on disk)\n"
         yield f"+++ {shown} (generated)\n"

@@ -20,20 +20,21 @@ staged folder.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError
+
+if TYPE_CHECKING:
+    import ctypes
 
 try:
     import fcntl
@@ -76,7 +77,7 @@ def _recover_interrupted_write(folder: Path) -> None:
     """Finish or discard a write of ``folder`` that was interrupted."""
     new, ready, old = staging_folders(folder)
     if new.exists():
-        shutil.rmtree(new)
+        _rmtree(new)
     if ready.exists() and not (ready / STAGED_MARK).exists():
         ready.rename(old)  # the old folder, already exchanged out of configs/
     if ready.exists():
@@ -96,7 +97,7 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
             # Put the user's files back and drop the new folder: configs/ is the old one.
             for name in moved:
                 (ready / name).rename(folder / name)
-            shutil.rmtree(ready, ignore_errors=True)
+            _rmtree(ready, ignore_errors=True)
             raise
         if _exchange(ready, folder):
             ready.rename(old)
@@ -108,9 +109,15 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
     _finish(folder, old)
 
 
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # only a write that replaces a folder needs it, not a clean check
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
 def _finish(folder: Path, old: Path) -> None:
     if old.exists():
-        shutil.rmtree(old)
+        _rmtree(old)
     (folder / STAGED_MARK).unlink(missing_ok=True)
 
 
@@ -120,6 +127,8 @@ _AT_FDCWD = -100
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically; False where the system cannot (then the caller renames)."""
+    import ctypes  # only for the swap itself
+
     renameat2 = getattr(_libc(), "renameat2", None) if sys.platform == "linux" else None
     if renameat2 is None:
         return False
@@ -133,6 +142,8 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @cache
 def _libc() -> ctypes.CDLL:
+    import ctypes
+
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -355,10 +366,10 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             if not result.unchanged:
                 _keep_metadata(folder, new)
         except BaseException:
-            shutil.rmtree(new, ignore_errors=True)
+            _rmtree(new, ignore_errors=True)
             raise
         if result.unchanged:
-            shutil.rmtree(new)
+            _rmtree(new)
             return result
         new.rename(ready)
         _swap_in(folder, ready, old)
@@ -429,6 +440,8 @@ def write_new_folder(
             parent.mkdir(parents=True, exist_ok=True)
             folder = _claim(parent, name)  # first: the files name the folder they are in
             created.append(folder)
+            import tempfile  # only a timestamped generation writes a new folder
+
             staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
             for relative, content in render(folder.name):
                 target = staging / relative
@@ -438,7 +451,7 @@ def write_new_folder(
             return folder
         except BaseException:
             if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+                _rmtree(staging, ignore_errors=True)
             for made in reversed(created):
                 with contextlib.suppress(OSError):
                     os.rmdir(made)  # only when empty: never what another writer put there

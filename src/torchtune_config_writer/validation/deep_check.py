@@ -13,7 +13,7 @@ import importlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class Problem:
 
 
 def deep_check(
-    runtime: Runtime, data: dict[str, Any], recipe_file: Path | None = None
+    runtime: Runtime, data: dict[str, Any], recipe_file: Path | None = None, cfg: Any = None
 ) -> list[Problem]:
     """Every stage-2 problem of one config.
 
@@ -54,16 +54,19 @@ def deep_check(
         runtime: The imported torchtune.
         data: The config as plain values (interpolations unresolved).
         recipe_file: The recipe that runs the config, when known, for unread top-level keys.
+        cfg: ``data`` as a ``DictConfig`` already (torchtune's check made one), if any.
     """
     from omegaconf import OmegaConf
 
-    problems = list(_syntax_problems(data))
+    interpolations = [(at, value) for at, value in leaves(data) if _interpolates(value)]
+    problems = list(_syntax_problems(interpolations))
     broken = {problem.keypath for problem in problems}
     # OmegaConf refuses a whole config over one malformed ${: check the rest without them.
-    cfg = OmegaConf.create(_without(data, broken))
+    if cfg is None or broken:
+        cfg = OmegaConf.create(_without(data, broken))
     resolved: dict[KeyPath, Any] = {}
-    for keypath, value in leaves(data):
-        if keypath in broken or not (isinstance(value, str) and "${" in value):
+    for keypath, value in interpolations:
+        if keypath in broken:
             continue
         try:
             resolved[keypath] = OmegaConf.select(
@@ -92,21 +95,32 @@ def deep_check(
     return sorted(problems, key=lambda problem: _order(data, problem.keypath))
 
 
-def _syntax_problems(data: dict[str, Any]) -> Iterator[Problem]:
+def _interpolates(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _syntax_problems(interpolations: list[tuple[KeyPath, str]]) -> Iterator[Problem]:
+    for keypath, value in interpolations:
+        message = _grammar_error(value)
+        if message is not None:
+            yield Problem(
+                keypath,
+                Severity.ERROR,
+                "interpolation",
+                f"{dump_inline(value)} is not a valid interpolation ({message})",
+            )
+
+
+@lru_cache(maxsize=4096)
+def _grammar_error(value: str) -> str | None:
+    """What OmegaConf's grammar says of an interpolation, once per text (a sweep repeats it)."""
     from omegaconf import OmegaConf
 
-    for keypath, value in leaves(data):
-        if isinstance(value, str) and "${" in value:
-            try:
-                OmegaConf.create({"value": value})
-            except Exception as exc:  # noqa: BLE001 - OmegaConf's grammar says no
-                message = str(exc).splitlines()[0]
-                yield Problem(
-                    keypath,
-                    Severity.ERROR,
-                    "interpolation",
-                    f"{dump_inline(value)} is not a valid interpolation ({message})",
-                )
+    try:
+        OmegaConf.create({"value": value})
+    except Exception as exc:  # noqa: BLE001 - OmegaConf's grammar says no
+        return str(exc).splitlines()[0]
+    return None
 
 
 def _interpolation_problem(keypath: KeyPath, value: str, exc: Exception) -> Problem:
@@ -159,9 +173,8 @@ def _component_problems(
     kwargs = {
         key: resolved.get((*keypath, key), value) for key, value in node.items() if key != COMPONENT
     }
-    try:
-        signature = inspect.signature(component)
-    except (TypeError, ValueError):
+    signature = _signature(component)
+    if signature is None:
         return  # a builtin without a signature: nothing to compare with
     try:
         # As torchtune's validate: required arguments may come from the recipe (a model's
@@ -178,7 +191,7 @@ def _component_problems(
     packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
     if packing is not None:
         yield Problem(packing[0], Severity.ERROR, RULE_CHECK, packing[1])
-    annotations = parameter_annotations(component)
+    annotations = _annotations(component)
     for key, value in kwargs.items():
         if isinstance(value, dict) and COMPONENT in value:
             continue  # an object built from its own component
@@ -192,6 +205,31 @@ def _component_problems(
                 "type",
                 f"{target} takes {wanted} for {key}, not {dump_inline(value)}",
             )
+
+
+# A component's signature and annotations, by the component (kept alive with them, so that an id
+# is never reused): every config of a sweep binds the same dozen components.
+_SIGNATURES: dict[int, tuple[Any, inspect.Signature | None, dict[str, Any]]] = {}
+
+
+def _described(component: Any) -> tuple[Any, inspect.Signature | None, dict[str, Any]]:
+    known = _SIGNATURES.get(id(component))
+    if known is None or known[0] is not component:
+        try:
+            signature: inspect.Signature | None = inspect.signature(component)
+        except (TypeError, ValueError):
+            signature = None
+        annotations = parameter_annotations(component) if signature is not None else {}
+        known = _SIGNATURES[id(component)] = (component, signature, annotations)
+    return known
+
+
+def _signature(component: Any) -> inspect.Signature | None:
+    return _described(component)[1]
+
+
+def _annotations(component: Any) -> dict[str, Any]:
+    return _described(component)[2]
 
 
 def _refuses_what_the_recipe_passes(

@@ -7,6 +7,7 @@ commands and the pre-commit hook never pay for the seconds an ``import torch`` t
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.metadata
 import importlib.util
 import io
@@ -81,27 +82,117 @@ def load_runtime() -> Runtime:
             "repair the torch/torchtune installation"
         ) from None
     versions = {name: importlib.metadata.version(name) for name in ("torch", "torchtune")}
+    # torch's import leaves some 450,000 objects that live as long as the process; every full
+    # collection of the garbage collector would walk them all again, config after config.
+    gc.freeze()
     return Runtime(config, _get_component_from_path, ConfigError, versions)
 
 
-def tune_validate(runtime: Runtime, path: Path) -> tuple[TuneVerdict, str]:
-    """torchtune's own check of one config file, exactly as ``tune validate FILE`` runs it.
+class ReusedConfig:
+    """One ``DictConfig`` for a run of configs alike, changed value by value from one to the next.
+
+    The configs of a sweep differ in a few values; ``OmegaConf.create`` of each would build the
+    same hundred nodes again, most of validation's time. Where two configs have the same keys in
+    the same order and lists of the same lengths, the values that differ are set on the previous
+    one's nodes with OmegaConf's own assignment, which gives what ``create`` gives (a test holds
+    them equal); any other change builds it afresh.
+    """
+
+    def __init__(self) -> None:
+        self._data: Any = None
+        self._cfg: Any = None
+
+    def config(self, data: dict[str, Any]) -> Any:
+        """``OmegaConf.create(data)``, or the previous config with the values that differ set."""
+        from omegaconf import OmegaConf
+
+        changes = None if self._cfg is None else _changed_values(self._data, data, ())
+        if changes is None:
+            self._cfg = self._data = None
+            self._cfg = OmegaConf.create(data)
+        else:
+            for keypath, value in changes:
+                node = self._cfg
+                for part in keypath[:-1]:
+                    node = node[part]  # a mapping or list in both: the node itself
+                node[keypath[-1]] = value
+        self._data = data
+        return self._cfg
+
+
+def _changed_values(
+    old: Any, new: Any, keypath: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], Any]] | None:
+    """The leaves of ``new`` that differ from ``old`` (by type too: 1, 1.0 and true differ);
+    ``None`` when their shapes differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if list(old) != list(new):
+            return None
+        changes: list[tuple[tuple[str | int, ...], Any]] = []
+        for key, value in new.items():
+            found = _changed_values(old[key], value, (*keypath, key))
+            if found is None:
+                return None
+            changes += found
+        return changes
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return None
+        changes = []
+        for index, (before, after) in enumerate(zip(old, new, strict=True)):
+            found = _changed_values(before, after, (*keypath, index))
+            if found is None:
+                return None
+            changes += found
+        return changes
+    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)) or not keypath:
+        return None
+    return [] if type(old) is type(new) and old == new else [(keypath, new)]
+
+
+def tune_validate(
+    runtime: Runtime,
+    path: Path,
+    read: dict[str, Any] | None = None,
+    reused: ReusedConfig | None = None,
+) -> tuple[TuneVerdict, str, Any]:
+    """torchtune's own check of one config file, as ``tune validate FILE`` runs it: torchtune's
+    ``config.validate`` on the file as ``OmegaConf.load`` gives it.
+
+    Args:
+        runtime: The imported torchtune.
+        path: The config file.
+        read: The file's content, when it is known to read as OmegaConf reads it (a file the
+            tool wrote: ``OmegaConf.load`` is ``OmegaConf.create`` of what its YAML loader
+            gives, and the tool writes nothing the two loaders read differently). It is not
+            parsed again.
+        reused: Where the ``DictConfig`` of ``read`` is made, when configs alike come in turn.
 
     Returns:
-        (verdict, message): ``passed``; ``failed`` with torchtune's ConfigError text; or
-        ``crashed`` with the exception ``tune validate`` would end in.
+        (verdict, message, config): ``passed``; ``failed`` with torchtune's ConfigError text; or
+        ``crashed`` with the exception ``tune validate`` would end in; and the ``DictConfig``
+        checked, ``None`` when OmegaConf could not make one.
     """
     from omegaconf import OmegaConf
 
+    cfg = None
     try:
-        cfg = OmegaConf.load(path)
+        if read is None:
+            cfg = OmegaConf.load(path)
+        else:
+            cfg = OmegaConf.create(read) if reused is None else reused.config(read)
         with contextlib.redirect_stdout(io.StringIO()):
             runtime.config.validate(cfg)
     except runtime.config_error as exc:
-        return TuneVerdict.FAILED, str(exc)
+        return TuneVerdict.FAILED, str(exc), cfg
     except Exception as exc:  # noqa: BLE001 - tune validate shows a traceback here
-        return TuneVerdict.CRASHED, f"{type(exc).__name__}: {_first_line(exc)}"
-    return TuneVerdict.PASSED, ""
+        return TuneVerdict.CRASHED, f"{type(exc).__name__}: {_first_line(exc)}", cfg
+    return TuneVerdict.PASSED, "", cfg
+
+
+# Components by dotted path: a sweep of 2,000 configs names the same dozen (imports are cached by
+# Python; what failed to import fails the same way again).
+_LOCATED: dict[str, tuple[Any, Severity | None, str]] = {}
 
 
 def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, Severity | None, str]:
@@ -111,6 +202,12 @@ def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, Severity | Non
         (object, None, "") when it imports; else (None, severity, message), the severity being
         ``unverified`` when what is missing is an optional package not installed here.
     """
+    if dotted not in _LOCATED:
+        _LOCATED[dotted] = _locate(runtime, dotted)
+    return _LOCATED[dotted]
+
+
+def _locate(runtime: Runtime, dotted: str) -> tuple[Any, Severity | None, str]:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return runtime.locate(dotted), None, ""

@@ -18,12 +18,12 @@ from ..workspace.affected import (
     find_affected_experiments,
     repository_experiments,
 )
-from ..workspace.layout import CONFIGS_DIR, eval_files, is_eval_file, run_files
+from ..workspace.layout import CONFIGS_DIR, eval_files, has_tool_header, is_eval_file, run_files
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
 from .findings import ConfigResult, Finding, Severity, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
-from .torchtune_runtime import Runtime, load_runtime, tune_validate
+from .torchtune_runtime import ReusedConfig, Runtime, load_runtime, tune_validate
 
 # Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
 _EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
@@ -87,11 +87,14 @@ def validate_targets(
     result = ValidationResult(versions=dict(runtime.versions))
     plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
     collisions = find_collisions(plans, other_experiments(plans, None))
+    reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
     for index, target in enumerate(targets):
         if progress is not None:
             progress(index, len(targets), target.config)
         shared = [collision for collision in collisions if collision.plan is target.plan]
-        result.configs.append(validate_config(runtime, target, shared, preflight=preflight))
+        result.configs.append(
+            validate_config(runtime, target, shared, preflight=preflight, reused=reused)
+        )
     return result
 
 
@@ -152,6 +155,7 @@ def validate_config(
     collisions: Sequence[Collision] = (),
     *,
     preflight: bool = False,
+    reused: ReusedConfig | None = None,
 ) -> ConfigResult:
     """Stage 1 (torchtune's verdict), then stages 2 and 3 (our checks) of one config.
 
@@ -160,6 +164,7 @@ def validate_config(
         target: The config and its experiment.
         collisions: What its experiment shares with other experiments of the repository.
         preflight: Also check the paths it reads and writes on this machine.
+        reused: The ``DictConfig`` of the config before, changed into this one where it can be.
     """
     experiment = target.plan.experiment.path if target.plan else None
     try:
@@ -174,11 +179,14 @@ def validate_config(
             target.config, "", 1, Severity.ERROR, "yaml", "a config must be a mapping", experiment
         )
         return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
-    verdict, message = tune_validate(runtime, target.config)
+    # A file the tool wrote is parsed once, for both torchtune's check and ours.
+    ours = has_tool_header(document.raw)
+    read = document.data if ours else None
+    verdict, message, cfg = tune_validate(runtime, target.config, read, reused)
     evaluates = is_eval_file(target.config)
     recipe_file = _recipe_file(target.plan) if not evaluates else _eval_recipe_file()
     problems = _recipe_problems(target.plan, recipe_file) if not evaluates else []
-    problems += deep_check(runtime, document.data, recipe_file)
+    problems += deep_check(runtime, document.data, recipe_file, cfg if ours else None)
     # An evaluation config reads a checkpoint that exists only once its run trained.
     if preflight and not evaluates:
         # `tune run` runs from the experiment's folder; a config without one is in its configs/.
