@@ -250,6 +250,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_/](?:[A-Za-z0-9_./ -]*[A-Za-z0-9_./-])?")
 # What PyYAML writes for a key and a value, in a block and in a flow mapping, by cache key;
 # None where it takes more than one line.
 _KEY_TEXT: dict[Any, str | None] = {}
+_STR_KEY_TEXT: dict[str, str | None] = {}
 _VALUE_TEXT: dict[Any, str | None] = {}
 _FLOW_KEY_TEXT: dict[Any, str | None] = {}
 _FLOW_VALUE_TEXT: dict[Any, str | None] = {}
@@ -290,11 +291,18 @@ def _line_of(cache: dict[Any, str | None], key: Any, data: dict[Any, Any]) -> st
 
 
 def _key_text(key: Any) -> str | None:
+    if type(key) is str and key in _STR_KEY_TEXT:  # the common case, without building a key
+        return _STR_KEY_TEXT[key]
     try:
         cache_key = _key_of(key)
     except TypeError:
         return None
-    return _between(_line_of(_KEY_TEXT, cache_key, {key: None}), "", ": null")
+    text = _between(_line_of(_KEY_TEXT, cache_key, {key: None}), "", ": null")
+    if type(key) is str:
+        if len(_STR_KEY_TEXT) >= _TEXTS_LIMIT:
+            _STR_KEY_TEXT.clear()
+        _STR_KEY_TEXT[key] = text
+    return text
 
 
 def _value_text(value: Any, flow: bool = False) -> str | None:

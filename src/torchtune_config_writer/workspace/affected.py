@@ -108,7 +108,7 @@ def orphan_folders(paths: Iterable[Path], start: Path) -> list[Path]:
                 if Path(os.path.abspath(folder)).is_relative_to(inside)
             )
     found: dict[Path, Path] = {}
-    for folder in candidates:
+    for folder in dict.fromkeys(candidates):  # a hook names each generated file of a folder
         key = _same_file_key(folder)
         if key not in found and _is_orphan(folder):
             found[key] = folder
@@ -149,9 +149,22 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
     # By real path: an experiment named as written and found again as a base's user is one.
     found: dict[Path, Path] = {}
     users_by_root: dict[Path, dict[Path, list[Path]]] = {}
+    # `pre-commit run --all-files` names every file of every generated folder: each folder's
+    # experiment is looked up once.
+    of_folder: dict[Path, list[Path]] = {}
+    keys: dict[Path, Path] = {}
     for path in paths:
         require_path(path, "does not exist: name an experiment or a changed file")
-        experiments = experiments_in(path)
+        if (
+            path.parent.name == CONFIGS_DIR
+            and path.name not in EXPERIMENT_FILE_NAMES
+            and path.is_file()
+        ):
+            if path.parent not in of_folder:
+                of_folder[path.parent] = experiments_in(path)
+            experiments = of_folder[path.parent]
+        else:
+            experiments = experiments_in(path)
         if not experiments:
             # A base config file: its users are in its repository, read once, only when needed.
             root = repository_root(path.parent) or repository_root(start)
@@ -161,7 +174,9 @@ def find_affected_experiments(paths: Iterable[Path], start: Path) -> list[Path]:
                 users_by_root[root] = _base_users(repository_experiments(root))
             experiments = users_by_root[root].get(_same_file_key(path), [])
         for experiment in experiments:
-            found.setdefault(_same_file_key(experiment), experiment)
+            if experiment not in keys:
+                keys[experiment] = _same_file_key(experiment)
+            found.setdefault(keys[experiment], experiment)
     return list(found.values())
 
 
