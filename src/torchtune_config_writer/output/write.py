@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import sys
 import time
@@ -77,7 +78,7 @@ def _recover_interrupted_write(folder: Path) -> None:
     """Finish or discard a write of ``folder`` that was interrupted."""
     new, ready, old = staging_folders(folder)
     if new.exists():
-        _rmtree(new)
+        shutil.rmtree(new)
     if ready.exists() and not (ready / STAGED_MARK).exists():
         ready.rename(old)  # the old folder, already exchanged out of configs/
     if ready.exists():
@@ -97,7 +98,7 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
             # Put the user's files back and drop the new folder: configs/ is the old one.
             for name in moved:
                 (ready / name).rename(folder / name)
-            _rmtree(ready, ignore_errors=True)
+            shutil.rmtree(ready, ignore_errors=True)
             raise
         if _exchange(ready, folder):
             ready.rename(old)
@@ -109,15 +110,9 @@ def _swap_in(folder: Path, ready: Path, old: Path) -> None:
     _finish(folder, old)
 
 
-def _rmtree(path: Path, ignore_errors: bool = False) -> None:
-    import shutil  # only a write that replaces a folder needs it, not a clean check
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)
-
-
 def _finish(folder: Path, old: Path) -> None:
     if old.exists():
-        _rmtree(old)
+        shutil.rmtree(old)
     (folder / STAGED_MARK).unlink(missing_ok=True)
 
 
@@ -366,10 +361,10 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
             if not result.unchanged:
                 _keep_metadata(folder, new)
         except BaseException:
-            _rmtree(new, ignore_errors=True)
+            shutil.rmtree(new, ignore_errors=True)
             raise
         if result.unchanged:
-            _rmtree(new)
+            shutil.rmtree(new)
             return result
         new.rename(ready)
         _swap_in(folder, ready, old)
@@ -451,7 +446,7 @@ def write_new_folder(
             return folder
         except BaseException:
             if staging is not None:
-                _rmtree(staging, ignore_errors=True)
+                shutil.rmtree(staging, ignore_errors=True)
             for made in reversed(created):
                 with contextlib.suppress(OSError):
                     os.rmdir(made)  # only when empty: never what another writer put there
