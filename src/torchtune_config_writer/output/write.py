@@ -314,9 +314,10 @@ def _entries(folder: Path) -> list[Path]:
 
 def stale_files(folder: Path, produced: set[str], listed: FolderFiles | None = None) -> list[str]:
     """Files in ``folder`` that the tool writes but this generation did not produce, sorted."""
-    if listed is None or listed.folder != folder:
-        listed = read_folder_files(folder)
-    return sorted(name for name in listed.files if listed.owned(name) and name not in produced)
+    if listed is not None and listed.folder == folder:
+        return sorted(name for name in listed.files if listed.owned(name) and name not in produced)
+    # Only each file's header is read (a write of 10,000 runs need not hold the old ones).
+    return sorted(e.name for e in _entries(folder) if e.name not in produced and is_owned(e))
 
 
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:
@@ -340,10 +341,11 @@ def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> 
         existed = folder.is_dir()
         if existed:
             _check_movable(folder)
-        new.mkdir()
         result = WriteResult(folder)
         written = set()
         try:
+            # Inside the try: a Ctrl-C that lands just after the folder exists removes it too.
+            new.mkdir()
             (new / STAGED_MARK).touch()
             for name, content in files:
                 target = folder / name
