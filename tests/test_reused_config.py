@@ -66,3 +66,14 @@ def test_a_value_that_changes_type_is_set_in_place() -> None:
     assert type(second.a.b) is float
     third = reused.config({"a": {"b": 1.0, "c": 2}})
     assert OmegaConf.to_container(third) == {"a": {"b": 1.0, "c": 2}}
+
+
+def test_a_value_omegaconf_refuses_leaves_the_next_config_built_afresh() -> None:
+    import pytest
+
+    reused = ReusedConfig()
+    reused.config({"a": 1, "b": "x"})
+    with pytest.raises(Exception):  # noqa: B017 - OmegaConf's grammar error, whatever its class
+        reused.config({"a": 2, "b": "${broken"})
+    # `a` was set to 2 before `b` failed: the next config must not start from that half.
+    assert OmegaConf.to_container(reused.config({"a": 1, "b": "y"})) == {"a": 1, "b": "y"}

@@ -107,15 +107,20 @@ class ReusedConfig:
         from omegaconf import OmegaConf
 
         changes = None if self._cfg is None else _changed_values(self._data, data, ())
-        if changes is None:
+        try:
+            if changes is None:
+                self._cfg = OmegaConf.create(data)
+            else:
+                for keypath, value in changes:
+                    node = self._cfg
+                    for part in keypath[:-1]:
+                        node = node[part]  # a mapping or list in both: the node itself
+                    node[keypath[-1]] = value
+        except BaseException:
+            # OmegaConf refused a value (a malformed ${): the config is half changed, so the
+            # next one is built afresh.
             self._cfg = self._data = None
-            self._cfg = OmegaConf.create(data)
-        else:
-            for keypath, value in changes:
-                node = self._cfg
-                for part in keypath[:-1]:
-                    node = node[part]  # a mapping or list in both: the node itself
-                node[keypath[-1]] = value
+            raise
         self._data = data
         return self._cfg
 
@@ -125,29 +130,26 @@ def _changed_values(
 ) -> list[tuple[tuple[str | int, ...], Any]] | None:
     """The leaves of ``new`` that differ from ``old`` (by type too: 1, 1.0 and true differ);
     ``None`` when their shapes differ."""
+    pairs: list[tuple[str | int, Any, Any]]
     if isinstance(old, dict) and isinstance(new, dict):
         if list(old) != list(new):
             return None
-        changes: list[tuple[tuple[str | int, ...], Any]] = []
-        for key, value in new.items():
-            found = _changed_values(old[key], value, (*keypath, key))
-            if found is None:
-                return None
-            changes += found
-        return changes
-    if isinstance(old, list) and isinstance(new, list):
+        pairs = [(key, old[key], value) for key, value in new.items()]
+    elif isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return None
-        changes = []
-        for index, (before, after) in enumerate(zip(old, new, strict=True)):
-            found = _changed_values(before, after, (*keypath, index))
-            if found is None:
-                return None
-            changes += found
-        return changes
-    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)) or not keypath:
+        pairs = [(index, *both) for index, both in enumerate(zip(old, new, strict=True))]
+    elif isinstance(old, (dict, list)) or isinstance(new, (dict, list)) or not keypath:
         return None
-    return [] if type(old) is type(new) and old == new else [(keypath, new)]
+    else:
+        return [] if type(old) is type(new) and old == new else [(keypath, new)]
+    changes = []
+    for part, before, after in pairs:
+        found = _changed_values(before, after, (*keypath, part))
+        if found is None:
+            return None
+        changes += found
+    return changes
 
 
 def tune_validate(
