@@ -10,7 +10,7 @@ The dumper quotes every string that either loader would read as something else.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,12 +248,12 @@ _SCALAR = (str, int, bool, type(None))
 # spaces only inside (the resolvers are asked too: `true`, `1e-3` and `null` are quoted).
 _PLAIN = re.compile(r"[A-Za-z0-9_/](?:[A-Za-z0-9_./ -]*[A-Za-z0-9_./-])?")
 # What PyYAML writes for a key and a value, in a block and in a flow mapping, by cache key;
-# None where it takes more than one line.
+# None where it takes more than one line. A string key is its own cache key.
 _KEY_TEXT: dict[Any, str | None] = {}
-_STR_KEY_TEXT: dict[str, str | None] = {}
 _VALUE_TEXT: dict[Any, str | None] = {}
 _FLOW_KEY_TEXT: dict[Any, str | None] = {}
 _FLOW_VALUE_TEXT: dict[Any, str | None] = {}
+_INLINE_TEXT: dict[Any, str | None] = {}
 _TEXTS_LIMIT = 65536
 
 
@@ -277,32 +277,46 @@ def _key_of(value: Any) -> Any:
     raise TypeError(kind)
 
 
-def _line_of(cache: dict[Any, str | None], key: Any, data: dict[Any, Any]) -> str | None:
-    """PyYAML's one line for the one-entry mapping ``data``, without its newline, cached."""
-    if key in cache:
-        return cache[key]
-    text = _pyyaml_dump(data)
-    # YAML breaks lines at more than \n, and indents after each break to the column it is at.
-    one_line = text.count("\n") == 1 and not any(mark in text for mark in _LINE_BREAKS[1:])
-    if len(cache) >= _TEXTS_LIMIT:
-        cache.clear()
-    cache[key] = text.removesuffix("\n") if one_line else None
+def _cached(cache: dict[Any, str | None], key: Any, render: Callable[[], str | None]) -> str | None:
+    """``render()``, once per key while the cache holds it."""
+    if key not in cache:
+        if len(cache) >= _TEXTS_LIMIT:
+            cache.clear()
+        cache[key] = render()
     return cache[key]
 
 
+def _one_line(data: dict[Any, Any], start: str, end: str) -> str | None:
+    """PyYAML's line for the one-entry mapping ``data``, between ``start`` and ``end``; None
+    where it is not one line of that form."""
+    text = _pyyaml_dump(data)
+    # YAML breaks lines at more than \n, and indents after each break to the column it is at.
+    if text.count("\n") != 1 or any(mark in text for mark in _LINE_BREAKS[1:]):
+        return None
+    line = text.removesuffix("\n")
+    if not line.startswith(start) or not line.endswith(end):
+        return None
+    return line[len(start) : len(line) - len(end)]
+
+
 def _key_text(key: Any) -> str | None:
-    if type(key) is str and key in _STR_KEY_TEXT:  # the common case, without building a key
-        return _STR_KEY_TEXT[key]
+    try:
+        cache_key = key if type(key) is str else _key_of(key)
+    except TypeError:
+        return None
+    return _cached(_KEY_TEXT, cache_key, lambda: _one_line({key: None}, "", ": null"))
+
+
+def _flow_key_text(key: Any) -> str | None:
     try:
         cache_key = _key_of(key)
     except TypeError:
         return None
-    text = _between(_line_of(_KEY_TEXT, cache_key, {key: None}), "", ": null")
-    if type(key) is str:
-        if len(_STR_KEY_TEXT) >= _TEXTS_LIMIT:
-            _STR_KEY_TEXT.clear()
-        _STR_KEY_TEXT[key] = text
-    return text
+    return _cached(
+        _FLOW_KEY_TEXT,
+        cache_key,
+        lambda: _one_line({"k": FlowMapping({key: None})}, "k: {", ": null}"),
+    )
 
 
 def _value_text(value: Any, flow: bool = False) -> str | None:
@@ -319,33 +333,24 @@ def _value_text(value: Any, flow: bool = False) -> str | None:
     if kind is FlowMapping and value:
         return _flow_mapping_text(value)
     if flow:
-        line = _line_of(_FLOW_VALUE_TEXT, key, {"k": FlowMapping({"k": value})})
-        return _between(line, "k: {k: ", "}")
-    return _between(_line_of(_VALUE_TEXT, key, {"k": value}), "k: ", "")
+        return _cached(
+            _FLOW_VALUE_TEXT,
+            key,
+            lambda: _one_line({"k": FlowMapping({"k": value})}, "k: {k: ", "}"),
+        )
+    return _cached(_VALUE_TEXT, key, lambda: _one_line({"k": value}, "k: ", ""))
 
 
 def _flow_mapping_text(mapping: FlowMapping) -> str | None:
     """``{a: 1, b: [x, y]}``: each key and value as PyYAML writes them inside a flow mapping."""
     parts = []
     for key, value in mapping.items():
-        try:
-            cache_key = _key_of(key)
-        except TypeError:
-            return None
-        key_text = _between(
-            _line_of(_FLOW_KEY_TEXT, cache_key, {"k": FlowMapping({key: None})}), "k: {", ": null}"
-        )
+        key_text = _flow_key_text(key)
         value_text = _value_text(value, flow=True)
         if key_text is None or key_text.startswith("?") or value_text is None:
             return None  # a complex key (`? key : value`), a value of more than one line
         parts.append(f"{key_text}: {value_text}")
     return "{" + ", ".join(parts) + "}"
-
-
-def _between(line: str | None, start: str, end: str) -> str | None:
-    if line is None or not line.startswith(start) or not line.endswith(end):
-        return None
-    return line[len(start) : len(line) - len(end)]
 
 
 def _resolves(text: str) -> bool:
@@ -355,20 +360,14 @@ def _resolves(text: str) -> bool:
     return any(pattern.match(text) for _, pattern in candidates)
 
 
-_INLINE_TEXT: dict[Any, str] = {}
-
-
 def dump_inline(value: Any) -> str:
     """One value on one line, as YAML flow syntax (for comments and messages)."""
     try:
         key = _key_of(value)
     except TypeError:
         return _dump_inline(value)
-    text = _INLINE_TEXT.get(key)
-    if text is None:
-        if len(_INLINE_TEXT) >= _TEXTS_LIMIT:
-            _INLINE_TEXT.clear()
-        text = _INLINE_TEXT[key] = _dump_inline(value)
+    text = _cached(_INLINE_TEXT, key, lambda: _dump_inline(value))
+    assert text is not None  # _dump_inline always gives text
     return text
 
 
