@@ -278,12 +278,8 @@ def check_generated_folder(
             "written only inside it",
             folder.parent,
         )
-    if listed is not None and listed.folder == folder:
-        ours = {name: listed.owned(name) for name in listed.files.keys() | listed.others}
-    else:  # only each file's header is read
-        ours = {e.name: is_owned(e) for e in _entries(folder) if has_generated_name(e.name)}
-    for name in sorted(ours):
-        if not ours[name]:
+    for name, owned in _ownership(folder, listed).items():
+        if not owned:
             if name == SLURM_SCRIPT and not slurm:
                 continue
             raise _not_ours(folder / name)
@@ -312,12 +308,21 @@ def _entries(folder: Path) -> list[Path]:
         return []
 
 
+def _ownership(folder: Path, listed: FolderFiles | None) -> dict[str, bool]:
+    """Each entry of ``folder`` under one of the tool's names, sorted, and whether the tool wrote
+    it: from ``listed`` when it is of this folder, else reading only each file's header (a write
+    of 10,000 runs need not hold the old ones)."""
+    if listed is not None and listed.folder == folder:
+        names = sorted(listed.files.keys() | listed.others)
+        return {name: listed.owned(name) for name in names}
+    return {e.name: is_owned(e) for e in _entries(folder) if has_generated_name(e.name)}
+
+
 def stale_files(folder: Path, produced: set[str], listed: FolderFiles | None = None) -> list[str]:
     """Files in ``folder`` that the tool writes but this generation did not produce, sorted."""
-    if listed is not None and listed.folder == folder:
-        return sorted(name for name in listed.files if listed.owned(name) and name not in produced)
-    # Only each file's header is read (a write of 10,000 runs need not hold the old ones).
-    return sorted(e.name for e in _entries(folder) if e.name not in produced and is_owned(e))
+    return [
+        name for name, owned in _ownership(folder, listed).items() if owned and name not in produced
+    ]
 
 
 def write_generated_folder(folder: Path, files: Iterable[tuple[str, bytes]]) -> WriteResult:
