@@ -28,6 +28,7 @@ from ..errors import ErrorList
 from ..wording import closest
 from ..yaml_io import Document, KeyPath, a_type_name, dump_inline
 from .parameters import Parameter, Range, linked_axes
+from .sections import reject_unknown_keys
 
 SIGNIFICANT_DIGITS = 4  # a drawn float is written with these (1.234e-04), as a reviewer reads it
 _MAX_TRIES = 100  # draws per run wanted before a sample too large for its grid is an error
@@ -174,11 +175,7 @@ def _read_search(doc: Document, value: Any) -> Search | None:
             f"search must be a mapping, e.g. {{random: 20, seed: 7}}, found {a_type_name(value)}",
             keypath,
         )
-    unknown = [key for key in value if key not in ("random", "seed")]
-    if unknown:
-        close = closest(str(unknown[0]), ["random", "seed"])
-        hint = f"did you mean '{close}'?" if close else "expected random and seed"
-        raise doc.error(f"unknown key '{unknown[0]}' in search: {hint}", (*keypath, unknown[0]))
+    reject_unknown_keys(doc, value, ("random", "seed"), keypath, "key")
     for key in ("random", "seed"):
         number = value.get(key)
         if isinstance(number, bool) or not isinstance(number, int) or number < (key == "random"):
