@@ -20,8 +20,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
     parser = commands.add_parser(
         "validate",
         help=summary,
-        description="Validate generated configs in one process: torchtune's `tune validate` "
-        "check, then components at any depth, interpolations, value types and unread keys.",
+        description="Validate generated configs: torchtune's `tune validate` check, then "
+        "components at any depth, interpolations, value types and unread keys, then each "
+        "config's recipe run on this machine (no GPU, weights or data needed).",
     )
     parser.add_argument(
         "paths",
@@ -42,6 +43,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         action="store_true",
         help="also check, on the machine that will train, that the files a config reads exist "
         "and its output locations are writable",
+    )
+    parser.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="the recipe that runs config files no experiment generated (a torchtune recipe "
+        "name, or a .py file)",
+    )
+    parser.add_argument(
+        "--no-execute",
+        dest="execute",
+        action="store_false",
+        help="skip running each config's recipe (the static checks only)",
+    )
+    parser.add_argument(
+        "--execute-each",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run every config when there are at most N distinct ones (default 32); past that, "
+        "configs whose values are of the same classes share one run",
     )
     parser.add_argument("--text", type=Path, metavar="FILE", help="also write the text report")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown report")
@@ -67,6 +88,7 @@ def add_failure_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..validation.execution.stage import EXECUTE_EACH
     from ..validation.reports import (
         REPORT_FILE,
         render_annotations,
@@ -81,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         affected=args.affected,
         progress=terminal_progress(),
         preflight=args.preflight,
+        recipe=args.recipe,
+        execute=args.execute,
+        execute_each=EXECUTE_EACH if args.execute_each is None else args.execute_each,
     )
     # The notes of cut reports point at the text report by the name it is written under.
     report = display_path(args.text) if args.text is not None else REPORT_FILE

@@ -17,13 +17,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..generation.placement import MISSING, lookup
+from ..generation.placement import lookup
 from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline, leaves
 from .findings import Severity
 from .recipe_keys import Passed, arguments_passed_by_recipe, unread_top_level_keys
-from .recipe_rules import CHECK as RULE_CHECK
-from .recipe_rules import Values, packed_without_max_seq_len, recipe_rule_problems
 from .torchtune_runtime import Runtime, locate_component
 from .type_check import expected_type, parameter_annotations
 
@@ -74,14 +72,11 @@ def deep_check(
             )
         except Exception as exc:  # noqa: BLE001 - every resolution failure is a finding
             problems.append(_interpolation_problem(keypath, value, exc))
-    get = _values(data, resolved)
     passed = arguments_passed_by_recipe(recipe_file) if recipe_file is not None else {}
     for keypath, node in _components(data):
         by_recipe = passed.get(str(keypath[0])) if len(keypath) == 1 else None
-        problems.extend(_component_problems(runtime, keypath, node, resolved, get, by_recipe))
+        problems.extend(_component_problems(runtime, keypath, node, resolved, by_recipe))
     if recipe_file is not None:
-        for keypath, message in recipe_rule_problems(get, recipe_file):
-            problems.append(Problem(keypath, Severity.ERROR, RULE_CHECK, message))
         for key in unread_top_level_keys(data, recipe_file):
             problems.append(
                 Problem(
@@ -141,24 +136,11 @@ def _interpolation_problem(keypath: KeyPath, value: str, exc: Exception) -> Prob
     )
 
 
-def _values(data: dict[str, Any], resolved: dict[KeyPath, Any]) -> Values:
-    """The config's values by key path, interpolations filled in; MISSING where one failed."""
-
-    def get(keypath: KeyPath) -> Any:
-        if keypath in resolved:
-            return resolved[keypath]
-        value = lookup(data, keypath)
-        return MISSING if isinstance(value, str) and "${" in value else value
-
-    return get
-
-
 def _component_problems(
     runtime: Runtime,
     keypath: KeyPath,
     node: dict[str, Any],
     resolved: dict[KeyPath, Any],
-    get: Values,
     by_recipe: Passed | None = None,
 ) -> Iterator[Problem]:
     target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
@@ -188,9 +170,6 @@ def _component_problems(
         yield Problem(keypath, Severity.ERROR, "signature", f"{target}: {recipe_refusal}")
         return
     yield from _swallowed_misspellings(target, keypath, signature, kwargs)
-    packing = packed_without_max_seq_len(get, keypath, target, component, kwargs)
-    if packing is not None:
-        yield Problem(packing[0], Severity.ERROR, RULE_CHECK, packing[1])
     annotations = _annotations(component)
     for key, value in kwargs.items():
         if isinstance(value, dict) and COMPONENT in value:

@@ -56,8 +56,8 @@ class Finding:
         line: The line of that key in the config file, where known.
         severity: ``error``, ``warning`` or ``unverified``.
         check: Which check found it: ``tune-validate``, ``import``, ``interpolation``,
-            ``signature``, ``type``, ``unread-key``, ``recipe-rule``, ``output-location``,
-            ``experiments`` or ``preflight``.
+            ``signature``, ``type``, ``unread-key``, ``execution`` (running the recipe),
+            ``output-location``, ``experiments`` or ``preflight``.
         message: What is wrong and what to do.
         experiment: The experiment file the config was generated from, where known.
         experiment_line: The line there that set the value, where it was set there.
@@ -83,12 +83,15 @@ class ConfigResult:
             ``crashed`` (``tune validate`` would end in a traceback).
         findings: Everything found, in key order.
         experiment: The experiment file it was generated from, where known.
+        execution: How running its recipe reached a verdict (``values: executed; shape: real
+            size executed once for 16 configs``), or why it did not run.
     """
 
     config: Path
     tune_validate: TuneVerdict
     findings: tuple[Finding, ...] = ()
     experiment: Path | None = None
+    execution: str = ""
 
     @property
     def status(self) -> Status:

@@ -48,9 +48,10 @@ def render_text(result: ValidationResult) -> str:
     summary = f"{plural(len(result.configs), 'config')}: {counts}"
     lines = [TITLE, f"versions: {_versions(result)}", summary, ""]
     for config in result.configs:
+        executed = f"; {config.execution}" if config.execution else ""
         lines.append(
             f"{display_path(config.config)}: {config.status} "
-            f"(tune validate: {config.tune_validate})"
+            f"(tune validate: {config.tune_validate}{executed})"
         )
         for finding in config.findings:
             key = f" {finding.keypath}" if finding.keypath else ""
@@ -135,7 +136,8 @@ def render_json(result: ValidationResult) -> str:
 
     Returns:
         JSON with ``versions``, ``counts`` (configs per status and ``total``) and ``configs``:
-        each with ``path``, ``status``, ``tune_validate``, ``experiment`` and ``findings`` (every
+        each with ``path``, ``status``, ``tune_validate``, ``execution`` (how running the recipe
+        reached its verdict), ``experiment`` and ``findings`` (every
         field of a finding), ending in a newline.
     """
     document = {
@@ -146,6 +148,7 @@ def render_json(result: ValidationResult) -> str:
                 "path": display_path(config.config),
                 "status": config.status,
                 "tune_validate": config.tune_validate,
+                "execution": config.execution,
                 "experiment": _json_value(config.experiment),
                 "findings": [
                     {f.name: _json_value(getattr(finding, f.name)) for f in fields(finding)}

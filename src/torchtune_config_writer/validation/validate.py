@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, require_path
 from ..experiment.load import EXPERIMENT_FILE_NAMES
@@ -21,9 +22,14 @@ from ..workspace.affected import (
 from ..workspace.layout import CONFIGS_DIR, eval_files, has_tool_header, is_eval_file, run_files
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
-from .findings import ConfigResult, Finding, Severity, TuneVerdict, ValidationResult
+from .execution.stage import CHECK as EXECUTION_CHECK
+from .execution.stage import EXECUTE_EACH, Subject, Verdict, run_stage
+from .findings import ConfigResult, Finding, Severity, Status, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
 from .torchtune_runtime import ReusedConfig, Runtime, load_runtime, tune_validate
+
+if TYPE_CHECKING:
+    from .execution.client import Executor
 
 # Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
 _EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
@@ -38,10 +44,31 @@ class Target:
     Attributes:
         config: The config file.
         plan: Its experiment, checked, for the lines that set values and the recipe.
+        recipe: The recipe that runs it, for a config no experiment names (``--recipe``).
     """
 
     config: Path
     plan: Plan | None = None
+    recipe: str | None = None
+
+    @property
+    def runs_with(self) -> str | None:
+        """What ``tune run`` runs it with: a recipe name, or a ``.py`` relative to ``folder``."""
+        if is_eval_file(self.config):
+            return EVAL_RECIPE
+        return self.plan.recipe if self.plan is not None and self.plan.recipe else self.recipe
+
+    @property
+    def folder(self) -> Path:
+        """Where ``tune run`` runs: the experiment's folder, else the current one."""
+        return self.plan.experiment.folder if self.plan is not None else Path.cwd()
+
+    @property
+    def base(self) -> Path | None:
+        """The experiment's base config file (training configs only)."""
+        if self.plan is None or is_eval_file(self.config):
+            return None
+        return self.plan.base.document.path
 
 
 def validate(
@@ -51,8 +78,12 @@ def validate(
     start: Path | str = ".",
     progress: Progress | None = None,
     preflight: bool = False,
+    recipe: str | None = None,
+    execute: bool = True,
+    execute_each: int = EXECUTE_EACH,
 ) -> ValidationResult:
-    """Validate generated configs: torchtune's ``tune validate`` check, then ours.
+    """Validate generated configs: torchtune's ``tune validate`` check, then ours, then the
+    recipe itself, executed on this machine at no real cost.
 
     Args:
         paths: Experiments (files or folders), folders of experiments, or config files. Empty:
@@ -62,7 +93,11 @@ def validate(
         start: Where the repository is looked for.
         progress: Called before each config with (index, total, config).
         preflight: Also check, on the machine that will train, that the files each config reads
-            exist and its output locations are writable.
+            exist and its output locations are writable; executions use the real files only.
+        recipe: The recipe that runs configs no experiment generated.
+        execute: Run each config's recipe (off: the static checks only).
+        execute_each: Past this many distinct configs, configs with values of the same classes
+            share one execution.
 
     Raises:
         ConfigWriterError: a path does not exist or holds nothing generated, or torch and
@@ -76,30 +111,105 @@ def validate(
         chosen = [path for path in found if (path.parent / CONFIGS_DIR).is_dir()]
         if not chosen:
             return ValidationResult()  # nothing to validate: no need for torch either
-    return validate_targets(find_targets(chosen, Path(start)), progress, preflight=preflight)
+    targets = find_targets(chosen, Path(start), recipe)
+    return validate_targets(
+        targets, progress, preflight=preflight, execute=execute, execute_each=execute_each
+    )
 
 
 def validate_targets(
-    targets: list[Target], progress: Progress | None = None, *, preflight: bool = False
+    targets: list[Target],
+    progress: Progress | None = None,
+    *,
+    preflight: bool = False,
+    execute: bool = True,
+    execute_each: int = EXECUTE_EACH,
 ) -> ValidationResult:
     """Validate the given configs in order (the public ``validate`` finds them first)."""
-    runtime = load_runtime()
-    result = ValidationResult(versions=dict(runtime.versions))
-    plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
-    collisions = find_collisions(plans, other_experiments(plans, None))
-    reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
-    for index, target in enumerate(targets):
-        if progress is not None:
-            progress(index, len(targets), target.config)
-        shared = [collision for collision in collisions if collision.plan is target.plan]
-        result.configs.append(
-            validate_config(runtime, target, shared, preflight=preflight, reused=reused)
-        )
+    from .execution.client import Executor
+
+    executor = Executor() if execute and targets else None
+    if executor is not None:
+        executor.start()  # it imports torch while the static checks run here
+    try:
+        runtime = load_runtime()
+        result = ValidationResult(versions=dict(runtime.versions))
+        plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
+        collisions = find_collisions(plans, other_experiments(plans, None))
+        reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
+        for index, target in enumerate(targets):
+            if progress is not None:
+                progress(index, len(targets), target.config)
+            shared = [collision for collision in collisions if collision.plan is target.plan]
+            result.configs.append(
+                validate_config(runtime, target, shared, preflight=preflight, reused=reused)
+            )
+        if executor is not None:
+            executed = execute_targets(
+                targets, result.configs, executor, preflight=preflight, execute_each=execute_each
+            )
+            result.configs[:] = executed
+            result.versions.update(executor.versions)
+    finally:
+        if executor is not None:
+            executor.close()
     return result
 
 
-def find_targets(paths: list[Path], start: Path) -> list[Target]:
-    """The configs that ``validate`` paths name, each once.
+def execute_targets(
+    targets: list[Target],
+    results: list[ConfigResult],
+    executor: Executor,
+    *,
+    preflight: bool = False,
+    execute_each: int = EXECUTE_EACH,
+) -> list[ConfigResult]:
+    """The results with what running each config's recipe found (configs without an error of
+    the static checks, whose recipe is known)."""
+    chosen: list[int] = []
+    subjects: list[Subject] = []
+    updated = list(results)
+    for index, (target, result) in enumerate(zip(targets, results, strict=True)):
+        recipe = target.runs_with
+        if result.status is Status.INVALID:
+            updated[index] = replace(result, execution="not executed: fix the errors above first")
+            continue
+        if recipe is None:
+            how = "not executed: the recipe is not known (give --recipe NAME)"
+            updated[index] = replace(result, execution=how)
+            continue
+        chosen.append(index)
+        subjects.append(Subject(target.config, recipe, target.folder, target.base))
+    verdicts = run_stage(subjects, executor, real_files=preflight, execute_each=execute_each)
+    for index, verdict in zip(chosen, verdicts, strict=True):
+        updated[index] = _with_execution(targets[index], updated[index], verdict)
+    return updated
+
+
+def _with_execution(target: Target, result: ConfigResult, verdict: Verdict) -> ConfigResult:
+    if not verdict.problems:
+        return replace(result, execution=verdict.how)
+    document = read_yaml_file(target.config)
+    experiment = target.plan.experiment.path if target.plan else None
+    findings = [
+        Finding(
+            config=target.config,
+            keypath=dotted(keypath),
+            line=_line(document, keypath),
+            severity=severity,
+            check=EXECUTION_CHECK,
+            message=message,
+            experiment=experiment,
+            experiment_line=_experiment_line(target.plan, keypath, target.config.stem),
+        )
+        for keypath, severity, message in verdict.problems
+    ]
+    return replace(result, findings=(*result.findings, *findings), execution=verdict.how)
+
+
+def find_targets(paths: list[Path], start: Path, recipe: str | None = None) -> list[Target]:
+    """The configs that ``validate`` paths name, each once (``recipe`` runs those that no
+    experiment generated).
 
     Raises:
         ConfigWriterError: a path does not exist, or an experiment has no generated configs.
@@ -119,7 +229,7 @@ def find_targets(paths: list[Path], start: Path) -> list[Target]:
     for path in paths:
         require_path(path, "does not exist: name an experiment, a folder or a config")
         if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
-            targets.setdefault(path, Target(path, plan_of(experiment_of(path))))
+            targets.setdefault(path, Target(path, plan_of(experiment_of(path)), recipe))
             continue
         found = experiments_in(path)
         if not found:

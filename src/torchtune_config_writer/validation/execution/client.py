@@ -1,0 +1,143 @@
+"""The validating process's side of the execution worker: start it, send requests, get outcomes.
+
+No torch here. Outcomes are cached by what was run (the same config with the same edits in the
+same mode runs once however many configs ask), so that finding which value broke a run of a
+sweep repeats no execution another run already made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from .protocol import Edit, Mode, Outcome, Request, Status
+
+TIMEOUT = 600.0  # a 70B config at its real size takes about a minute here
+
+
+class WorkerFailed(Exception):
+    """The worker could not start (torch or torchtune do not import): nothing can execute."""
+
+
+class Executor:
+    """One worker process for the life of a validation.
+
+    Args:
+        jobs: Executions at a time.
+        timeout: Seconds before one execution is stopped.
+    """
+
+    def __init__(self, jobs: int = 2, timeout: float = TIMEOUT) -> None:
+        self._jobs = jobs
+        self._timeout = timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._next = 0
+        self._cache: dict[str, Outcome] = {}
+        self.versions: dict[str, str] = {}
+        self.failure: str | None = None
+
+    def start(self) -> None:
+        """Start the worker (it imports torch while the caller does other work)."""
+        if self._process is not None:
+            return
+        command = [sys.executable, "-m", f"{__package__}.worker", "--jobs", str(self._jobs)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert self._process.stdout is not None
+        threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            self._lines.put(line.decode("utf-8", errors="replace"))
+        self._lines.put(None)
+
+    def _ready(self) -> None:
+        if self.versions or self.failure is not None:
+            if self.failure is not None:
+                raise WorkerFailed(self.failure)
+            return
+        self.start()
+        line = self._lines.get()
+        message: dict[str, Any] = (
+            json.loads(line) if line else {"failed": "the execution worker exited"}
+        )
+        if "ready" in message:
+            self.versions = {str(k): str(v) for k, v in dict(message["ready"]).items()}
+            return
+        self.failure = str(message.get("failed"))
+        raise WorkerFailed(self.failure)
+
+    def run(
+        self,
+        wanted: Iterable[tuple[str, str, str, Mode, tuple[Edit, ...], bool]],
+    ) -> list[Outcome]:
+        """Execute each (recipe, config, cwd, mode, edits, real_files); outcomes in order.
+
+        Raises:
+            WorkerFailed: the worker could not start.
+        """
+        self._ready()
+        assert self._process is not None and self._process.stdin is not None
+        keys: list[str] = []
+        sent: dict[int, str] = {}
+        for recipe, config, cwd, mode, edits, real_files in wanted:
+            key = _key(recipe, config, cwd, mode, edits, real_files)
+            keys.append(key)
+            if key in self._cache or key in sent.values():
+                continue
+            self._next += 1
+            request = Request(
+                self._next, recipe, config, cwd, mode, edits, real_files, self._timeout
+            )
+            sent[self._next] = key
+            self._process.stdin.write((request.to_json() + "\n").encode())
+        self._process.stdin.flush()
+        while sent:
+            line = self._lines.get()
+            if line is None:
+                for key in sent.values():
+                    self._cache[key] = Outcome(0, Status.NOT_CHECKED, "Crash", "worker exited")
+                break
+            outcome = Outcome.from_json(line)
+            self._cache[sent.pop(outcome.id)] = outcome
+        return [self._cache[key] for key in keys]
+
+    def close(self) -> None:
+        """Let the worker finish and exit."""
+        if self._process is None:
+            return
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+def _key(
+    recipe: str, config: str, cwd: str, mode: Mode, edits: tuple[Edit, ...], real_files: bool
+) -> str:
+    """What an execution depends on: the config's bytes, not its name (two runs of a sweep that
+    differ only where they write are different files with equal edits)."""
+    try:
+        content = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+    except OSError:
+        content = config
+    blob = json.dumps(
+        [recipe, content, cwd, mode.value, [[list(k), v] for k, v in edits], real_files],
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
