@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.oracle.assets import build_assets
+from tests.oracle.assets import FULL, build_assets
 from tests.oracle.corpus import CORPUS, Case, Judged, OracleRun, checkpoints, judge_corpus
 from tests.oracle.runner import TuneCase
 
@@ -86,7 +86,7 @@ def test_a_config_tune_run_refuses_is_refused_or_flagged_at_its_key(
     )
 
 
-@pytest.mark.parametrize("case", GOOD, ids=_names)
+@pytest.mark.parametrize("case", [case for case in GOOD if case.saves_checkpoint], ids=_names)
 def test_a_run_that_trains_saves_its_checkpoint_in_its_output_dir(
     oracle: OracleRun, case: Case
 ) -> None:
@@ -94,8 +94,16 @@ def test_a_run_that_trains_saves_its_checkpoint_in_its_output_dir(
     for target in judged.targets:
         names = [path.name for path in checkpoints(target.config)]
         assert "model-00001-of-00001.bin" in names, (target.config, names)
-        if case.base == "lora":
+        if case.base != FULL:
             assert "adapter_model.pt" in names, (target.config, names)
+
+
+@pytest.mark.parametrize("case", [case for case in GOOD if case.warns], ids=_names)
+def test_a_run_that_trains_nothing_is_a_warning_at_its_key(oracle: OracleRun, case: Case) -> None:
+    judged = oracle.judged[case.name]
+    for result in judged.results:
+        warnings = [f.keypath for f in result.findings if f.severity == "warning"]
+        assert case.warns in warnings, _describe(judged)
 
 
 @pytest.mark.parametrize("case", ["lora_sweep_good", "shared_checkpointer_dir_good"])

@@ -6,8 +6,11 @@
     <root>/assets/alpaca_tiny.json  16 alpaca-style records (instruction / input / output)
     <root>/assets/ckpt/model.pt     a random state dict of the non-LoRA tiny llama2, the format
                                     FullModelTorchTuneCheckpointer reads (plain torch.save)
-    <root>/base_full.yaml           a 2-layer, 64-dim llama2 for full_finetune_single_device
-    <root>/base_lora.yaml           its LoRA twin for lora_finetune_single_device
+    <root>/assets/pref_tiny.json    16 preference records (chosen / rejected message lists)
+    <root>/assets/wide/model.pt     a 2-layer, 128-dim llama2 (4 kv heads): the KD teacher, and
+                                    the QLoRA base (NF4 needs weights of a multiple of 16384)
+    <root>/base_<kind>.yaml         a tiny config per recipe: full, lora, qlora, dpo, kd,
+                                    generate, quantize (RECIPES)
 
 Adapted from the tiny-training-on-slurm reference. The checkpoint is made from the non-LoRA model
 on purpose: a LoRA run loads base weights and creates its adapters itself, and a checkpoint
@@ -24,7 +27,21 @@ from pathlib import Path
 
 FULL = "full"
 LORA = "lora"
-RECIPES = {FULL: "full_finetune_single_device", LORA: "lora_finetune_single_device"}
+QLORA = "qlora"
+DPO = "dpo"
+KD = "kd"
+GENERATE = "generate"
+QUANTIZE = "quantize"
+RECIPES = {
+    FULL: "full_finetune_single_device",
+    LORA: "lora_finetune_single_device",
+    QLORA: "lora_finetune_single_device",
+    DPO: "lora_dpo_single_device",
+    KD: "knowledge_distillation_single_device",
+    GENERATE: "generate",
+    QUANTIZE: "quantize",
+}
+TRAINING = (FULL, LORA, QLORA, DPO, KD)
 
 _VOCABULARY = (
     "the a an model data train test small large quick slow red blue green cat dog bird tree "
@@ -154,6 +171,153 @@ save_adapter_weights_only: false
 {_TAIL}"""
 
 
+_LORA_MODEL = """\
+  lora_attn_modules: [q_proj, v_proj, output_proj]
+  apply_lora_to_mlp: true
+  apply_lora_to_output: false
+  lora_rank: 4
+  lora_alpha: 8
+  lora_dropout: 0.0
+"""
+
+_WIDE_DIMS = """\
+  vocab_size: 256
+  num_layers: 2
+  num_heads: 4
+  num_kv_heads: 4
+  embed_dim: 128
+  max_seq_len: 128
+"""
+
+
+def _checkpointer(folder: str, key: str = "checkpointer", adapter: bool = False) -> str:
+    lines = [
+        f"{key}:",
+        "  _component_: torchtune.training.FullModelTorchTuneCheckpointer",
+        f"  checkpoint_dir: ${{base_dir}}/assets/{folder}",
+        "  checkpoint_files: [model.pt]",
+        *(["  adapter_checkpoint: null"] if adapter else []),
+        "  recipe_checkpoint: null",
+        "  output_dir: ${output_dir}",
+        "  model_type: LLAMA2",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_LORA_TRAINING = f"""\
+resume_from_checkpoint: false
+save_adapter_weights_only: false
+
+{_TRAINING}lr_scheduler:  # the LoRA recipes require one; 0 cycles keep the lr constant
+  _component_: torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup
+  num_warmup_steps: 0
+  num_cycles: 0.0
+"""
+
+# DPO's loss takes no clipping setting; the KD recipe has no activation offloading.
+_DPO_TAIL = _TAIL.replace(
+    "torchtune.modules.loss.CEWithChunkedOutputLoss", "torchtune.rlhf.loss.DPOLoss"
+).replace("clip_grad_norm: null\n", "")
+_KD_TAIL = _TAIL.replace("enable_activation_offloading: false\n", "")
+
+BASE_QLORA_BODY = f"""\
+output_dir: ${{base_dir}}/out/qlora_base
+
+model:
+  _component_: torchtune.models.llama2.lora_llama2
+{_LORA_MODEL}  quantize_base: true
+{_WIDE_DIMS}
+{_COMMON}
+{_checkpointer("wide", adapter=True)}{_LORA_TRAINING}{_TAIL}"""
+
+BASE_DPO_BODY = f"""\
+output_dir: ${{base_dir}}/out/dpo_base
+
+model:
+  _component_: torchtune.models.llama2.lora_llama2
+{_LORA_MODEL}{_MODEL_DIMS}
+tokenizer:
+  _component_: torchtune.models.llama2.llama2_tokenizer
+  path: ${{base_dir}}/assets/tokenizer.model
+  max_seq_len: 64
+  prompt_template: null
+
+dataset:
+  _component_: torchtune.datasets.preference_dataset
+  source: json
+  data_files: ${{base_dir}}/assets/pref_tiny.json
+  split: train
+seed: 0
+shuffle: true
+{_checkpointer("ckpt", adapter=True)}{_LORA_TRAINING}{_DPO_TAIL}"""
+
+BASE_KD_BODY = f"""\
+output_dir: ${{base_dir}}/out/kd_base
+
+model:
+  _component_: torchtune.models.llama2.lora_llama2
+{_LORA_MODEL}{_MODEL_DIMS}
+teacher_model:
+  _component_: torchtune.models.llama2.llama2
+{_WIDE_DIMS}
+{_COMMON}
+{_checkpointer("ckpt", adapter=True)}
+{_checkpointer("wide", "teacher_checkpointer")}{_LORA_TRAINING}\
+kd_loss:
+  _component_: torchtune.modules.loss.ForwardKLWithChunkedOutputLoss
+kd_ratio: 0.5
+{_KD_TAIL}"""
+
+BASE_GENERATE_BODY = f"""\
+output_dir: ${{base_dir}}/out/generate_base
+
+model:
+  _component_: torchtune.models.llama2.llama2
+{_MODEL_DIMS}
+{_checkpointer("ckpt")}
+tokenizer:
+  _component_: torchtune.models.llama2.llama2_tokenizer
+  path: ${{base_dir}}/assets/tokenizer.model
+  max_seq_len: 64
+  prompt_template: null
+
+device: cpu
+dtype: fp32
+seed: 1234
+prompt:
+  system: null
+  user: "add the two numbers 3 4"
+max_new_tokens: 8
+temperature: 0.6
+top_k: 50
+enable_kv_cache: true
+quantizer: null
+"""
+
+BASE_QUANTIZE_BODY = f"""\
+output_dir: ${{base_dir}}/out/quantize_base
+
+model:
+  _component_: torchtune.models.llama2.llama2
+{_MODEL_DIMS}
+{_checkpointer("ckpt")}
+device: cpu
+dtype: fp32
+seed: 1234
+quantizer:
+  _component_: torchtune.training.quantization.Int8DynActInt4WeightQuantizer
+  groupsize: 32
+"""
+
+_BODIES = {
+    QLORA: BASE_QLORA_BODY,
+    DPO: BASE_DPO_BODY,
+    KD: BASE_KD_BODY,
+    GENERATE: BASE_GENERATE_BODY,
+    QUANTIZE: BASE_QUANTIZE_BODY,
+}
+
+
 @dataclass(frozen=True)
 class Assets:
     """Where :func:`build_assets` put everything.
@@ -163,7 +327,7 @@ class Assets:
         tokenizer: The SentencePiece model.
         dataset: The alpaca-style JSON file.
         checkpoint: The random checkpoint of the tiny llama2.
-        bases: The tiny base config of each kind (``full``, ``lora``).
+        bases: The tiny base config of each kind (``RECIPES``).
     """
 
     root: Path
@@ -181,14 +345,16 @@ def build_assets(root: Path) -> Assets:
     rng = random.Random(0)  # the same assets every time
     tokenizer = make_tokenizer(folder, rng)
     dataset = make_dataset(folder, rng)
-    bases = {kind: write_base(root, kind) for kind in (FULL, LORA)}
+    make_preference_dataset(folder, rng)
+    bases = {kind: write_base(root, kind) for kind in RECIPES}
     checkpoint = make_checkpoint(folder, bases[FULL])
+    make_checkpoint(folder, bases[KD], "teacher_model", "wide")
     return Assets(root, tokenizer, dataset, checkpoint, bases)
 
 
 def base_text(root: Path, kind: str) -> str:
     """The tiny base config of ``kind`` with ``base_dir`` set to ``root`` (absolute)."""
-    body = BASE_FULL_BODY if kind == FULL else BASE_LORA_BODY
+    body = {FULL: BASE_FULL_BODY, LORA: BASE_LORA_BODY, **_BODIES}[kind]
     header = (
         f"# Tiny CPU {kind} config for torchtune 0.6.1 (tests/oracle/assets.py): no downloads.\n"
         f"# tune run {RECIPES[kind]} --config base_{kind}.yaml\n"
@@ -259,16 +425,37 @@ def make_dataset(folder: Path, rng: random.Random, records: int = 16) -> Path:
     return path
 
 
-def make_checkpoint(folder: Path, base_full: Path) -> Path:
-    """Save a random state dict of ``base_full``'s ``model:``; config and weights cannot drift."""
+def make_preference_dataset(folder: Path, rng: random.Random, records: int = 16) -> Path:
+    """Write ``records`` preference records: a chosen and a rejected conversation each."""
+    data = []
+    for _ in range(records):
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        question = [{"role": "user", "content": f"add the two numbers {a} {b}"}]
+        data.append(
+            {
+                "chosen": [*question, {"role": "assistant", "content": f"{a + b} is the sum"}],
+                "rejected": [
+                    *question,
+                    {"role": "assistant", "content": f"{a - b} " + _sentence(rng, 2, 5)},
+                ],
+            }
+        )
+    path = folder / "pref_tiny.json"
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    return path
+
+
+def make_checkpoint(folder: Path, base: Path, model_key: str = "model", name: str = "ckpt") -> Path:
+    """Save a random state dict of ``base``'s ``model_key`` node into ``<name>/model.pt``;
+    config and weights cannot drift."""
     import torch
     from omegaconf import OmegaConf
     from torchtune import config as tt_config
 
-    cfg = OmegaConf.load(base_full)
+    cfg = OmegaConf.load(base)
     torch.manual_seed(0)
-    model = tt_config.instantiate(cfg.model)  # fp32, on the CPU
-    path = folder / "ckpt" / "model.pt"
+    model = tt_config.instantiate(cfg[model_key])  # fp32, on the CPU
+    path = folder / name / "model.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return path

@@ -1,16 +1,11 @@
-"""The oracle's corpus: configs that `tune run` trains or refuses, and how each is judged.
-
-Each :class:`Case` is data: which tiny base it starts from, the sections of its experiment as
-YAML text, an optional edit of the base itself (for what an experiment cannot express, such as a
-list of datasets) and what the real ``tune run`` does with it: ``trains``, or the dotted key path
-whose value makes it fail. Every expectation was checked against torchtune 0.6.1's ``tune run``
-(the judge) on the tiny assets; its ``note`` is what torchtune says.
+"""How the oracle's corpus (``cases.py``) is judged: by the real `tune run`, then by our tools.
 
 :func:`judge_corpus` writes one experiment folder per case, generates it with our Python API,
 trains every config it produced (or, where ``generate`` refuses or the case says ``raw``, the base
 with the values put in by OmegaConf, as a user without this tool would have it) for two steps
-with the real ``tune run``, validates every config in one call and returns, case by case, what
-each of them said.
+with the real ``tune run``, validates every config in one call (and the configs whose mistake is
+in a file only ``--preflight`` reads for real in another, with it) and returns, case by case,
+what each of them said.
 """
 
 from __future__ import annotations
@@ -28,277 +23,13 @@ import yaml
 
 from torchtune_config_writer.validation.findings import ConfigResult, Finding
 
-from .assets import FULL, LORA, RECIPES, Assets
+from .assets import Assets
+from .cases import CORPUS, TRAINS, Case, case_named
+
+__all__ = ["CORPUS", "TRAINS", "Case", "case_named"]
 from .runner import TuneCase, TuneOutcome, TuneReport, run_tune_report
 
-TRAINS = "trains"
 RAW_CONFIG = "raw.yaml"
-
-# A list of two alpaca datasets (ConcatDataset): the second one mistyped when asked.
-_DATASET_LIST = """\
-dataset:
-  - _component_: torchtune.datasets.alpaca_dataset
-    source: json
-    data_files: ${{base_dir}}/assets/alpaca_tiny.json
-    split: train
-  - _component_: torchtune.datasets.alpaca_dataset
-    source: json
-    data_files: ${{base_dir}}/assets/alpaca_tiny.json
-    split: train
-    {second}
-"""
-
-
-@dataclass(frozen=True)
-class Case:
-    """One config of the corpus and what ``tune run`` does with it.
-
-    Attributes:
-        name: The case's name, its folder's and its experiment's.
-        base: Which tiny base: ``full`` (full_finetune_single_device) or ``lora``
-            (lora_finetune_single_device).
-        expect: ``trains``, or the dotted key path our tools must point at (validate's error
-            finding, or the key named by generate's refusal).
-        also: Other key paths that point at the same mistake just as well (the other half of a
-            combination that torchtune refuses).
-        controls: The experiment's ``controls`` section, YAML text.
-        variables: Its ``variables`` section, YAML text.
-        launch: Its ``launch`` section, YAML text.
-        base_edit: YAML text of top-level keys that replace the base's own.
-        raw: ``tune run`` gets the base with the controls put in by OmegaConf, not what
-            ``generate`` writes: the mistake is one ``generate`` may refuse or rewrite, and the
-            question is then whether the raw config is caught by one of our tools.
-        note: What ``tune run`` says (its last exception line), for the reader.
-    """
-
-    name: str
-    base: str
-    expect: str = TRAINS
-    also: tuple[str, ...] = ()
-    controls: str = ""
-    variables: str = ""
-    launch: str = ""
-    base_edit: str = ""
-    raw: bool = False
-    note: str = ""
-
-    @property
-    def trains(self) -> bool:
-        """Whether ``tune run`` trains it."""
-        return self.expect == TRAINS
-
-    @property
-    def recipe(self) -> str:
-        """The torchtune recipe that runs it."""
-        return RECIPES[self.base]
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """Every key path that counts as pointing at its mistake."""
-        return () if self.trains else (self.expect, *self.also)
-
-
-CORPUS: tuple[Case, ...] = (
-    # --- configs that train: no error may be found in them ------------------------------------
-    Case("full_good", FULL),
-    Case("lora_good", LORA),
-    Case("lora_sweep_good", LORA, variables="lora_rank: [2, 4]"),
-    Case(
-        "shared_checkpointer_dir_good",
-        LORA,
-        variables="lora_rank: [2, 4]",
-        controls="""
-            checkpointer:
-              output_dir: ${base_dir}/out/shared_checkpoints
-        """,
-        note="one literal checkpointer.output_dir for all runs: generate splits it per run",
-    ),
-    Case(
-        "good_passthrough",
-        FULL,
-        controls="""
-            dataset:
-              split: "train[:12]"        # alpaca_dataset's own, a slice as load_dataset reads it
-              column_map: {instruction: instruction, input: input, output: output}
-              encoding: utf-8            # to the json builder, through load_dataset
-              keep_in_memory: true       # to load_dataset itself
-        """,
-        note="alpaca_dataset passes unknown keys to load_dataset on purpose",
-    ),
-    Case("dataset_list_good", FULL, base_edit=_DATASET_LIST.format(second="packed: false")),
-    Case("bf16_on_cpu_good", FULL, controls="dtype: bf16", note="bf16 is checked on CUDA only"),
-    Case("optimizer_in_bwd_good", FULL, controls="optimizer_in_bwd: true"),
-    Case("gradient_accumulation_good", LORA, controls="gradient_accumulation_steps: 2"),
-    Case(
-        "checkpointing_without_offloading_good",
-        LORA,
-        controls="enable_activation_checkpointing: true",
-        note="only a hint that offloading would save memory",
-    ),
-    Case(
-        "packed_good",
-        FULL,
-        controls="dataset: {packed: true}",
-        note="packs to tokenizer.max_seq_len (64)",
-    ),
-    # --- configs that tune run refuses ----------------------------------------------------------
-    Case(
-        "float_batch_size",
-        FULL,
-        "batch_size",
-        controls="batch_size: 4.0",
-        raw=True,
-        note="ValueError: batch_size should be a positive integer value, but got batch_size=4.0",
-    ),
-    Case(
-        "float_epochs",
-        FULL,
-        "epochs",
-        controls="epochs: 1.5",
-        raw=True,
-        note="TypeError: 'float' object cannot be interpreted as an integer",
-    ),
-    Case(
-        "packed_without_max_seq_len",
-        FULL,
-        "dataset.packed",
-        controls="""
-            dataset: {packed: true}
-            tokenizer: {max_seq_len: null}
-        """,
-        note="ValueError: PackedDataset requires a max_seq_len to be set on the tokenizer.",
-    ),
-    Case(
-        "misspelt_split",
-        FULL,
-        "dataset.spilt",
-        controls="dataset: {spilt: train}",
-        note="TypeError: JsonConfig.__init__() got an unexpected keyword argument 'spilt'",
-    ),
-    Case("misspelt_packed", LORA, "dataset.pakced", controls="dataset: {pakced: true}"),
-    Case(
-        "misspelt_in_list",
-        FULL,
-        "dataset.1.pakced",
-        base_edit=_DATASET_LIST.format(second="pakced: true"),
-    ),
-    Case(
-        "optimizer_in_bwd_with_accumulation",
-        FULL,
-        "optimizer_in_bwd",
-        also=("gradient_accumulation_steps",),
-        controls="""
-            optimizer_in_bwd: true
-            gradient_accumulation_steps: 2
-        """,
-        note="RuntimeError: Gradient accumulation is not supported with optimizer in bwd.",
-    ),
-    Case(
-        "optimizer_in_bwd_with_clipping",
-        FULL,
-        "optimizer_in_bwd",
-        also=("clip_grad_norm",),
-        controls="""
-            optimizer_in_bwd: true
-            clip_grad_norm: 1.0
-        """,
-        note="RuntimeError: Gradient clipping is not supported with optimizer in bwd.",
-    ),
-    Case(
-        "offloading_on_cpu",
-        FULL,
-        "enable_activation_offloading",
-        also=("device",),
-        controls="""
-            enable_activation_offloading: true
-            enable_activation_checkpointing: true
-        """,
-        note="RuntimeError: enable_activation_offloading should only be True when training on CUDA",
-    ),
-    Case(
-        "offloading_on_cpu_lora",
-        LORA,
-        "enable_activation_offloading",
-        also=("enable_activation_checkpointing", "device"),
-        controls="enable_activation_offloading: true",
-        note="the same RuntimeError: on CPU the CUDA check comes before the one for checkpointing",
-    ),
-    Case(
-        "nproc_on_single_device",
-        FULL,
-        "launch.nproc_per_node",
-        launch="nproc_per_node: 2",
-        note="tune run: error: Recipe full_finetune_single_device does not support distributed",
-    ),
-    Case(
-        "fp16_full",
-        FULL,
-        "dtype",
-        controls="dtype: fp16",
-        note="ValueError: full fp16 training is not supported with this recipe.",
-    ),
-    Case(
-        "fp16_lora",
-        LORA,
-        "dtype",
-        controls="dtype: fp16",
-        note="ValueError: fp16 precision is not supported in this recipe.",
-    ),
-    Case(
-        "left_pad_collate",
-        FULL,
-        "collate_fn",
-        controls="+collate_fn: torchtune.data.left_pad_sequence",
-        note="RuntimeError: left_pad_sequence collator is only for inference.",
-    ),
-    Case(
-        "scheduler_swap_good",
-        LORA,
-        controls="""
-            lr_scheduler: !replace
-              _component_: torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup
-              num_warmup_steps: 1
-        """,
-        note="a scheduler replaced whole (!replace) by one that takes what the recipe passes",
-    ),
-    Case(
-        "scheduler_key_deleted_good",
-        LORA,
-        controls="lr_scheduler: {~num_cycles: }",
-        note="~key: deletes a key of the base; the scheduler's default takes its place",
-    ),
-    Case(
-        "constant_lr_swap",
-        LORA,
-        "lr_scheduler",
-        controls="""
-            lr_scheduler: !replace {_component_: torch.optim.lr_scheduler.ConstantLR, factor: 1.0}
-        """,
-        note="TypeError: ConstantLR.__init__() got an unexpected keyword argument "
-        "'num_training_steps' (the recipe passes it)",
-    ),
-    Case(
-        "scheduler_required_key_deleted",
-        LORA,
-        "lr_scheduler",
-        controls="lr_scheduler: {~num_warmup_steps: }",
-        note="TypeError: get_cosine_schedule_with_warmup() missing 1 required positional "
-        "argument: 'num_warmup_steps'",
-    ),
-    Case(
-        "lora_without_lr_scheduler",
-        LORA,
-        "lr_scheduler",
-        controls="lr_scheduler: null",
-        note="AttributeError: 'NoneType' object has no attribute 'step' (at the first step)",
-    ),
-)
-
-
-def case_named(name: str) -> Case:
-    """The corpus case of that name."""
-    return next(case for case in CORPUS if case.name == name)
-
 
 # --- writing a case's experiment ------------------------------------------------------------
 
@@ -340,6 +71,8 @@ def write_case(case: Case, root: Path, assets: Assets) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "base.yaml").write_text(base_text(case, assets), "utf-8")
     (folder / "experiment.yaml").write_text(experiment_text(case, folder / "out"), "utf-8")
+    for name, text in case.files.items():
+        (folder / name).write_text(text, "utf-8")
     return folder
 
 
@@ -561,7 +294,10 @@ def judge_corpus(
             run_tune_report, [t.run for t in targets] + list(extra), root / "tune"
         )
         validate_start = time.perf_counter()
-        results = _validate([target.config for target in targets])
+        plain = [t.config for item in prepared if not item.case.preflight for t in item.targets]
+        results = _validate(plain)
+        preflight = [t.config for item in prepared if item.case.preflight for t in item.targets]
+        results.update(_validate(preflight, preflight=True))
         validated = time.perf_counter() - validate_start
         report = running.result()
     judged = {
@@ -580,11 +316,13 @@ def judge_corpus(
     return OracleRun(judged, extras, report, generated, validated, wall)
 
 
-def _validate(configs: list[Path]) -> dict[Path, ConfigResult]:
+def _validate(configs: list[Path], *, preflight: bool = False) -> dict[Path, ConfigResult]:
     """``validate``'s result for each config, from one call."""
     from torchtune_config_writer.validation.validate import validate
 
-    result = validate(configs)
+    if not configs:
+        return {}
+    result = validate(configs, preflight=preflight)
     return {config_result.config: config_result for config_result in result.configs}
 
 

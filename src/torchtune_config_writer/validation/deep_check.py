@@ -44,7 +44,11 @@ class Problem:
 
 
 def deep_check(
-    runtime: Runtime, data: dict[str, Any], recipe_file: Path | None = None, cfg: Any = None
+    runtime: Runtime,
+    data: dict[str, Any],
+    recipe_file: Path | None = None,
+    cfg: Any = None,
+    folder: Path | None = None,
 ) -> list[Problem]:
     """Every stage-2 problem of one config.
 
@@ -53,6 +57,7 @@ def deep_check(
         data: The config as plain values (interpolations unresolved).
         recipe_file: The recipe that runs the config, when known, for unread top-level keys.
         cfg: ``data`` as a ``DictConfig`` already (torchtune's check made one), if any.
+        folder: Where ``tune run`` runs it: the user's own modules there import.
     """
     from omegaconf import OmegaConf
 
@@ -75,7 +80,7 @@ def deep_check(
     passed = arguments_passed_by_recipe(recipe_file) if recipe_file is not None else {}
     for keypath, node in _components(data):
         by_recipe = passed.get(str(keypath[0])) if len(keypath) == 1 else None
-        problems.extend(_component_problems(runtime, keypath, node, resolved, by_recipe))
+        problems.extend(_component_problems(runtime, keypath, node, resolved, by_recipe, folder))
     if recipe_file is not None:
         for key in unread_top_level_keys(data, recipe_file):
             problems.append(
@@ -142,13 +147,14 @@ def _component_problems(
     node: dict[str, Any],
     resolved: dict[KeyPath, Any],
     by_recipe: Passed | None = None,
+    folder: Path | None = None,
 ) -> Iterator[Problem]:
     target = resolved.get((*keypath, COMPONENT), node[COMPONENT])
     where = (*keypath, COMPONENT)
     if not isinstance(target, str) or not target:
         yield Problem(where, Severity.ERROR, "import", "_component_ must be a dotted import path")
         return
-    component, severity, message = locate_component(runtime, target)
+    component, severity, message = locate_component(runtime, target, folder)
     if severity is not None:
         yield Problem(where, severity, "import", message)
         return

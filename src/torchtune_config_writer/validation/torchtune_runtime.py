@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import io
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -192,21 +193,58 @@ def tune_validate(
     return TuneVerdict.PASSED, "", cfg
 
 
-# Components by dotted path: a sweep of 2,000 configs names the same dozen (imports are cached by
-# Python; what failed to import fails the same way again).
-_LOCATED: dict[str, tuple[Any, Severity | None, str]] = {}
+# Components by dotted path (and the folder a user's own module came from): a sweep of 2,000
+# configs names the same dozen (what failed to import fails the same way again).
+_LOCATED: dict[tuple[str, str], tuple[Any, Severity | None, str]] = {}
 
 
-def locate_component(runtime: Runtime, dotted: str) -> tuple[Any, Severity | None, str]:
-    """Import a ``_component_`` the way torchtune's instantiate does.
+def locate_component(
+    runtime: Runtime, dotted: str, folder: Path | None = None
+) -> tuple[Any, Severity | None, str]:
+    """Import a ``_component_`` the way torchtune's instantiate does under ``tune run``.
+
+    Args:
+        runtime: The imported torchtune.
+        dotted: The component's dotted path.
+        folder: Where ``tune run`` runs (the experiment's folder): ``tune run`` appends it to
+            ``sys.path``, so a module of the user's own there (``schedules.py``) imports.
 
     Returns:
         (object, None, "") when it imports; else (None, severity, message), the severity being
         ``unverified`` when what is missing is an optional package not installed here.
     """
-    if dotted not in _LOCATED:
-        _LOCATED[dotted] = _locate(runtime, dotted)
-    return _LOCATED[dotted]
+    key = (dotted, "")
+    if key not in _LOCATED:
+        _LOCATED[key] = _locate(runtime, dotted)
+    found = _LOCATED[key]
+    top = dotted.split(".")[0]
+    if found[1] is not None and folder is not None and _module_in(folder, top):
+        key = (dotted, str(folder.resolve()))
+        if key not in _LOCATED:
+            with _importable_from(folder):
+                _LOCATED[key] = _locate(runtime, dotted)
+        found = _LOCATED[key]
+    return found
+
+
+def _module_in(folder: Path, name: str) -> bool:
+    return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
+
+
+@contextlib.contextmanager
+def _importable_from(folder: Path) -> Iterator[None]:
+    """``folder`` on ``sys.path`` as ``tune run`` puts it (last); then the modules imported from
+    it are forgotten, so that another experiment's module of the same name is its own."""
+    where = str(folder.resolve())
+    sys.path.append(where)
+    try:
+        yield
+    finally:
+        sys.path.remove(where)
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None) or ""
+            if file.startswith(where + "/"):
+                del sys.modules[name]
 
 
 def _locate(runtime: Runtime, dotted: str) -> tuple[Any, Severity | None, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,13 @@ from .execution.stage import CHECK as EXECUTION_CHECK
 from .execution.stage import EXECUTE_EACH, Subject, Verdict, run_stage
 from .findings import ConfigResult, Finding, Severity, Status, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
-from .torchtune_runtime import ReusedConfig, Runtime, load_runtime, tune_validate
+from .torchtune_runtime import (
+    ReusedConfig,
+    Runtime,
+    load_runtime,
+    locate_component,
+    tune_validate,
+)
 
 if TYPE_CHECKING:
     from .execution.client import Executor
@@ -296,7 +303,8 @@ def validate_config(
     evaluates = is_eval_file(target.config)
     recipe_file = _recipe_file(target.plan) if not evaluates else _eval_recipe_file()
     problems = _recipe_problems(target.plan, recipe_file) if not evaluates else []
-    problems += deep_check(runtime, document.data, recipe_file, cfg if ours else None)
+    folder = target.folder
+    problems += deep_check(runtime, document.data, recipe_file, cfg if ours else None, folder)
     # An evaluation config reads a checkpoint that exists only once its run trained.
     if preflight and not evaluates:
         # `tune run` runs from the experiment's folder; a config without one is in its configs/.
@@ -305,7 +313,11 @@ def validate_config(
     explained = any(
         p.check in _EXPLAINS_TUNE_VALIDATE and p.severity != Severity.WARNING for p in problems
     )
-    if verdict != TuneVerdict.PASSED and not explained:
+    if (
+        verdict != TuneVerdict.PASSED
+        and not explained
+        and not _imports_under_tune_run(runtime, message, folder)
+    ):
         # torchtune says no and our checks do not say why: its own words are the finding.
         problems.insert(
             0, Problem((), Severity.ERROR, "tune-validate", f"tune validate: {message}")
@@ -331,6 +343,15 @@ def validate_config(
         for problem in problems
     )
     return ConfigResult(target.config, verdict, findings, experiment)
+
+
+def _imports_under_tune_run(runtime: Runtime, message: str, folder: Path) -> bool:
+    """Whether ``tune validate`` failed only to import a module of the user's own beside the
+    experiment, which ``tune run`` imports from there (``tune validate`` does not look there)."""
+    loading = re.search(r"Error loading '([^']+)'", message)
+    if loading is None:
+        return False
+    return locate_component(runtime, loading[1], folder)[1] is None
 
 
 def _line(document: Document, keypath: KeyPath) -> int | None:
