@@ -120,9 +120,17 @@ def test_every_other_example_config_is_valid() -> None:
     assert others
     result = validate(others)
     assert len(result.configs) == 12 + 8 + 12 + 2 + 2  # + batch_design, lr_search, lora_eval_study
-    assert [(item.config.name, item.tune_validate, item.findings) for item in result.configs] == [
-        (item.config.name, "passed", ()) for item in result.configs
+    training = [item for item in result.configs if not item.config.name.startswith("eval_")]
+    assert [(item.config.name, item.tune_validate, item.findings) for item in training] == [
+        (item.config.name, "passed", ()) for item in training
     ]
+    assert all(item.execution.startswith("values: ") for item in training)
+    # eleuther_eval imports lm_eval, which is not installed here: its runs are unverified.
+    evaluations = [item for item in result.configs if item not in training]
+    assert [item.status for item in evaluations] == ["unverified", "unverified"]
+    for item in evaluations:
+        (finding,) = item.findings
+        assert finding.check == "execution" and "No module named 'lm_eval'" in finding.message
 
 
 # What version 0.1 generated for the seed's examples, before the features beyond the seed: the

@@ -351,7 +351,8 @@ def test_validate_preflight_reports_a_missing_tokenizer_and_exits_1(
         and "missing/tokenizer.model" in (config_file.read_text().splitlines()[finding.line - 1])
     )
 
-    result = cli("validate", folder)
+    # The machine's files are stand-ins of one byte: running the recipe on them would fail.
+    result = cli("validate", "--no-execute", folder)
     assert (
         result.code == 0 and "[preflight]" not in result.out and "tokenizer.path" not in result.out
     )

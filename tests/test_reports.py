@@ -194,6 +194,7 @@ def test_json_report_parses_and_round_trips_the_counts() -> None:
         "path": "sweep/configs/run_002.yaml",
         "status": "invalid",
         "tune_validate": "crashed",
+        "execution": "",
         "experiment": "sweep/experiment.yaml",
         "findings": [
             {

@@ -133,33 +133,29 @@ def validate_targets(
     execute_each: int = EXECUTE_EACH,
 ) -> ValidationResult:
     """Validate the given configs in order (the public ``validate`` finds them first)."""
-    from .execution.client import Executor
+    from .execution.client import shared_executor
 
-    executor = Executor() if execute and targets else None
+    executor = shared_executor() if execute and targets else None
     if executor is not None:
-        executor.start()  # it imports torch while the static checks run here
-    try:
-        runtime = load_runtime()
-        result = ValidationResult(versions=dict(runtime.versions))
-        plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
-        collisions = find_collisions(plans, other_experiments(plans, None))
-        reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
-        for index, target in enumerate(targets):
-            if progress is not None:
-                progress(index, len(targets), target.config)
-            shared = [collision for collision in collisions if collision.plan is target.plan]
-            result.configs.append(
-                validate_config(runtime, target, shared, preflight=preflight, reused=reused)
-            )
-        if executor is not None:
-            executed = execute_targets(
-                targets, result.configs, executor, preflight=preflight, execute_each=execute_each
-            )
-            result.configs[:] = executed
-            result.versions.update(executor.versions)
-    finally:
-        if executor is not None:
-            executor.close()
+        executor.start()  # it imports torch while the static checks run here; it lives on
+    runtime = load_runtime()
+    result = ValidationResult(versions=dict(runtime.versions))
+    plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
+    collisions = find_collisions(plans, other_experiments(plans, None))
+    reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
+    for index, target in enumerate(targets):
+        if progress is not None:
+            progress(index, len(targets), target.config)
+        shared = [collision for collision in collisions if collision.plan is target.plan]
+        result.configs.append(
+            validate_config(runtime, target, shared, preflight=preflight, reused=reused)
+        )
+    if executor is not None:
+        executed = execute_targets(
+            targets, result.configs, executor, preflight=preflight, execute_each=execute_each
+        )
+        result.configs[:] = executed
+        result.versions.update(executor.versions)
     return result
 
 
@@ -194,7 +190,12 @@ def execute_targets(
 
 
 def _with_execution(target: Target, result: ConfigResult, verdict: Verdict) -> ConfigResult:
-    if not verdict.problems:
+    problems = verdict.problems
+    if result.status is Status.UNVERIFIED:
+        # What could not be checked here (an optional package, a variable not set) was said
+        # already; running into it again says nothing more.
+        problems = tuple(p for p in problems if p[1] is not Severity.UNVERIFIED)
+    if not problems:
         return replace(result, execution=verdict.how)
     document = read_yaml_file(target.config)
     experiment = target.plan.experiment.path if target.plan else None
@@ -209,7 +210,7 @@ def _with_execution(target: Target, result: ConfigResult, verdict: Verdict) -> C
             experiment=experiment,
             experiment_line=_experiment_line(target.plan, keypath, target.config.stem),
         )
-        for keypath, severity, message in verdict.problems
+        for keypath, severity, message in problems
     ]
     return replace(result, findings=(*result.findings, *findings), execution=verdict.how)
 

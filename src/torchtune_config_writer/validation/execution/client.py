@@ -7,6 +7,7 @@ sweep repeats no execution another run already made.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -112,6 +113,10 @@ class Executor:
             self._cache[sent.pop(outcome.id)] = outcome
         return [self._cache[key] for key in keys]
 
+    def forget(self) -> None:
+        """Drop the outcomes kept so far."""
+        self._cache.clear()
+
     def close(self) -> None:
         """Let the worker finish and exit."""
         if self._process is None:
@@ -125,6 +130,23 @@ class Executor:
             self._process.kill()
             self._process.wait()
         self._process = None
+        self.versions, self.failure = {}, None
+        self._lines = queue.Queue()
+
+
+_SHARED: list[Executor] = []
+
+
+def shared_executor() -> Executor:
+    """The process's one worker, started on first use and stopped at exit: a second
+    ``validate`` in the same process (a test suite, a script) does not import torch again. Its
+    outcomes are forgotten between validations (the files a config reads may have changed)."""
+    if not _SHARED:
+        executor = Executor()
+        atexit.register(executor.close)
+        _SHARED.append(executor)
+    _SHARED[0].forget()
+    return _SHARED[0]
 
 
 def _key(

@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import emulation, standins
-from .protocol import DELETE, Frame, Mode, Notes, Outcome, Request, Status
+from .protocol import DELETE, Frame, Mode, Outcome, Request, Status
 from .shrink import build_tiny
 
 # The torchtune whose internals are patched: another version is not checked (the canary test
@@ -46,7 +46,7 @@ class _State:
 
     def __init__(self) -> None:
         self.request: Request | None = None
-        self.notes = Notes()
+        self.standins: list[str] = []
         self.work = Path(".")
         self.building: list[tuple[str | int, ...]] = []
         self.raised_building: tuple[str | int, ...] | None = None
@@ -54,7 +54,8 @@ class _State:
         self.steps = 0
         self.shrunk = False
         self.largest_token = -1
-        self.data = standins.DataPlan(2, False, [])
+        self.unset: list[str] = []  # environment variables the config reads, not set here
+        self.data = standins.DataPlan()
 
 
 STATE = _State()
@@ -94,7 +95,7 @@ def install(work: Path) -> None:
 def execute(request: Request, work: Path) -> Outcome:
     """Run one request (in a child process: it changes the working folder and sys.argv)."""
     start = time.perf_counter()
-    STATE.request, STATE.notes, STATE.work = request, Notes(), work
+    STATE.request, STATE.standins, STATE.work = request, [], work
     STATE.building, STATE.raised_building = [], None
     STATE.trains, STATE.steps, STATE.shrunk, STATE.largest_token = False, 0, False, -1
     try:
@@ -120,7 +121,6 @@ def execute(request: Request, work: Path) -> Outcome:
 def _outcome(
     request: Request, start: float, status: Status, error: str = "", message: str = "", **more: Any
 ) -> Outcome:
-    STATE.notes.said.extend(note for note in STATE.data.notes if note not in STATE.notes.said)
     return Outcome(
         id=request.id,
         status=status,
@@ -129,7 +129,7 @@ def _outcome(
         trains=STATE.trains,
         steps=STATE.steps,
         shrunk=STATE.shrunk,
-        notes=tuple(STATE.notes.said),
+        standins=tuple(dict.fromkeys(STATE.standins)),
         seconds=round(time.perf_counter() - start, 3),
         **more,
     )
@@ -151,12 +151,13 @@ def _prepared_config(request: Request, work: Path) -> Path:
         steps = cfg.get("gradient_accumulation_steps") if isinstance(cfg, DictConfig) else None
         if isinstance(steps, int) and not isinstance(steps, bool) and steps > 1:
             OmegaConf.update(cfg, "gradient_accumulation_steps", 1)
-    for name in _missing_environment(cfg):
-        # Set on the cluster, not here: a path that does not exist here stands in for it.
+    STATE.unset = _missing_environment(cfg)
+    for name in STATE.unset:
+        # Set on the cluster, not here: a path that does not exist here stands in for it (a
+        # failure may then be the stand-in's: it is unverified, not an error).
         os.environ[name] = f"/nonexistent-here/{name}"
-        STATE.notes.add(f"${{oc.env:{name}}} is not set here: a path that does not exist stood in")
     STATE.data.rows, STATE.data.real = _rows_for_one_step(cfg), request.real_files
-    STATE.data.notes.clear()
+    STATE.data.made_up = 0
     path = work / "config.yaml"
     OmegaConf.save(cfg, path)
     return path
@@ -319,11 +320,13 @@ def _build(
     request = STATE.request
     if request is not None and request.mode is Mode.VALUES and name.endswith("model"):
         model, shrunk = build_tiny(component, _arguments(node, kwargs))
-        if shrunk:
-            STATE.shrunk = True
-            STATE.notes.add(f"{_dotted(keypath)}: one layer, narrow heads (values run)")
+        STATE.shrunk = STATE.shrunk or shrunk
         return model
-    return real(node, *args, **kwargs)
+    made_up = STATE.data.made_up
+    built = real(node, *args, **kwargs)
+    if STATE.data.made_up > made_up:
+        STATE.standins.append(f"{_dotted(keypath)}: made-up rows in the format it reads")
+    return built
 
 
 def _arguments(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -366,18 +369,16 @@ def _checkpointer(
     if here or real_files:
         tiny_run = request is not None and request.mode is Mode.VALUES
         if not (tiny_run and _shrinks(build_model)):
-            built = real(node, *args, **kwargs)
-            STATE.notes.add(f"{_dotted(keypath)}: the real files, headers only (no weights read)")
-            return standins.stop_at_save(built, name)
+            return standins.stop_at_save(real(node, *args, **kwargs), name)
     inspect.signature(component).bind(*args, **resolved)
     model_type = resolved.get("model_type")
     if model_type is not None:
         from torchtune.training.checkpointing._utils import ModelType
 
         ModelType[model_type]  # an unknown model type fails as the real checkpointer does
-    why = "the model runs at a tiny size" if here else "the files are not on this machine"
-    STATE.notes.add(f"{_dotted(keypath)}: {why}; weights shaped from {model_key}")
-    return standins.StandInCheckpointer(build_model, STATE.notes.said, name)
+    if not here:
+        STATE.standins.append(f"{_dotted(keypath)}: weights shaped from {model_key}")
+    return standins.StandInCheckpointer(build_model, name)
 
 
 def _shrinks(build_model: Callable[[], Any]) -> bool:
@@ -428,8 +429,7 @@ def _tokenizer(
 
     tokenizer, kind = standins.standin_tokenizer(build, missing, folder)
     standins.safe_decode(tokenizer)
-    files = ", ".join(f"{_dotted(keypath)}.{argument}" for argument in missing)
-    STATE.notes.add(f"{files}: not on this machine; a {kind} file of a small vocabulary stood in")
+    STATE.standins += [f"{_dotted(keypath)}.{argument}: a {kind} file" for argument in missing]
     return tokenizer
 
 
@@ -530,6 +530,10 @@ def _failure(request: Request, start: float, exc: BaseException) -> Outcome:
     error = type(exc).__name__
     message = _message(exc)
     status = _classify(exc, frames)
+    if status is Status.FAILED and STATE.unset:
+        status = Status.UNVERIFIED
+        unset = ", ".join(f"${{oc.env:{name}}}" for name in STATE.unset)
+        message = f"{message} (with {unset} not set here, which may be why)"
     building = STATE.raised_building or ()
     innermost = traceback.extract_tb(exc.__traceback__)[-1:]
     raised = "".join(f"{f.filename.split('/site-packages/')[-1]}:{f.lineno}" for f in innermost)

@@ -6,7 +6,7 @@ No torch here: the validating process builds requests and reads outcomes without
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
@@ -102,7 +102,8 @@ class Outcome:
         trains: Whether the recipe made an optimizer (a training recipe).
         steps: Optimizer steps taken.
         shrunk: Whether the model ran at a tiny size (values mode on a real-size model).
-        notes: What was stood in for, in words.
+        standins: What was stood in for because it is not on this machine, by key path
+            (``tokenizer.path: a tiktoken file``): what this run could not judge.
         seconds: The execution's own time.
     """
 
@@ -117,7 +118,7 @@ class Outcome:
     trains: bool = False
     steps: int = 0
     shrunk: bool = False
-    notes: tuple[str, ...] = ()
+    standins: tuple[str, ...] = ()
     seconds: float = 0.0
 
     @property
@@ -136,16 +137,5 @@ class Outcome:
         data["status"] = Status(data["status"])
         data["frames"] = tuple(Frame(**frame) for frame in data["frames"])
         data["building"] = tuple(data["building"])
-        data["notes"] = tuple(data["notes"])
+        data["standins"] = tuple(data["standins"])
         return cls(**data)
-
-
-@dataclass
-class Notes:
-    """What a harness collects during one execution (child side)."""
-
-    said: list[str] = field(default_factory=list)
-
-    def add(self, text: str) -> None:
-        if text not in self.said:
-            self.said.append(text)

@@ -147,6 +147,12 @@ class _Stage:
                 how.append(f"shape: real size executed once{shared}")
             elif values.status is Status.PASSED or values.status is Status.FAILED:
                 how.append("shape: real size (the values run)")
+            absent = [*values.standins, *(shape.standins if shape is not None else ())]
+            if absent:
+                how.append(
+                    "not on this machine, stood in for (validate --preflight where they are): "
+                    + "; ".join(dict.fromkeys(absent))
+                )
             problems = self._problems(subject, values, Mode.VALUES)
             if shape is not None and not any(p[1] is Severity.ERROR for p in problems):
                 problems += [
