@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from torchtune_config_writer import ConfigWriterError, generate
+from torchtune_config_writer.errors import display_path
 from torchtune_config_writer.generation import recipes
 from torchtune_config_writer.generation.base import read_lock, render_lock
 
@@ -496,3 +497,27 @@ def test_a_terminal_that_cannot_show_the_path_gets_it_escaped(
     assert result.returncode == 0, result.stderr
     assert "* Generated 1 config in \\xe9tudes/configs/" in result.stdout
     assert (path.parent / "configs" / "run_000.yaml").exists()
+
+
+@pytest.mark.parametrize("spelling", ["yes", "no", "on", "False"])
+def test_a_quoted_boolean_word_over_a_boolean_is_kept_and_warned_about(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult], spelling: str
+) -> None:
+    # `tune run` takes shuffle: "yes" (any non-empty string is true), so it is not refused; but
+    # "no" would shuffle too, which the warning says, at the line.
+    path = write_experiment(experiment_text(controls=f'  shuffle: "{spelling}"\n'))
+    result = cli("generate", path)
+    assert result.code == 0
+    (run,) = runs_of(path)
+    assert run["shuffle"] == spelling
+    (warning,) = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: {display_path(path)}:7:3: ")
+    assert f"shuffle is the string '{spelling}' where the base has a boolean" in warning
+
+
+def test_a_string_that_is_no_boolean_word_over_a_boolean_is_still_refused(
+    write_experiment: Callable[..., Path],
+) -> None:
+    path = write_experiment(experiment_text(controls='  shuffle: "sometimes"\n'))
+    with pytest.raises(ConfigWriterError, match="shuffle is a boolean in the base"):
+        generate(path)

@@ -10,7 +10,7 @@
     <root>/assets/wide/model.pt     a 2-layer, 128-dim llama2 (4 kv heads): the KD teacher, and
                                     the QLoRA base (NF4 needs weights of a multiple of 16384)
     <root>/base_<kind>.yaml         a tiny config per recipe: full, lora, qlora, dpo, kd,
-                                    generate, quantize (RECIPES)
+                                    generate, dev/generate_v2, quantize (RECIPES)
 
 Adapted from the tiny-training-on-slurm reference. The checkpoint is made from the non-LoRA model
 on purpose: a LoRA run loads base weights and creates its adapters itself, and a checkpoint
@@ -31,6 +31,7 @@ QLORA = "qlora"
 DPO = "dpo"
 KD = "kd"
 GENERATE = "generate"
+GENERATE_V2 = "generate_v2"
 QUANTIZE = "quantize"
 RECIPES = {
     FULL: "full_finetune_single_device",
@@ -39,6 +40,7 @@ RECIPES = {
     DPO: "lora_dpo_single_device",
     KD: "knowledge_distillation_single_device",
     GENERATE: "generate",
+    GENERATE_V2: "dev/generate_v2",
     QUANTIZE: "quantize",
 }
 TRAINING = (FULL, LORA, QLORA, DPO, KD)
@@ -294,6 +296,30 @@ enable_kv_cache: true
 quantizer: null
 """
 
+BASE_GENERATE_V2_BODY = f"""\
+output_dir: ${{base_dir}}/out/generate_v2_base
+
+model:
+  _component_: torchtune.models.llama2.llama2
+{_MODEL_DIMS}
+{_checkpointer("ckpt")}
+tokenizer:
+  _component_: torchtune.models.llama2.llama2_tokenizer
+  path: ${{base_dir}}/assets/tokenizer.model
+  max_seq_len: 64
+
+device: cpu
+dtype: fp32
+seed: 1234
+log_level: INFO
+prompt:
+  system: null
+  user: "add the two numbers 3 4"
+max_new_tokens: 8
+temperature: 0.6
+top_k: 50
+"""
+
 BASE_QUANTIZE_BODY = f"""\
 output_dir: ${{base_dir}}/out/quantize_base
 
@@ -314,6 +340,7 @@ _BODIES = {
     DPO: BASE_DPO_BODY,
     KD: BASE_KD_BODY,
     GENERATE: BASE_GENERATE_BODY,
+    GENERATE_V2: BASE_GENERATE_V2_BODY,
     QUANTIZE: BASE_QUANTIZE_BODY,
 }
 

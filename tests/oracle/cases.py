@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .assets import DPO, FULL, GENERATE, KD, LORA, QLORA, QUANTIZE, RECIPES, TRAINING
+from .assets import (
+    DPO,
+    FULL,
+    GENERATE,
+    GENERATE_V2,
+    KD,
+    LORA,
+    QLORA,
+    QUANTIZE,
+    RECIPES,
+    TRAINING,
+)
 
 TRAINS = "trains"
 
@@ -389,6 +400,17 @@ MORE: tuple[Case, ...] = (
     ),
     Case("seed_sweep_good", FULL, variables="seed: [1, 2, 3]"),
     Case(
+        "shuffle_spelt_yes_good",
+        LORA,
+        controls='shuffle: "yes"',
+        note="a quoted yes over a boolean: tune run takes it (truthy); generate warns",
+    ),
+    Case(
+        "generate_v2_good",
+        GENERATE_V2,
+        note="a recipe tune run knows as dev/generate_v2",
+    ),
+    Case(
         "unknown_lora_module_trains",
         LORA,
         controls="lora_attn_modules: [q_proj, w_proj]",
@@ -563,6 +585,13 @@ MORE: tuple[Case, ...] = (
         controls="quantizer: {groupsize: 0}",
         cause="a zero the recipe divides by",
         note="ZeroDivisionError: integer modulo by zero",
+    ),
+    Case(
+        "generate_v2_top_k_zero",
+        GENERATE_V2,
+        "top_k",
+        controls="top_k: 0",
+        cause="a value a component refuses",
     ),
     Case(
         "clip_norm_not_a_number",

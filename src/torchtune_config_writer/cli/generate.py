@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for generated in results:
         _report(generated)
+        for warning in generated.plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     if not args.validate:
         return ExitCode.OK
     return max(_validate(generated, args) for generated in results)

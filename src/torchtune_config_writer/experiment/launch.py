@@ -16,9 +16,9 @@ _LAUNCH_KEYS = ("nproc_per_node", "nnodes", "slurm")
 _SLURM_KEYS = ("sbatch", "max_parallel", "max_array_size", "setup")
 # Slurm's own default MaxArraySize: array indices run from 0 to 1000.
 DEFAULT_MAX_ARRAY_SIZE = 1001
-# A torchtune recipe name (lora_finetune_single_device) or a recipe file (recipes/my_recipe.py):
-# both go into a shell command unquoted.
-RECIPE_NAME = re.compile(r"[A-Za-z0-9_]+")
+# A torchtune recipe name (lora_finetune_single_device, and the registry's dev/generate_v2) or a
+# recipe file (recipes/my_recipe.py): both go into a shell command unquoted.
+RECIPE_NAME = re.compile(r"[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*")
 RECIPE = re.compile(rf"{RECIPE_NAME.pattern}|[A-Za-z0-9_.][A-Za-z0-9_./-]*\.py")
 _SBATCH_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 

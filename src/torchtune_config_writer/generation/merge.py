@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline, plain
+from .readings import spells_boolean
 
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
@@ -159,6 +160,8 @@ def _is_int(value: Any) -> bool:
 def _compatible(old: Any, new: Any) -> bool:
     if old is None or new is None or _is_interpolation(old) or _is_interpolation(new):
         return True
+    if isinstance(old, bool) and spells_boolean(new):
+        return True  # `tune run` takes it (truthy): kept, and generate warns (readings.py)
     if isinstance(old, bool) or isinstance(new, bool):
         return isinstance(old, bool) and isinstance(new, bool)
     if isinstance(old, (int, float)) and isinstance(new, (int, float)):

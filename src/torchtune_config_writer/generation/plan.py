@@ -44,6 +44,7 @@ from .placement import (
     place_parameters,
     resolve_parameter,
 )
+from .readings import surprising_readings
 from .render import (
     ConfigRenderer,
     header,
@@ -70,6 +71,8 @@ class Plan:
         outputs: Where each run writes, and which output keys are split per run.
         recipe: The torchtune recipe that trains the configs, or ``None`` when the experiment
             does not say (a custom base without ``framework_config.recipe``).
+        warnings: Values kept as given that read otherwise than one might expect, each
+            ``FILE:LINE:COLUMN: message`` (``generate`` prints them).
     """
 
     experiment: Experiment
@@ -79,6 +82,7 @@ class Plan:
     sweep: Sweep
     outputs: OutputLayout
     recipe: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def variables(self) -> tuple[Placement, ...]:
@@ -195,7 +199,8 @@ def plan_experiment(
         controlled, variables, templated, recorded, experiment.design.combinations, conditional
     )
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
-    plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe)
+    warnings = surprising_readings(experiment, (*placements, *setting), base.config)
+    plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe, tuple(warnings))
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
     if experiment.evaluation is not None:

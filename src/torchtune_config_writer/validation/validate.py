@@ -71,6 +71,15 @@ class Target:
         return self.plan.experiment.folder if self.plan is not None else Path.cwd()
 
     @property
+    def processes(self) -> int:
+        """How many processes ``tune run`` starts: the launch section's, else, for a config on
+        its own with a distributed recipe, two (as ``--nproc_per_node 2`` would)."""
+        if self.plan is not None:
+            launch = self.plan.experiment.launch
+            return (launch.nproc_per_node or 1) * (launch.nnodes or 1)
+        return 2 if self.recipe is not None and "distributed" in self.recipe else 1
+
+    @property
     def base(self) -> Path | None:
         """The experiment's base config file (training configs only)."""
         if self.plan is None or is_eval_file(self.config):
@@ -182,7 +191,9 @@ def execute_targets(
             updated[index] = replace(result, execution=how)
             continue
         chosen.append(index)
-        subjects.append(Subject(target.config, recipe, target.folder, target.base))
+        subjects.append(
+            Subject(target.config, recipe, target.folder, target.base, target.processes)
+        )
     verdicts = run_stage(subjects, executor, real_files=preflight, execute_each=execute_each)
     for index, verdict in zip(chosen, verdicts, strict=True):
         updated[index] = _with_execution(targets[index], updated[index], verdict)

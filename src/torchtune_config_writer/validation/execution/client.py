@@ -16,10 +16,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from .protocol import Edit, Mode, Outcome, Request, Status
+from .protocol import Outcome, Request, Status
 
 TIMEOUT = 600.0  # a 70B config at its real size takes about a minute here
 
@@ -78,11 +79,8 @@ class Executor:
         self.failure = str(message.get("failed"))
         raise WorkerFailed(self.failure)
 
-    def run(
-        self,
-        wanted: Iterable[tuple[str, str, str, Mode, tuple[Edit, ...], bool]],
-    ) -> list[Outcome]:
-        """Execute each (recipe, config, cwd, mode, edits, real_files); outcomes in order.
+    def run(self, wanted: Iterable[Request]) -> list[Outcome]:
+        """Execute each request (its id and timeout are the executor's); outcomes in order.
 
         Raises:
             WorkerFailed: the worker could not start.
@@ -91,15 +89,13 @@ class Executor:
         assert self._process is not None and self._process.stdin is not None
         keys: list[str] = []
         sent: dict[int, str] = {}
-        for recipe, config, cwd, mode, edits, real_files in wanted:
-            key = _key(recipe, config, cwd, mode, edits, real_files)
+        for asked in wanted:
+            key = _key(asked)
             keys.append(key)
             if key in self._cache or key in sent.values():
                 continue
             self._next += 1
-            request = Request(
-                self._next, recipe, config, cwd, mode, edits, real_files, self._timeout
-            )
+            request = replace(asked, id=self._next, timeout=self._timeout)
             sent[self._next] = key
             self._process.stdin.write((request.to_json() + "\n").encode())
         self._process.stdin.flush()
@@ -149,17 +145,11 @@ def shared_executor() -> Executor:
     return _SHARED[0]
 
 
-def _key(
-    recipe: str, config: str, cwd: str, mode: Mode, edits: tuple[Edit, ...], real_files: bool
-) -> str:
-    """What an execution depends on: the config's bytes, not its name (two runs of a sweep that
-    differ only where they write are different files with equal edits)."""
+def _key(request: Request) -> str:
+    """What an execution depends on: the config's bytes as well as its name."""
     try:
-        content = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+        content = hashlib.sha256(Path(request.config).read_bytes()).hexdigest()
     except OSError:
-        content = config
-    blob = json.dumps(
-        [recipe, content, cwd, mode.value, [[list(k), v] for k, v in edits], real_files],
-        default=str,
-    )
+        content = ""
+    blob = replace(request, id=0, timeout=0).to_json() + content
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import linecache
+import os
 import re
 import sys
 import types
@@ -167,8 +168,7 @@ def emulate_one_gpu() -> None:
         found: torch.device = real_get_device(device)
         return found
 
-    for module in (utils, _device):
-        _replace(module, "get_device", get_device)
+    _replace(_device, "get_device", get_device)
     _replace(precision, "verify_bf16_support", lambda: True)
     zeros = {"peak_memory_active": 0.0, "peak_memory_alloc": 0.0, "peak_memory_reserved": 0.0}
     _replace(training, "get_memory_stats", lambda *args, **kwargs: dict(zeros))
@@ -193,6 +193,55 @@ def emulate_one_gpu() -> None:
 
     _replace(generation, "generate", generate)
     _tensor_of_fakes()
+    torch.Generator = _generator_on_cpu(torch.Generator)  # type: ignore[misc]
+
+
+def emulate_processes() -> None:
+    """Make a distributed recipe see the ``torchrun`` it runs under on the cluster: rank 0 of
+    ``WORLD_SIZE`` processes (the caller sets the environment), whose collectives go to torch's
+    own fake process group (no communication, every per-rank code path of FSDP runs), with
+    device meshes on the CPU where the tensors really are.
+
+    Raises:
+        AttributeError: torch no longer has what is patched.
+    """
+    import torch.distributed as dist
+    import torch.distributed.device_mesh as device_mesh
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    real_init = dist.init_process_group
+
+    def init_process_group(*args: Any, **kwargs: Any) -> None:
+        if "WORLD_SIZE" not in os.environ:  # not under torchrun: it fails here as it would
+            real_init(*args, **kwargs)
+            return
+        world = int(os.environ["WORLD_SIZE"])
+        rank = int(os.environ.get("RANK", "0"))
+        real_init("fake", store=FakeStore(), rank=rank, world_size=world)
+
+    _replace(dist, "init_process_group", init_process_group)
+    real_mesh = device_mesh.init_device_mesh
+
+    def init_device_mesh(device_type: str, *args: Any, **kwargs: Any) -> Any:
+        with unset_fake_temporarily():  # a mesh is a tensor of ranks, read for their values
+            return real_mesh("cpu" if device_type == "cuda" else device_type, *args, **kwargs)
+
+    for module in (device_mesh, dist):
+        _replace(module, "init_device_mesh", init_device_mesh)
+    _replace(dist, "destroy_process_group", lambda *args, **kwargs: None)
+    _replace(torch.cuda, "set_device", lambda *args, **kwargs: None)
+
+
+def _generator_on_cpu(real: type[torch.Generator]) -> type[torch.Generator]:
+    """``torch.Generator(device="cuda")`` (PPO's sampling) needs CUDA: a CPU one stands in."""
+
+    class Generator(real):  # type: ignore[valid-type,misc]
+        def __new__(cls, device: Any = None) -> Any:
+            if device is None:
+                return real.__new__(cls)
+            return real.__new__(cls, device=on_cpu(device))  # type: ignore[call-arg]
+
+    return Generator
 
 
 def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -200,9 +249,17 @@ def _no_compile(model: Any = None, *args: Any, **kwargs: Any) -> Any:
 
 
 def _replace(module: Any, name: str, value: Any) -> None:
+    """``module.name = value``, and wherever a module (torch's, torchtune's) imported it by
+    name, such as FSDP's own ``init_device_mesh``."""
     if not hasattr(module, name):
         raise AttributeError(f"{module.__name__}.{name} is not there to emulate")
+    original = getattr(module, name)
     setattr(module, name, value)
+    if not callable(original):
+        return
+    for loaded in list(sys.modules.values()):
+        if getattr(loaded, name, None) is original:
+            setattr(loaded, name, value)
 
 
 def real_values() -> contextlib.AbstractContextManager[Any]:

@@ -55,6 +55,7 @@ class _State:
         self.shrunk = False
         self.largest_token = -1
         self.unset: list[str] = []  # environment variables the config reads, not set here
+        self.tokenizer_stood_in = False  # its ids are not the real ones
         self.data = standins.DataPlan()
 
 
@@ -81,6 +82,7 @@ def install(work: Path) -> None:
     STATE.work = work
     try:
         emulation.emulate_one_gpu()
+        emulation.emulate_processes()
         standins.patch_datasets(STATE.data)
         _patch_instantiate()
         _patch_checkpoint_loading()
@@ -98,10 +100,15 @@ def execute(request: Request, work: Path) -> Outcome:
     STATE.request, STATE.standins, STATE.work = request, [], work
     STATE.building, STATE.raised_building = [], None
     STATE.trains, STATE.steps, STATE.shrunk, STATE.largest_token = False, 0, False, -1
+    STATE.tokenizer_stood_in = False
     try:
         work.mkdir(parents=True, exist_ok=True)
         config_file = _prepared_config(request, work)
         main = _recipe_main(request)
+        if request.processes > 1:  # what torchrun sets for each process it starts
+            address = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+            os.environ.update(address, WORLD_SIZE=str(request.processes), RANK="0")
+            os.environ.update(LOCAL_RANK="0", LOCAL_WORLD_SIZE=str(request.processes))
         os.chdir(request.cwd)
         if request.cwd not in sys.path:
             sys.path.append(request.cwd)  # as `tune run`: user code in its folder imports
@@ -156,7 +163,9 @@ def _prepared_config(request: Request, work: Path) -> Path:
         # Set on the cluster, not here: a path that does not exist here stands in for it (a
         # failure may then be the stand-in's: it is unverified, not an error).
         os.environ[name] = f"/nonexistent-here/{name}"
-    STATE.data.rows, STATE.data.real = _rows_for_one_step(cfg), request.real_files
+    # Each process reads its share of the rows (a distributed sampler): enough for all of them.
+    STATE.data.rows = _rows_for_one_step(cfg) * max(request.processes, 1)
+    STATE.data.real = request.real_files
     STATE.data.made_up = 0
     path = work / "config.yaml"
     OmegaConf.save(cfg, path)
@@ -353,8 +362,8 @@ def _checkpointer(
     resolved = _arguments(node, kwargs)
     root = node._get_root()
     name = str(keypath[-1]) if keypath else "checkpointer"
-    model_key = name.replace("checkpointer", "model")
-    model_node = root.get(model_key) if model_key in root else root.get("model")
+    model_key = _model_of(name, root)
+    model_node = root.get(model_key)
 
     def build_model() -> Any:
         from torchtune import training
@@ -379,6 +388,22 @@ def _checkpointer(
     if not here:
         STATE.standins.append(f"{_dotted(keypath)}: weights shaped from {model_key}")
     return standins.StandInCheckpointer(build_model, name)
+
+
+def _model_of(checkpointer: str, root: Any) -> str:
+    """The model node a checkpointer loads: ``teacher_checkpointer`` → ``teacher_model``,
+    PPO's ``value_checkpointer`` → ``reward_and_value_model``; ``model`` for ``checkpointer``."""
+    models = [
+        str(key)
+        for key in root
+        if str(key).endswith("model") and OmegaConf.is_dict(root._get_node(key))
+    ]
+    words = set(checkpointer.removesuffix("checkpointer").split("_")) - {""}
+
+    def score(key: str) -> tuple[int, bool]:
+        return len(words & set(key.split("_"))), key == "model"
+
+    return max(models, key=score) if models else "model"
 
 
 def _shrinks(build_model: Callable[[], Any]) -> bool:
@@ -428,6 +453,7 @@ def _tokenizer(
         return real(node, *args, **{**kwargs, **over})
 
     tokenizer, kind = standins.standin_tokenizer(build, missing, folder)
+    STATE.tokenizer_stood_in = True
     standins.safe_decode(tokenizer)
     STATE.standins += [f"{_dotted(keypath)}.{argument}: a {kind} file" for argument in missing]
     return tokenizer
@@ -493,8 +519,8 @@ def _check_token_ids() -> None:
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
         embeddings = getattr(self, "tok_embeddings", None)
         size = getattr(embeddings, "num_embeddings", None)
-        if isinstance(size, int) and STATE.largest_token >= size:
-            raise IndexError(
+        if isinstance(size, int) and STATE.largest_token >= size and not STATE.tokenizer_stood_in:
+            raise standins.TokenPastVocabulary(
                 f"token id {STATE.largest_token} is past the model's vocabulary of {size}: "
                 "index out of range in self"
             )
@@ -571,7 +597,7 @@ def _classify(exc: BaseException, frames: list[Frame]) -> Status:
         return Status.NOT_CHECKED
     innermost = traceback.extract_tb(exc.__traceback__)
     last = innermost[-1].filename if innermost else ""
-    if last.startswith(_HERE):
+    if last.startswith(_HERE) and not isinstance(exc, standins.TokenPastVocabulary):
         return Status.NOT_CHECKED  # raised by the harness itself
     if isinstance(exc, NotImplementedError) and last.startswith(_TORCH):
         return Status.NOT_CHECKED  # an operator a tensor without data does not have

@@ -50,6 +50,8 @@ class Request:
         edits: Values set (or deleted, with ``DELETE``) after loading, by key path.
         real_files: The machine that trains: files the config names are never stood in for.
         timeout: Seconds before the execution is stopped.
+        processes: How many processes ``tune run`` starts (``--nproc_per_node`` times
+            ``--nnodes``); above one, the run is rank 0 of them (a distributed recipe).
     """
 
     id: int
@@ -60,6 +62,7 @@ class Request:
     edits: tuple[Edit, ...] = ()
     real_files: bool = False
     timeout: float = 300.0
+    processes: int = 1
 
     def to_json(self) -> str:
         data = asdict(self)

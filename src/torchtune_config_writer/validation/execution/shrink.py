@@ -15,7 +15,9 @@ import textwrap
 from typing import Any
 
 TINY_HEAD_DIM = 16
-QUANTIZED_HEAD_DIM = 64  # NF4 quantizes blocks of 64 values and scales in blocks of 256
+# NF4 quantizes blocks of 64 values and scales in blocks of 256: every quantized weight must
+# hold a multiple of 16,384 values, which heads of 256 give whatever the head counts.
+QUANTIZED_HEAD_DIM = 256
 _SMALL = 256  # a model this narrow is already tiny: it runs as written
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..findings import Severity
 from .attribution import changes, guess_keypath, smallest_failing
 from .client import Executor, WorkerFailed
-from .protocol import DELETE, Edit, Mode, Outcome, Status
+from .protocol import DELETE, Edit, Mode, Outcome, Request, Status
 
 CHECK = "execution"
 OUTPUT_KEYS = frozenset({"output_dir", "log_dir"})
@@ -44,6 +44,7 @@ class Subject:
         recipe: What ``tune run`` runs it with (a name, or a ``.py`` relative to ``cwd``).
         cwd: Where ``tune run`` runs (the experiment's folder).
         base: The experiment's base config file, the reference for narrowing a failure down.
+        processes: How many processes ``tune run`` starts for it (``launch``).
         data: The config's values as read (kept only until the stage has planned).
     """
 
@@ -51,6 +52,7 @@ class Subject:
     recipe: str
     cwd: Path
     base: Path | None
+    processes: int = 1
     data: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
 
 
@@ -106,9 +108,18 @@ class _Stage:
 
     def _wanted(
         self, subject: Subject, mode: Mode, edits: tuple[Edit, ...] = (), base: bool = False
-    ) -> tuple[str, str, str, Mode, tuple[Edit, ...], bool]:
+    ) -> Request:
         config = subject.base if base and subject.base is not None else subject.config
-        return (subject.recipe, str(config), str(subject.cwd), mode, edits, self.real_files)
+        return Request(
+            0,
+            subject.recipe,
+            str(config),
+            str(subject.cwd),
+            mode,
+            edits,
+            self.real_files,
+            processes=subject.processes,
+        )
 
     def run(self) -> list[Verdict]:
         # One values run per distinct config (or per class of values, for large sweeps).

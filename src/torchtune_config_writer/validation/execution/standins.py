@@ -39,6 +39,11 @@ class HarnessLimit(Exception):
     """Something the harness cannot stand in for: no verdict on the config."""
 
 
+class TokenPastVocabulary(IndexError):
+    """A real tokenizer gives an id the model's embedding does not have: the CPU's IndexError
+    (a GPU's device-side assert), which a tensor without data cannot raise by itself."""
+
+
 # --- tokenizer files ------------------------------------------------------------------------
 
 # Arguments of torchtune's tokenizer builders that name files, and the stand-in each gets.

@@ -1,0 +1,183 @@
+"""The harness that runs a recipe's own code: a canary corpus that fails loudly on an upgrade.
+
+It patches torchtune 0.6 and torch internals (``harness.py``, ``emulation.py``); these tests
+run tiny configs of every recipe the oracle knows, and a few known failures, through the real
+worker, and say which part broke when torchtune or torch change under it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.oracle.assets import RECIPES, TRAINING, Assets, build_assets
+from torchtune_config_writer.validation.execution.client import shared_executor
+from torchtune_config_writer.validation.execution.protocol import (
+    DELETE,
+    Edit,
+    Mode,
+    Outcome,
+    Request,
+    Status,
+)
+
+from .conftest import CliResult
+
+pytestmark = pytest.mark.needs_torch
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    return build_assets(tmp_path_factory.mktemp("execution") / "tiny")
+
+
+def execute(
+    assets: Assets,
+    kind: str,
+    *edits: Edit,
+    mode: Mode = Mode.VALUES,
+    processes: int = 1,
+    recipe: str | None = None,
+) -> Outcome:
+    request = Request(
+        0,
+        recipe or RECIPES[kind],
+        str(assets.bases[kind]),
+        str(assets.root),
+        mode,
+        tuple(edits),
+        processes=processes,
+    )
+    (outcome,) = shared_executor().run([request])
+    return outcome
+
+
+@pytest.mark.parametrize("kind", list(RECIPES))
+def test_a_tiny_config_of_every_recipe_runs_clean(assets: Assets, kind: str) -> None:
+    outcome = execute(assets, kind)
+    assert outcome.status is Status.PASSED, outcome
+    # The training recipes take exactly one optimizer step; the others take none.
+    assert (outcome.trains, outcome.steps) == ((True, 1) if kind in TRAINING else (False, 0))
+    assert outcome.standins == ()  # every file is here: nothing was stood in for
+
+
+@pytest.mark.parametrize(
+    ("kind", "edit", "error", "site"),
+    [
+        (
+            "lora",
+            (("gradient_accumulation_steps",), 0),
+            "ZeroDivisionError",
+            "recipes/lora_finetune_single_device.py:setup",
+        ),
+        ("full", (("log_every_n_steps",), 0), "ZeroDivisionError", "recipes/full_finetune"),
+        ("lora", (("model", "lora_dropout"), 1.5), "ValueError", "torchtune/modules/peft/lora.py"),
+        ("dpo", (("dtype",), "float32"), "ValueError", "torchtune/training/precision.py"),
+        ("kd", (("teacher_model", "vocab_size"), 512), "RuntimeError", "recipes/knowledge"),
+        ("quantize", (("quantizer", "groupsize"), 0), "ZeroDivisionError", ""),
+        ("generate", (("top_k",), 0), "IndexError", "torchtune/generation"),
+    ],
+)
+def test_a_known_failure_raises_torchtunes_own_exception_where_it_does(
+    assets: Assets, kind: str, edit: Edit, error: str, site: str
+) -> None:
+    outcome = execute(assets, kind, edit)
+    assert (outcome.status, outcome.error) == (Status.FAILED, error), outcome
+    assert outcome.site.startswith(site), outcome
+
+
+def test_what_is_not_on_this_machine_is_stood_in_for_and_named(assets: Assets) -> None:
+    outcome = execute(
+        assets,
+        "lora",
+        (("tokenizer", "path"), "/nowhere/tokenizer.model"),
+        (("checkpointer", "checkpoint_dir"), "/nowhere/model"),
+        (("dataset",), {"_component_": "torchtune.datasets.alpaca_cleaned_dataset"}),
+    )
+    assert outcome.status is Status.PASSED, outcome
+    assert outcome.standins == (
+        "checkpointer: weights shaped from model",
+        "tokenizer.path: a sentencepiece file",
+        "dataset: made-up rows in the format it reads",
+    )
+
+
+def test_with_real_files_only_a_missing_file_fails_as_it_would(assets: Assets) -> None:
+    edit = (("dataset", "data_files"), str(assets.root / "assets" / "missing.json"))
+    assert execute(assets, "full", edit).status is Status.PASSED  # made up: not here
+    (outcome,) = shared_executor().run(
+        [Request(0, RECIPES["full"], str(assets.bases["full"]), str(assets.root),
+                 edits=(edit,), real_files=True)]
+    )  # fmt: skip
+    assert (outcome.status, outcome.error) == (Status.FAILED, "FileNotFoundError"), outcome
+
+
+def test_a_real_size_model_runs_at_a_tiny_size_for_values_and_at_its_size_for_shape(
+    assets: Assets,
+) -> None:
+    llama3 = {
+        "_component_": "torchtune.models.llama3_2.llama3_2_1b",
+    }
+    edits: tuple[Edit, ...] = (
+        (("model",), llama3),
+        (("tokenizer",), {"_component_": "torchtune.models.llama3.llama3_tokenizer",
+                          "path": "/nowhere/tokenizer.model", "max_seq_len": 64}),
+        (("checkpointer", "checkpoint_dir"), "/nowhere/model"),
+        (("checkpointer", "model_type"), "LLAMA3_2"),
+    )  # fmt: skip
+    values = execute(assets, "full", *edits)
+    shape = execute(assets, "full", *edits, mode=Mode.SHAPE)
+    assert (values.status, values.shrunk) == (Status.PASSED, True), values
+    assert (shape.status, shape.shrunk) == (Status.PASSED, False), shape
+    assert "tokenizer.path: a tiktoken file" in values.standins
+
+
+def test_a_distributed_recipe_runs_as_rank_zero_of_its_processes(assets: Assets) -> None:
+    distributed = "full_finetune_distributed"
+    edits = ((("optimizer_in_bwd",), DELETE),)
+    outcome = execute(assets, "full", *edits, processes=2, recipe=distributed)
+    assert (outcome.status, outcome.steps) == (Status.PASSED, 1), outcome
+    # Without --nproc_per_node, tune run starts one process: the recipe refuses, as here.
+    alone = execute(assets, "full", *edits, recipe=distributed)
+    assert alone.status is Status.FAILED and "RANK expected" in alone.message
+
+
+def test_an_optional_package_not_installed_is_unverified(assets: Assets) -> None:
+    edit = (("optimizer",), {"_component_": "bitsandbytes.optim.PagedAdamW8bit", "lr": 1e-3})
+    outcome = execute(assets, "full", edit)
+    assert outcome.status is Status.UNVERIFIED and "bitsandbytes" in outcome.message
+
+
+def test_another_torchtune_is_not_checked_rather_than_judged(tmp_path: Path) -> None:
+    code = (
+        "import torchtune; torchtune.__version__ = '0.7.0'\n"
+        "from torchtune_config_writer.validation.execution import harness, standins\n"
+        "from pathlib import Path\n"
+        "try:\n    harness.install(Path('.'))\n"
+        "except standins.HarnessLimit as exc:\n    print('limit:', exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert "limit: execution is built for torchtune 0.6.x, this is 0.7.0" in result.stdout
+
+
+def test_validate_runs_a_config_on_its_own_with_the_recipe_given(
+    assets: Assets, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    config = yaml.safe_load(assets.bases["lora"].read_text())
+    config["gradient_accumulation_steps"] = 0
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = cli("validate", path, "--recipe", "lora_finetune_single_device")
+    assert result.code == 1
+    assert "error gradient_accumulation_steps" in result.out
+    assert "ZeroDivisionError" in result.out
+    alone = cli("validate", path)
+    assert alone.code == 0
+    assert "not executed: the recipe is not known (give --recipe NAME)" in alone.out
