@@ -47,7 +47,9 @@ def main() -> int:
     rows = []
     for item in result.configs:
         recipe, config = names[item.config]
-        said = "; ".join(f"{f.severity} {f.keypath} [{f.check}]: {f.message}" for f in item.findings)
+        said = "; ".join(
+            f"{f.severity} {f.keypath} [{f.check}]: {f.message}" for f in item.findings
+        )
         print(f"{item.status:10} {recipe:40} {config:45} {said[:300]}")
         rows.append({"recipe": recipe, "config": config, "status": str(item.status), "said": said})
     counts = collections.Counter(str(item.status) for item in result.configs)

@@ -86,6 +86,27 @@ def table(run: OracleRun) -> list[str]:
     return lines
 
 
+def counts(run: OracleRun) -> list[str]:
+    """Cases and agreement per recipe and per kind of cause, Markdown."""
+    lines = []
+    for title, key in (
+        ("recipe", lambda case: case.recipe + (" (QLoRA)" if case.base == "qlora" else "")),
+        ("cause", lambda case: case.cause or "(trains)"),
+    ):
+        groups: dict[str, list[Judged]] = {}
+        for judged in run.judged.values():
+            groups.setdefault(key(judged.case), []).append(judged)
+        lines += [f"| {title} | cases | train | fail | agree |", "|---|---:|---:|---:|---:|"]
+        for name, members in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+            train = sum(j.case.trains for j in members)
+            agree = sum(j.agrees for j in members)
+            lines.append(
+                f"| {name} | {len(members)} | {train} | {len(members) - train} | {agree} |"
+            )
+        lines.append("")
+    return lines
+
+
 def totals(run: OracleRun, assets_seconds: float, total: float) -> list[str]:
     """How many agree, and where the time went."""
     judged = list(run.judged.values())
@@ -127,7 +148,8 @@ def run(root: Path, cases: list[Case]) -> None:
     assets_seconds = time.perf_counter() - start
     result = judge_corpus(cases, root / "cases", assets)
     total = time.perf_counter() - start
-    print("\n".join([*table(result), "", *totals(result, assets_seconds, total)]))
+    lines = [*table(result), "", *counts(result), *totals(result, assets_seconds, total)]
+    print("\n".join(lines))
 
 
 def main() -> int:

@@ -158,6 +158,7 @@ BASIC: tuple[Case, ...] = (
         controls="batch_size: 4.0",
         raw=True,
         note="ValueError: batch_size should be a positive integer value, but got batch_size=4.0",
+        cause="a value of the wrong type",
     ),
     Case(
         "float_epochs",
@@ -166,6 +167,7 @@ BASIC: tuple[Case, ...] = (
         controls="epochs: 1.5",
         raw=True,
         note="TypeError: 'float' object cannot be interpreted as an integer",
+        cause="a value of the wrong type",
     ),
     Case(
         "packed_without_max_seq_len",
@@ -176,6 +178,7 @@ BASIC: tuple[Case, ...] = (
             tokenizer: {max_seq_len: null}
         """,
         note="ValueError: PackedDataset requires a max_seq_len to be set on the tokenizer.",
+        cause="what the recipe needs",
     ),
     Case(
         "misspelt_split",
@@ -183,13 +186,21 @@ BASIC: tuple[Case, ...] = (
         "dataset.spilt",
         controls="dataset: {spilt: train}",
         note="TypeError: JsonConfig.__init__() got an unexpected keyword argument 'spilt'",
+        cause="a misspelt argument",
     ),
-    Case("misspelt_packed", LORA, "dataset.pakced", controls="dataset: {pakced: true}"),
+    Case(
+        "misspelt_packed",
+        LORA,
+        "dataset.pakced",
+        controls="dataset: {pakced: true}",
+        cause="a misspelt argument",
+    ),
     Case(
         "misspelt_in_list",
         FULL,
         "dataset.1.pakced",
         base_edit=_DATASET_LIST.format(second="pakced: true"),
+        cause="a misspelt argument",
     ),
     Case(
         "optimizer_in_bwd_with_accumulation",
@@ -201,6 +212,7 @@ BASIC: tuple[Case, ...] = (
             gradient_accumulation_steps: 2
         """,
         note="RuntimeError: Gradient accumulation is not supported with optimizer in bwd.",
+        cause="settings the recipe refuses together",
     ),
     Case(
         "optimizer_in_bwd_with_clipping",
@@ -212,6 +224,7 @@ BASIC: tuple[Case, ...] = (
             clip_grad_norm: 1.0
         """,
         note="RuntimeError: Gradient clipping is not supported with optimizer in bwd.",
+        cause="settings the recipe refuses together",
     ),
     Case(
         "offloading_on_cpu",
@@ -223,6 +236,7 @@ BASIC: tuple[Case, ...] = (
             enable_activation_checkpointing: true
         """,
         note="RuntimeError: enable_activation_offloading should only be True when training on CUDA",
+        cause="settings the recipe refuses together",
     ),
     Case(
         "offloading_on_cpu_lora",
@@ -231,6 +245,7 @@ BASIC: tuple[Case, ...] = (
         also=("enable_activation_checkpointing", "device"),
         controls="enable_activation_offloading: true",
         note="the same RuntimeError: on CPU the CUDA check comes before the one for checkpointing",
+        cause="settings the recipe refuses together",
     ),
     Case(
         "nproc_on_single_device",
@@ -238,6 +253,7 @@ BASIC: tuple[Case, ...] = (
         "launch.nproc_per_node",
         launch="nproc_per_node: 2",
         note="tune run: error: Recipe full_finetune_single_device does not support distributed",
+        cause="a launch the recipe refuses",
     ),
     Case(
         "fp16_full",
@@ -245,6 +261,7 @@ BASIC: tuple[Case, ...] = (
         "dtype",
         controls="dtype: fp16",
         note="ValueError: full fp16 training is not supported with this recipe.",
+        cause="a dtype spelling",
     ),
     Case(
         "fp16_lora",
@@ -252,6 +269,7 @@ BASIC: tuple[Case, ...] = (
         "dtype",
         controls="dtype: fp16",
         note="ValueError: fp16 precision is not supported in this recipe.",
+        cause="a dtype spelling",
     ),
     Case(
         "left_pad_collate",
@@ -259,6 +277,7 @@ BASIC: tuple[Case, ...] = (
         "collate_fn",
         controls="+collate_fn: torchtune.data.left_pad_sequence",
         note="RuntimeError: left_pad_sequence collator is only for inference.",
+        cause="a component of another recipe family",
     ),
     Case(
         "scheduler_swap_good",
@@ -285,6 +304,7 @@ BASIC: tuple[Case, ...] = (
         """,
         note="TypeError: ConstantLR.__init__() got an unexpected keyword argument "
         "'num_training_steps' (the recipe passes it)",
+        cause="a component of another recipe family",
     ),
     Case(
         "scheduler_required_key_deleted",
@@ -293,6 +313,7 @@ BASIC: tuple[Case, ...] = (
         controls="lr_scheduler: {~num_warmup_steps: }",
         note="TypeError: get_cosine_schedule_with_warmup() missing 1 required positional "
         "argument: 'num_warmup_steps'",
+        cause="what the recipe needs",
     ),
     Case(
         "lora_without_lr_scheduler",
@@ -300,6 +321,7 @@ BASIC: tuple[Case, ...] = (
         "lr_scheduler",
         controls="lr_scheduler: null",
         note="AttributeError: 'NoneType' object has no attribute 'step' (at the first step)",
+        cause="what the recipe needs",
     ),
 )
 
@@ -659,6 +681,20 @@ MORE: tuple[Case, ...] = (
         """,
         cause="a model that does not match its checkpoint",
         note="the full recipe loads its checkpoint strictly: the LoRA keys are missing",
+    ),
+    Case(
+        "qlora_more_layers_than_checkpoint",
+        QLORA,
+        "model.num_layers",
+        controls="model: {num_layers: 3}",
+        cause="a model that does not match its checkpoint",
+    ),
+    Case(
+        "qlora_dropout_above_one",
+        QLORA,
+        "model.lora_dropout",
+        controls="lora_dropout: 1.2",
+        cause="a value a builder refuses",
     ),
     Case(
         "unknown_model_type",
