@@ -181,3 +181,79 @@ def test_validate_runs_a_config_on_its_own_with_the_recipe_given(
     alone = cli("validate", path)
     assert alone.code == 0
     assert "not executed: the recipe is not known (give --recipe NAME)" in alone.out
+
+
+def sparse_hf_checkpoint(folder: Path, builder: str) -> Path:
+    """A Hugging Face checkpoint folder of ``builder`` at its real size that costs no disk: a
+    ``config.json`` and one safetensors file of real headers followed by a hole, keys converted
+    with torchtune's own ``tune_to_hf`` (the inverse of what its HF checkpointer reads)."""
+    import json
+    import struct
+
+    import torch
+    from torchtune.config._utils import _get_component_from_path
+    from torchtune.models.convert_weights import tune_to_hf
+
+    with torch.device("meta"):
+        model = _get_component_from_path(builder)()
+    attention = model.layers[0].attn
+    dims = {
+        "num_heads": attention.num_heads,
+        "num_kv_heads": attention.num_kv_heads,
+        "dim": attention.embed_dim,
+        "head_dim": attention.head_dim,
+    }
+    state = tune_to_hf(model.state_dict(), **dims)
+    header: dict[str, object] = {}
+    offset = 0
+    for name, tensor in state.items():
+        size = tensor.numel() * 2  # bf16
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    folder.mkdir(parents=True)
+    with open(folder / "model.safetensors", "wb") as file:
+        file.write(struct.pack("<Q", len(raw)) + raw)
+        file.truncate(8 + len(raw) + offset)  # a hole: no blocks written
+    config = {
+        "num_attention_heads": dims["num_heads"],
+        "num_key_value_heads": dims["num_kv_heads"],
+        "hidden_size": dims["dim"],
+        "head_dim": dims["head_dim"],
+        "num_hidden_layers": len(model.layers),
+        "vocab_size": model.tok_embeddings.num_embeddings,
+        "tie_word_embeddings": "lm_head.weight" not in state,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_preflight_matches_a_real_size_checkpoint_by_its_headers_alone(tmp_path: Path) -> None:
+    import torchtune
+
+    folder = sparse_hf_checkpoint(
+        tmp_path / "Llama-3.2-1B", "torchtune.models.llama3_2.llama3_2_1b"
+    )
+    assert (folder / "model.safetensors").stat().st_size > 2 * 10**9  # its apparent size
+    assert (folder / "model.safetensors").stat().st_blocks * 512 < 10**6  # on disk
+    recipes = Path(torchtune.__file__).parent.parent / "recipes" / "configs"
+    config = yaml.safe_load((recipes / "llama3_2/1B_lora_single_device.yaml").read_text())
+    config["checkpointer"]["checkpoint_dir"] = str(folder)
+    right = tmp_path / "right.yaml"
+    right.write_text(yaml.safe_dump(config))
+    config["model"]["_component_"] = "torchtune.models.llama3_2.lora_llama3_2_3b"
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(config))
+    recipe = "lora_finetune_single_device"
+    outcomes = shared_executor().run(
+        [Request(0, recipe, str(path), str(tmp_path), Mode.SHAPE) for path in (right, wrong)]
+    )
+    assert outcomes[0].status is Status.PASSED, outcomes[0]
+    assert "checkpointer: weights shaped from model" not in outcomes[0].standins  # real headers
+    assert (outcomes[1].status, outcomes[1].error) == (Status.FAILED, "RuntimeError"), outcomes[1]
+    assert "size mismatch" in outcomes[1].message or "Missing key" in outcomes[1].message
