@@ -193,6 +193,7 @@ def emulate_one_gpu() -> None:
 
     _replace(generation, "generate", generate)
     _tensor_of_fakes()
+    _quantize_in_one_chunk()
     torch.Generator = _generator_on_cpu(torch.Generator)  # type: ignore[misc]
 
 
@@ -230,6 +231,17 @@ def emulate_processes() -> None:
         _replace(module, "init_device_mesh", init_device_mesh)
     _replace(dist, "destroy_process_group", lambda *args, **kwargs: None)
     _replace(torch.cuda, "set_device", lambda *args, **kwargs: None)
+
+
+def _quantize_in_one_chunk() -> None:
+    """torchao quantizes a weight to NF4 (QLoRA) a million values at a time, to bound real
+    memory; a tensor without data has none to bound, and a 405B weight would take 900 rounds of
+    the same ops. One chunk computes the same thing."""
+    from torchao.dtypes import nf4tensor
+
+    if not hasattr(nf4tensor, "CHUNK_SIZE"):
+        raise AttributeError("torchao.dtypes.nf4tensor.CHUNK_SIZE is not there to change")
+    nf4tensor.CHUNK_SIZE = 2**62
 
 
 def _generator_on_cpu(real: type[torch.Generator]) -> type[torch.Generator]:

@@ -9,10 +9,8 @@ setup and one optimizer step, or when a generation or quantization recipe return
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import inspect
-import io
 import os
 import re
 import runpy
@@ -26,9 +24,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from . import emulation, standins
+from . import building, emulation, standins, watch
 from .protocol import DELETE, Frame, Mode, Outcome, Request, Status
-from .shrink import build_tiny
+from .state import STATE
 
 # The torchtune whose internals are patched: another version is not checked (the canary test
 # in tests/test_execution.py fails loudly when an upgrade breaks the harness).
@@ -41,30 +39,14 @@ _TORCH = str(Path(torch.__file__).parent)
 _ENV = re.compile(r"\$\{oc\.env:([^,}]+)")
 
 
-class _State:
-    """What the patched functions need to know about the current execution."""
-
-    def __init__(self) -> None:
-        self.request: Request | None = None
-        self.standins: list[str] = []
-        self.work = Path(".")
-        self.building: list[tuple[str | int, ...]] = []
-        self.raised_building: tuple[str | int, ...] | None = None
-        self.trains = False
-        self.steps = 0
-        self.shrunk = False
-        self.largest_token = -1
-        self.unset: list[str] = []  # environment variables the config reads, not set here
-        self.tokenizer_stood_in = False  # its ids are not the real ones
-        self.data = standins.DataPlan()
-
-
-STATE = _State()
 _INSTALLED: list[bool] = []
 
 
-def install(work: Path) -> None:
+def install(shared: Path) -> None:
     """Apply every patch, once per process (the worker does it before forking).
+
+    Args:
+        shared: Where files made once for every execution go (stand-in tokenizer files).
 
     Raises:
         standins.HarnessLimit: torchtune is not the version the harness was made for, or lacks
@@ -79,28 +61,28 @@ def install(work: Path) -> None:
             f"execution is built for torchtune {SUPPORTED_TORCHTUNE}x, this is "
             f"{torchtune.__version__}"
         )
-    STATE.work = work
+    STATE.shared = shared
     try:
         emulation.emulate_one_gpu()
         emulation.emulate_processes()
         standins.patch_datasets(STATE.data)
-        _patch_instantiate()
-        _patch_checkpoint_loading()
-        _count_steps()
-        _check_token_ids()
+        building.patch_instantiate()
+        watch.patch_checkpoint_loading()
+        watch.count_steps()
+        watch.check_token_ids()
     except AttributeError as exc:
         raise standins.HarnessLimit(f"torchtune {torchtune.__version__}: {exc}") from None
-    torch.save = _no_save
+    torch.save = watch.no_save
     _INSTALLED.append(True)
 
 
 def execute(request: Request, work: Path) -> Outcome:
     """Run one request (in a child process: it changes the working folder and sys.argv)."""
     start = time.perf_counter()
-    STATE.request, STATE.standins, STATE.work = request, [], work
+    STATE.request, STATE.standins = request, []
     STATE.building, STATE.raised_building = [], None
     STATE.trains, STATE.steps, STATE.shrunk, STATE.largest_token = False, 0, False, -1
-    STATE.tokenizer_stood_in = False
+    STATE.tokenizer_stood_in, STATE.real_weights = False, {}
     try:
         work.mkdir(parents=True, exist_ok=True)
         config_file = _prepared_config(request, work)
@@ -268,285 +250,6 @@ def _with_real_values(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-# --- building config nodes ------------------------------------------------------------------
-
-
-def _patch_instantiate() -> None:
-    from torchtune import config
-    from torchtune.training.checkpointing._checkpointer import _CheckpointerInterface
-    from torchtune.training.metric_logging import MetricLoggerInterface
-
-    real = config.instantiate
-
-    def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
-        if not (OmegaConf.is_dict(node) and "_component_" in node):
-            return real(node, *args, **kwargs)
-        key = node._get_full_key(None)
-        keypath = tuple(int(p) if p.isdigit() else p for p in str(key).split(".")) if key else ()
-        STATE.building.append(keypath)
-        try:
-            return _build(
-                real, node, keypath, args, kwargs, _CheckpointerInterface, MetricLoggerInterface
-            )
-        except BaseException as exc:
-            if STATE.raised_building is None:
-                STATE.raised_building = keypath
-            raise exc
-        finally:
-            STATE.building.pop()
-
-    config.instantiate = instantiate
-
-
-def _inherits(component: Any, base: type) -> bool:
-    # These bases are typing Protocols: issubclass() refuses them.
-    return inspect.isclass(component) and base in component.__mro__
-
-
-def _build(
-    real: Callable[..., Any],
-    node: Any,
-    keypath: tuple[str | int, ...],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    checkpointer: type,
-    logger: type,
-) -> Any:
-    from torchtune.config._utils import _get_component_from_path
-
-    path = node.get("_component_")
-    component = _get_component_from_path(path)  # a wrong path raises as under tune run
-    name = str(keypath[-1]) if keypath else ""
-    if _inherits(component, checkpointer):
-        return _checkpointer(real, node, keypath, component, args, kwargs)
-    if _inherits(component, logger):
-        resolved = _arguments(node, kwargs)
-        inspect.signature(component).bind(*args, **resolved)
-        _require_imports(component)
-        return standins.NullLogger()
-    if "tokenizer" in name or "tokenizer" in str(path).rsplit(".", 1)[-1]:
-        return _tokenizer(real, node, keypath, args, kwargs)
-    request = STATE.request
-    if request is not None and request.mode is Mode.VALUES and name.endswith("model"):
-        model, shrunk = build_tiny(component, _arguments(node, kwargs))
-        STATE.shrunk = STATE.shrunk or shrunk
-        return model
-    made_up = STATE.data.made_up
-    built = real(node, *args, **kwargs)
-    if STATE.data.made_up > made_up:
-        STATE.standins.append(f"{_dotted(keypath)}: made-up rows in the format it reads")
-    return built
-
-
-def _arguments(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    resolved = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(resolved, dict)
-    resolved.pop("_component_", None)
-    return {**{str(k): v for k, v in resolved.items()}, **kwargs}
-
-
-def _dotted(keypath: tuple[str | int, ...]) -> str:
-    return ".".join(map(str, keypath))
-
-
-def _checkpointer(
-    real: Callable[..., Any],
-    node: Any,
-    keypath: tuple[str | int, ...],
-    component: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    from torchtune import config
-
-    resolved = _arguments(node, kwargs)
-    root = node._get_root()
-    name = str(keypath[-1]) if keypath else "checkpointer"
-    model_key = _model_of(name, root)
-    model_node = root.get(model_key)
-
-    def build_model() -> Any:
-        from torchtune import training
-
-        with training.set_default_dtype(torch.bfloat16):
-            return config.instantiate(model_node)
-
-    folder = resolved.get("checkpoint_dir")
-    here = isinstance(folder, str) and Path(folder).is_dir()
-    request = STATE.request
-    real_files = request is not None and request.real_files
-    if here or real_files:
-        tiny_run = request is not None and request.mode is Mode.VALUES
-        if not (tiny_run and _shrinks(build_model)):
-            return standins.stop_at_save(real(node, *args, **kwargs), name)
-    inspect.signature(component).bind(*args, **resolved)
-    model_type = resolved.get("model_type")
-    if model_type is not None:
-        from torchtune.training.checkpointing._utils import ModelType
-
-        ModelType[model_type]  # an unknown model type fails as the real checkpointer does
-    if not here:
-        STATE.standins.append(f"{_dotted(keypath)}: weights shaped from {model_key}")
-    return standins.StandInCheckpointer(build_model, name)
-
-
-def _model_of(checkpointer: str, root: Any) -> str:
-    """The model node a checkpointer loads: ``teacher_checkpointer`` → ``teacher_model``,
-    PPO's ``value_checkpointer`` → ``reward_and_value_model``; ``model`` for ``checkpointer``."""
-    models = [
-        str(key)
-        for key in root
-        if str(key).endswith("model") and OmegaConf.is_dict(root._get_node(key))
-    ]
-    words = set(checkpointer.removesuffix("checkpointer").split("_")) - {""}
-
-    def score(key: str) -> tuple[int, bool]:
-        return len(words & set(key.split("_"))), key == "model"
-
-    return max(models, key=score) if models else "model"
-
-
-def _shrinks(build_model: Callable[[], Any]) -> bool:
-    """Whether the values run builds this model at a tiny size (then real weights cannot load)."""
-    before = STATE.shrunk
-    STATE.shrunk = False
-    try:
-        build_model()
-        return STATE.shrunk
-    except Exception:  # noqa: BLE001 - the recipe builds it next and raises there
-        return False
-    finally:
-        STATE.shrunk = STATE.shrunk or before
-
-
-def _require_imports(component: Any) -> None:
-    """What a logger imports when it is made must be installed (wandb, comet_ml, mlflow...)."""
-    try:
-        source = inspect.getsource(component.__init__)
-    except (OSError, TypeError):
-        return
-    for name in re.findall(r"^\s*(?:import|from)\s+(\w+)", source, re.MULTILINE):
-        if importlib.util.find_spec(name) is None:
-            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
-
-
-def _tokenizer(
-    real: Callable[..., Any],
-    node: Any,
-    keypath: tuple[str | int, ...],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    resolved = _arguments(node, kwargs)
-    request = STATE.request
-    missing = [
-        argument
-        for argument in standins.TOKENIZER_FILES
-        if isinstance(resolved.get(argument), str) and not Path(resolved[argument]).exists()
-    ]
-    if not missing or (request is not None and request.real_files):
-        return real(node, *args, **kwargs)
-    folder = STATE.work / "tokenizer"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def build(**over: Any) -> Any:
-        return real(node, *args, **{**kwargs, **over})
-
-    tokenizer, kind = standins.standin_tokenizer(build, missing, folder)
-    STATE.tokenizer_stood_in = True
-    standins.safe_decode(tokenizer)
-    STATE.standins += [f"{_dotted(keypath)}.{argument}: a {kind} file" for argument in missing]
-    return tokenizer
-
-
-# --- what happens while it runs -------------------------------------------------------------
-
-
-def _patch_checkpoint_loading() -> None:
-    import torchtune.training.checkpointing._checkpointer as checkpointing
-
-    if not hasattr(checkpointing, "safe_torch_load"):
-        raise AttributeError("torchtune's checkpointer no longer loads with safe_torch_load")
-    checkpointing.safe_torch_load = standins.header_only_load
-
-
-def _no_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-    """``torch.save`` of data-less tensors: an empty file where the recipe writes it."""
-    if isinstance(f, (str, os.PathLike)):
-        Path(f).parent.mkdir(parents=True, exist_ok=True)
-        Path(f).write_bytes(b"")
-
-
-def _count_steps() -> None:
-    from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
-
-    def stepped(*args: Any) -> None:
-        STATE.steps += 1
-
-    register_optimizer_step_post_hook(stepped)
-    real_init = Optimizer.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        STATE.trains = True
-        real_init(self, *args, **kwargs)
-
-    Optimizer.__init__ = __init__  # type: ignore[method-assign]
-
-
-def _check_token_ids() -> None:
-    """A token id past the model's vocabulary: an IndexError on the CPU, a device-side assert
-    on a GPU; a tensor without data cannot tell, so the ids of the real batches are kept."""
-    from torchdata.stateful_dataloader import StatefulDataLoader
-    from torchtune.modules import TransformerDecoder
-
-    real_iter = StatefulDataLoader.__iter__
-
-    def __iter__(self: Any) -> Any:
-        with emulation.real_values():
-            batches = real_iter(self)
-        while not STATE.steps:  # one optimizer step is all a run must take: the epoch ends
-            with emulation.real_values():
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    return
-                STATE.largest_token = max(STATE.largest_token, _largest_token(batch))
-            yield batch
-
-    StatefulDataLoader.__iter__ = __iter__
-    real_forward = TransformerDecoder.forward
-
-    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
-        embeddings = getattr(self, "tok_embeddings", None)
-        size = getattr(embeddings, "num_embeddings", None)
-        if isinstance(size, int) and STATE.largest_token >= size and not STATE.tokenizer_stood_in:
-            raise standins.TokenPastVocabulary(
-                f"token id {STATE.largest_token} is past the model's vocabulary of {size}: "
-                "index out of range in self"
-            )
-        return real_forward(self, *args, **kwargs)
-
-    TransformerDecoder.forward = forward
-
-
-def _largest_token(batch: Any) -> int:
-    largest = -1
-    items = (
-        batch.items()
-        if isinstance(batch, dict)
-        else enumerate(batch)
-        if isinstance(batch, (list, tuple))
-        else []
-    )
-    for key, value in items:
-        if isinstance(value, torch.Tensor) and not value.is_floating_point() and value.numel():
-            if "label" not in str(key) and "mask" not in str(key):
-                largest = max(largest, int(value.max()))
-        elif isinstance(value, (dict, list, tuple)):
-            largest = max(largest, _largest_token(value))
-    return largest
-
-
 # --- the verdict ----------------------------------------------------------------------------
 
 
@@ -626,10 +329,3 @@ def _frames(exc: BaseException, request: Request) -> list[Frame]:
             short = file.split("/site-packages/")[-1]
             kept.append(Frame(short, frame.lineno or 0, frame.name, (frame.line or "").strip()))
     return kept[-_FRAME_LIMIT:]
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Swallow what a recipe prints (a child's output goes to its log file instead)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield

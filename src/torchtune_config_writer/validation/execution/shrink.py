@@ -12,6 +12,7 @@ import ast
 import functools
 import inspect
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 TINY_HEAD_DIM = 16
@@ -19,6 +20,7 @@ TINY_HEAD_DIM = 16
 # hold a multiple of 16,384 values, which heads of 256 give whatever the head counts.
 QUANTIZED_HEAD_DIM = 256
 _SMALL = 256  # a model this narrow is already tiny: it runs as written
+REAL_LAYERS = 2
 
 
 class _Captured(Exception):
@@ -67,8 +69,28 @@ def _inner_builder(builder: Any) -> tuple[str, Any] | tuple[None, None]:
     return None, None
 
 
-def build_tiny(component: Any, kwargs: dict[str, Any]) -> tuple[Any, bool]:
-    """Build ``component(**kwargs)`` at a tiny size where it can be.
+def fewer_quantized_layers(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """A quantized (QLoRA) model's arguments with two layers, every dimension real; ``None``
+    for any other model. Quantizing a real-size layer's weights to NF4 without data costs about a
+    second a layer, and every layer has the same shapes: two show what eighty would."""
+    layers = kwargs.get("num_layers")
+    if not kwargs.get("quantize_base") or not isinstance(layers, int) or layers <= REAL_LAYERS:
+        return None
+    return {**kwargs, "num_layers": REAL_LAYERS}
+
+
+def build_tiny(
+    component: Any,
+    kwargs: dict[str, Any],
+    smaller: Callable[[dict[str, Any]], dict[str, Any] | None] = tiny_kwargs,
+) -> tuple[Any, bool]:
+    """Build ``component(**kwargs)`` smaller where it can be.
+
+    Args:
+        component: A model builder: a component builder (``llama3_2``), or a named one
+            (``lora_llama3_2_1b``) whose inner component builder is found in its source.
+        kwargs: The config's arguments.
+        smaller: The component builder's arguments made smaller, or ``None`` to keep them.
 
     Returns:
         (model, shrunk): ``shrunk`` is False when the model was built as configured (already
@@ -81,7 +103,7 @@ def build_tiny(component: Any, kwargs: dict[str, Any]) -> tuple[Any, bool]:
     except (TypeError, ValueError):
         return component(**kwargs), False
     if "num_layers" in parameters and "embed_dim" in parameters:  # a component builder
-        small = tiny_kwargs(kwargs)
+        small = smaller(kwargs)
         return component(**(small if small is not None else kwargs)), small is not None
     name, inner = _inner_builder(component)
     if name is None or not callable(component) or not hasattr(component, "__globals__"):
@@ -100,6 +122,6 @@ def build_tiny(component: Any, kwargs: dict[str, Any]) -> tuple[Any, bool]:
         return component(**kwargs), False
     finally:
         scope[name] = inner
-    small = tiny_kwargs(arguments)
+    small = smaller(arguments)
     assert inner is not None
     return inner(**(small if small is not None else arguments)), small is not None
