@@ -125,8 +125,15 @@ def read_design(doc: Document, data: dict[str, Any], variables: tuple[Parameter,
     found.raise_found()  # what the rules match is worked out once they are all well formed
     used = [False] * len(exclude)
     excluded = 0
+    available: int | None = None  # the grid's combinations that exclude leaves, where finite
     if search is not None:
-        variables, combinations, excluded = _sample(variables, ranges, search, exclude, used)
+        drawn_used = [False] * len(exclude)
+        variables, combinations, excluded = _sample(variables, ranges, search, exclude, drawn_used)
+        if ranges:  # ranges are drawn from, never listed: what the draws met is what is known
+            used = drawn_used
+        else:  # a grid of listed values: what the rules match is known exactly
+            grid_of = tuple(variables)
+            available = sum(1 for at in grid(grid_of) if not _excluded(exclude, at, used))
     if not exclude and not conditions and search is None:
         return Design(variables)
     if search is None:
@@ -145,18 +152,39 @@ def read_design(doc: Document, data: dict[str, Any], variables: tuple[Parameter,
     for condition in conditions:
         if not any(condition.when.matches(list(at)) for at in combinations):
             found.add(doc.error(_matches_nothing("conditions"), condition.when.keypath))
-    if search is not None and len(combinations) < search.runs:
+    if not combinations and exclude:
         found.add(
             doc.error(
-                f"search.random asks for {search.runs} runs, but the grid has only "
-                f"{len(combinations)} different combinations{' left' if exclude else ''}: ask "
-                "for fewer, or sweep more values",
+                "exclude removes every combination: no run is left; exclude fewer, or sweep "
+                "more values",
+                ("exclude",),
+            )
+        )
+    elif search is not None and len(combinations) < search.runs:
+        left = " left by exclude" if exclude else ""
+        if available is not None:
+            said = f"the grid has only {available} different combinations{left}"
+        else:
+            said = f"only {len(combinations)} different combinations{left} were drawn"
+        found.add(
+            doc.error(
+                f"search.random asks for {search.runs} runs, but {said}: ask for fewer, or "
+                "sweep more values",
                 ("search", "random"),
             )
         )
     found.attempt(lambda: _no_condition_clash(doc, conditions, combinations), None)
     found.raise_found()
     return Design(variables, tuple(combinations), tuple(conditions), excluded)
+
+
+def _excluded(exclude: list[Rule], at: list[int], used: list[bool]) -> bool:
+    """Whether a rule excludes the combination ``at``; each rule that does is marked used."""
+    hit = False
+    for index, rule in enumerate(exclude):
+        if rule.matches(at):
+            used[index] = hit = True
+    return hit
 
 
 def _matches_nothing(section: str) -> str:

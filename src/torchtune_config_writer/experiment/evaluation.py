@@ -12,6 +12,7 @@ evaluation:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,10 @@ def read_evaluation(doc: Document, value: Any) -> Evaluation | None:
         )
     limit = value.get("limit")
     if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0
+        isinstance(limit, bool)
+        or not isinstance(limit, (int, float))
+        or not math.isfinite(limit)  # .nan and .inf are no number of examples
+        or limit <= 0
     ):
         found.add(
             doc.error(

@@ -13,7 +13,7 @@ from ..yaml_io import Document, a_type_name
 from .sections import reject_unknown_keys
 
 _LAUNCH_KEYS = ("nproc_per_node", "nnodes", "slurm")
-_SLURM_KEYS = ("sbatch", "max_parallel", "max_array_size", "setup")
+_SLURM_KEYS = ("sbatch", "evaluation_sbatch", "max_parallel", "max_array_size", "setup")
 # Slurm's own default MaxArraySize: array indices run from 0 to 1000.
 DEFAULT_MAX_ARRAY_SIZE = 1001
 # A torchtune recipe name (lora_finetune_single_device, and the registry's dev/generate_v2) or a
@@ -33,12 +33,37 @@ class Slurm:
         setup: Shell lines run before ``tune run`` (``module load``, activating an environment).
         max_array_size: The cluster's ``MaxArraySize``: a larger study is split into arrays of
             at most this many tasks, each run given by its task and an offset.
+        evaluation_sbatch: The evaluation array's own options, or ``None`` for the training
+            array's without what sizes a training run (see :func:`evaluation_options`).
     """
 
     sbatch: tuple[str, ...] = ()
     max_parallel: int | None = None
     setup: tuple[str, ...] = ()
     max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
+    evaluation_sbatch: tuple[str, ...] | None = None
+
+
+# What sizes one training run: an evaluation runs on one device, so its array does not copy them.
+_RUN_SIZE = frozenset(
+    {
+        "--nodes", "-N", "--ntasks", "-n", "--ntasks-per-node", "--gpus", "-G",
+        "--gpus-per-node", "--gpus-per-task", "--gres", "--cpus-per-task", "-c",
+        "--cpus-per-gpu", "--mem", "--mem-per-cpu", "--mem-per-gpu", "--time", "-t",
+        "--exclusive",
+    }
+)  # fmt: skip
+
+
+def evaluation_options(slurm: Slurm) -> tuple[str, ...]:
+    """The evaluation array's sbatch options: its own where given, else the training array's
+    without what sizes a training run, and one GPU where training asked for GPUs."""
+    if slurm.evaluation_sbatch is not None:
+        return slurm.evaluation_sbatch
+    names = [option.split("=", 1)[0] for option in slurm.sbatch]
+    kept = tuple(o for o, name in zip(slurm.sbatch, names, strict=True) if name not in _RUN_SIZE)
+    gpus = any(name.startswith("--gpus") or name in ("-G", "--gres") for name in names)
+    return (*kept, "--gpus=1") if gpus else kept
 
 
 @dataclass(frozen=True)
@@ -77,7 +102,34 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
         )
     slurm = found.attempt(partial(_read_slurm, doc, section.get("slurm")), None)
     found.raise_found()
+    if slurm is not None:
+        found.attempt(partial(_nodes_agree, doc, slurm, nnodes), None)
+    found.raise_found()
     return Launch(nproc, slurm, nnodes)
+
+
+def _nodes_agree(doc: Document, slurm: Slurm, nnodes: int | None) -> None:
+    """sbatch's nodes and launch.nnodes say one number: Slurm gives the job its nodes, and
+    torchrun waits for ``--nnodes`` of them."""
+    for option in slurm.sbatch:
+        name, _, value = option.partition("=")
+        if name not in ("--nodes", "-N"):
+            continue
+        asked = nnodes or 1
+        if value.strip("'\"") != str(asked):
+            at = ("launch", "slurm", "sbatch", next(k for k in _sbatch_keys(doc) if k))
+            raise doc.error(
+                f"sbatch nodes {value} asks Slurm for that many nodes, but each run starts "
+                f"torchrun on {asked} (launch.nnodes: {nnodes if nnodes else 'not set, so 1'}): "
+                "give launch.nnodes the number and drop sbatch nodes (it is written for you)",
+                at,
+            )
+
+
+def _sbatch_keys(doc: Document) -> list[str]:
+    """The sbatch mapping's keys that name --nodes, as written."""
+    section = doc.data.get("launch", {}).get("slurm", {}).get("sbatch", {})
+    return [str(key) for key in section if str(key).replace("_", "-") in ("nodes", "N")]
 
 
 def _read_slurm(doc: Document, slurm: Any) -> Slurm | None:
@@ -93,11 +145,16 @@ def _read_slurm(doc: Document, slurm: Any) -> Slurm | None:
     found = ErrorList()
     found.attempt(partial(reject_unknown_keys, doc, slurm, _SLURM_KEYS, keypath, "key"), 0)
     sbatch = found.attempt(partial(_sbatch_options, doc, slurm.get("sbatch")), ())
+    evaluation = found.attempt(
+        partial(_sbatch_options, doc, slurm.get("evaluation_sbatch"), "evaluation_sbatch"), None
+    )
     parallel = found.attempt(partial(_positive_int, doc, slurm, (*keypath, "max_parallel")), None)
     setup = found.attempt(partial(_setup_lines, doc, slurm.get("setup")), ())
     size = found.attempt(partial(_positive_int, doc, slurm, (*keypath, "max_array_size")), None)
     found.raise_found()
-    return Slurm(sbatch, parallel, setup, size or DEFAULT_MAX_ARRAY_SIZE)
+    if "evaluation_sbatch" not in slurm:
+        evaluation = None
+    return Slurm(sbatch, parallel, setup, size or DEFAULT_MAX_ARRAY_SIZE, evaluation)
 
 
 def _positive_int(doc: Document, mapping: dict[str, Any], keypath: tuple[str, ...]) -> int | None:
@@ -109,13 +166,13 @@ def _positive_int(doc: Document, mapping: dict[str, Any], keypath: tuple[str, ..
     return value
 
 
-def _sbatch_options(doc: Document, options: Any) -> tuple[str, ...]:
-    keypath = ("launch", "slurm", "sbatch")
+def _sbatch_options(doc: Document, options: Any, name: str = "sbatch") -> tuple[str, ...]:
+    keypath = ("launch", "slurm", name)
     if options is None:
         return ()
     if not isinstance(options, dict):
         raise doc.error(
-            "launch.slurm.sbatch must be a mapping of sbatch options, e.g. "
+            f"launch.slurm.{name} must be a mapping of sbatch options, e.g. "
             '{partition: gpu, time: "04:00:00", gpus: 1}',
             keypath,
         )
@@ -125,10 +182,11 @@ def _sbatch_options(doc: Document, options: Any) -> tuple[str, ...]:
         option = str(name).replace("_", "-")
         if not _SBATCH_OPTION.fullmatch(str(name)):
             raise doc.error(f"'{name}' is not an sbatch option name, e.g. partition", at)
-        if option.lower() == "array":
+        if len(option) > 1 and "array".startswith(option.lower()):
+            # sbatch takes any unambiguous start of a long option: --arr is --array.
             raise doc.error(
-                "the array is written for you, one task per run: remove array "
-                "(launch.slurm.max_parallel limits how many run at once)",
+                f"{name} is sbatch's --array, which is written for you, one task per run: "
+                "remove it (launch.slurm.max_parallel limits how many run at once)",
                 at,
             )
         if value is True:

@@ -120,8 +120,10 @@ def _read_range(doc: Document, name: str, value: dict[str, Any], keypath: KeyPat
         isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds
     )
     if not numbers:
+        example = "[1, 8]" if kind == "integer" else "[1e-5, 1e-3]"
+        what = "two whole numbers" if kind == "integer" else "two numbers"
         raise doc.error(
-            f"{name}: {kind} takes [low, high], two numbers, e.g. {{{kind}: [1e-5, 1e-3]}}",
+            f"{name}: {kind} takes [low, high], {what}, e.g. {{{kind}: {example}}}",
             (*keypath, kind),
         )
     low, high = bounds

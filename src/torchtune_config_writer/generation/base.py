@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigWriterError, display_path
 from ..experiment.launch import RECIPE_NAME
 from ..experiment.load import Experiment
-from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
+from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
 from ..yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 from . import recipes
@@ -140,7 +140,16 @@ def _from_file(experiment: Experiment, path: Path) -> Base:
             "(relative paths start at the experiment's folder)",
             keypath,
         )
-    return Base(written, read_yaml_file(path))
+    document = read_yaml_file(path)
+    if GENERATED_MARK in document.raw[:256]:
+        raise experiment.error(
+            f"base_config_file {written} is a run config another experiment generated: its "
+            "runs would write into that experiment's output folders, and it changes whenever "
+            "that experiment is regenerated; base this experiment on that one's base (its "
+            f"base_config or base_config_file) and give its values here",
+            keypath,
+        )
+    return Base(written, document)
 
 
 def _from_torchtune(experiment: Experiment, recipe: str) -> Base:

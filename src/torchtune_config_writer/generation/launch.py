@@ -6,6 +6,7 @@ and in a timestamped output folder alike, so they hold no absolute path.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -293,13 +294,48 @@ def _described(numbers: list[int]) -> str:
 
 
 def _table(name: str, numbers: list[int], values: list[str | None]) -> str:
-    """A bash array of one quoted value per run (an empty one where there is none), indexed by
+    """A bash array of one shell word per run (an empty one where there is none), indexed by
     run number."""
     if _contiguous(numbers):
-        items = "".join(f"  {shlex.quote(value or '')}\n" for value in values)
+        items = "".join(f"  {shell_path(value or '')}\n" for value in values)
     else:
         items = "".join(
-            f"  [{number}]={shlex.quote(value or '')}\n"
+            f"  [{number}]={shell_path(value or '')}\n"
             for number, value in zip(numbers, values, strict=True)
         )
     return f"{name}=(\n{items})\n"
+
+
+# ${oc.env:VAR} and ${oc.env:VAR,default}: the only interpolations a folder of the script may
+# hold, each a shell expansion of the same variable (the others are filled in before).
+_ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([A-Za-z0-9_./-]*))?\}")
+
+
+class UnresolvableFolder(ValueError):
+    """A folder whose interpolation the SLURM script cannot resolve as OmegaConf would."""
+
+
+def shell_path(folder: str) -> str:
+    """``folder`` as one shell word that the task resolves as OmegaConf resolves the config on
+    the same machine: ``${oc.env:SCRATCH}/x`` is ``"${SCRATCH?…}"'/x'`` (unset: the task fails,
+    as torchtune does), ``${oc.env:SCRATCH,/tmp}`` is ``"${SCRATCH-/tmp}"``; the rest quoted.
+
+    Raises:
+        UnresolvableFolder: another interpolation (a resolver the script cannot run).
+    """
+    words, end = [], 0
+    for match in _ENV.finditer(folder):
+        if match.start() > end:
+            words.append(shlex.quote(folder[end : match.start()]))
+        variable, default = match[1], match[2]
+        if default is None:
+            words.append(f'"${{{variable}?is not set, and the config reads it}}"')
+        else:
+            words.append(f'"${{{variable}-{default}}}"')
+        end = match.end()
+    rest = folder[end:]
+    if "${" in rest:
+        raise UnresolvableFolder(rest)
+    if rest or not words:
+        words.append(shlex.quote(rest))
+    return "".join(words)

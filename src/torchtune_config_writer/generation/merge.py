@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline, plain
+from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline
 from .readings import spells_boolean
 
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
@@ -89,7 +89,7 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
         and new
         and all(isinstance(item, dict) for item in new)
     ):
-        return plain(new)  # several datasets where the base has one: a ConcatDataset
+        return added(new, path)  # several datasets where the base has one: a ConcatDataset
     if isinstance(new, Replace):
         if old is not None and not isinstance(old, dict) and not _is_interpolation(old):
             raise MergeConflict(
@@ -97,7 +97,7 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
                 "replaces a mapping",
                 path,
             )
-        return plain(new)
+        return added(new, path)
     if isinstance(old, dict) and isinstance(new, dict):
         merged = dict(old)
         for key, inner in new.items():
@@ -105,12 +105,12 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
                 _check_deletion(old, key, inner, path)
                 merged.pop(key[1:])
                 continue
-            merged[key] = merge_value(old[key], inner, (*path, key)) if key in old else inner
+            name = _new_key(key, old, path)
+            at = (*path, name)
+            merged[name] = merge_value(old[name], inner, at) if name in old else added(inner, at)
         return merged
-    if isinstance(new, dict):
-        for key, inner in new.items():
-            if isinstance(key, str) and key.startswith("~"):
-                _check_deletion({}, key, inner, path)
+    if isinstance(new, dict) and old is None:
+        return added(new, path)
     if not _compatible(old, new):
         raise MergeConflict(
             f"{dotted(path)} is {a_type_name(old)} in the base ({_short(old)}), but the experiment "
@@ -129,6 +129,43 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
             path,
         )
     return new
+
+
+def _new_key(key: Any, old: dict[str, Any], path: KeyPath) -> Any:
+    """A mapping's key as torchtune gets it: ``+key`` (added on purpose) is ``key``, which the
+    base must not have, as for a top-level ``+key``."""
+    if not (isinstance(key, str) and key.startswith("+")):
+        return key
+    name = key[1:]
+    if not name:
+        raise MergeConflict(
+            f"{dotted((*path, key))}: a key + adds nothing: write + before the key to add "
+            "(+amsgrad: true), or quote it ('+') for a key named +",
+            (*path, key),
+        )
+    if name in old:
+        raise MergeConflict(
+            f"{dotted((*path, key))} adds {name}, but {dotted(path) or 'the config'} has {name} "
+            f"in the base already: drop the + to set it",
+            (*path, key),
+        )
+    return name
+
+
+def added(value: Any, path: KeyPath) -> Any:
+    """A value where the base has nothing: a plain copy, each ``+key`` written ``key``; a
+    ``~key`` inside it deletes nothing, which is an error."""
+    if isinstance(value, dict):
+        copy = {}
+        for key, inner in value.items():
+            if isinstance(key, str) and key.startswith("~"):
+                _check_deletion({}, key, inner, path)
+            name = _new_key(key, {}, path)
+            copy[name] = added(inner, (*path, name))
+        return copy
+    if isinstance(value, list):
+        return [added(item, (*path, index)) for index, item in enumerate(value)]
+    return value
 
 
 def _check_deletion(old: dict[str, Any], key: str, value: Any, path: KeyPath) -> None:

@@ -79,7 +79,7 @@ class OutputLayout:
         """The output keys that some run gives a relative folder, in config order."""
         keys: dict[str, None] = {}
         for _, located in self.locations():
-            keys.update((key, None) for key, folder in located.items() if not _is_absolute(folder))
+            keys.update((key, None) for key, folder in located.items() if not is_absolute(folder))
         return list(keys)
 
 
@@ -106,7 +106,9 @@ def references(node: Any) -> Iterator[str]:
 
 
 def plan_outputs(
-    keys: tuple[KeyPath, ...], runs: Iterable[tuple[str, dict[str, Any]]]
+    keys: tuple[KeyPath, ...],
+    runs: Iterable[tuple[str, dict[str, Any]]],
+    folder: Path = Path("."),
 ) -> OutputLayout:
     """Decide which output keys to split per run.
 
@@ -115,6 +117,7 @@ def plan_outputs(
             usually refer to it).
         runs: Each run's id and its merged config before any split (it need hold only what
             the output keys and their references are set to).
+        folder: The experiment's folder, where relative folders are.
 
     Returns:
         The layout; two runs may still meet where one run's key resolves to another run's
@@ -132,10 +135,10 @@ def plan_outputs(
     for name in names:
         seen: set[str] = set()
         for ident, known in values:
-            folder = _resolve(name, known, split, ident)
-            if folder is None:
+            located = _resolve(name, known, split, ident)
+            if located is None:
                 continue
-            if (normal := posixpath.normpath(folder)) in seen:
+            if (normal := location_of(folder, located)) in seen:
                 split.append(name)
                 break
             seen.add(normal)
@@ -175,16 +178,50 @@ def folder_in(config: dict[str, Any], key: str) -> str | None:
 
 
 def location_of(folder: Path, location: str) -> str:
-    """A run's folder as one string to compare: relative ones under the experiment's folder."""
-    if _is_absolute(location):
-        return posixpath.normpath(location)
-    return os.path.normpath(folder / location)
+    """A run's folder as one string to compare, however it is spelt: relative ones under the
+    experiment's folder, ``//``, ``.``, ``..`` and a trailing ``/`` taken out.
+
+    A folder under ``${oc.env:VAR}`` is compared by its text after the variable: it is a folder
+    of the machine that trains, which two spellings of it may or may not be.
+    """
+    if location.startswith("${"):
+        head, brace, rest = location.partition("}")
+        return head + brace + (posixpath.normpath(rest) if rest.strip("/") else "")
+    path = location if location.startswith("/") else str(Path(os.path.abspath(folder)) / location)
+    normal = posixpath.normpath(path)
+    return "/" + normal.lstrip("/")  # POSIX may keep a leading //; Linux reads it as /
 
 
-def _is_absolute(folder: str) -> bool:
-    # ${oc.env:...} is a folder of the machine that trains. torchtune expands no ~: a folder
-    # ~/x is made under where `tune run` runs, like any other relative one.
-    return folder.startswith(("/", "$"))
+# The longest name a Linux file system takes for one folder (NAME_MAX, in bytes).
+NAME_MAX = 255
+_SHELL_VARIABLE = re.compile(r"\$[A-Za-z_{]")
+
+
+def location_problem(location: str) -> str | None:
+    """Why torchtune would not write where ``location`` seems to say, or ``None``."""
+    if location.startswith("~"):
+        return (
+            "starts with ~, which torchtune does not expand (it would make a folder named ~ "
+            "where the run starts): write the absolute path, or ${oc.env:HOME}/..."
+        )
+    if _SHELL_VARIABLE.search(location.replace("${", "")):
+        return (
+            "holds a shell variable ($NAME), which OmegaConf does not expand (it would make a "
+            "folder of that name): write ${oc.env:NAME}"
+        )
+    for part in location.split("/"):
+        if len(part.encode("utf-8")) > NAME_MAX:
+            return (
+                f"has a folder name of {len(part.encode('utf-8'))} bytes, more than the "
+                f"{NAME_MAX} a file system takes: shorten it"
+            )
+    return None
+
+
+def is_absolute(folder: str) -> bool:
+    """An absolute folder, or one under ``${oc.env:VAR}`` (a folder of the machine that trains).
+    torchtune expands no ``~``: ``~/x`` would be made where ``tune run`` runs."""
+    return folder.startswith(("/", "${"))
 
 
 def _referenced(config: dict[str, Any], names: list[str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from . import recipes
 from .templates import (
     RUN_ID,
     Placeholder,
+    formatted_placeholders,
     interpolation_problem,
     needs_filling,
     parse,
@@ -387,12 +388,44 @@ def check_placeholders(
     known = [RUN_ID, *variables]
     for placement in placements:
         for at, value in placement.written():
+            for inner, text in strings(value):
+                for written in formatted_placeholders(text):
+                    found.add(
+                        experiment.error(
+                            f"{written}: a placeholder is a name alone, {{name}}, filled with the "
+                            "value as written (8, 0.0003, text): format specs are not supported; "
+                            f"write {{{written[1:].split(':')[0].split('!')[0]}}}",
+                            (*at, *inner),
+                        )
+                    )
             for inner, name in placeholders(value):
                 if name == RUN_ID or name in unplaced:
                     continue
                 problem = _placeholder_problem(name, placement, variables, known, placements)
+                if problem is None and _in_output_folder((*placement.path, *inner)):
+                    problem = _folder_value_problem(name, variables)
                 if problem is not None:
                     found.add(experiment.error(problem, (*at, *inner)))
+
+
+def _in_output_folder(keypath: KeyPath) -> bool:
+    return bool(keypath) and str(keypath[-1]) in ("output_dir", "log_dir")
+
+
+def _folder_value_problem(name: str, variables: dict[str, Placement]) -> str | None:
+    """A value that would not be one folder name inside an output folder."""
+    named = variables.get(name)
+    if named is None:
+        return None
+    for value in named.parameter.values:
+        text = text_of(value)
+        if text is not None and ("/" in text or text in (".", "..", "")):
+            return (
+                f"{{{name}}} goes into an output folder, but {name} has the value "
+                f"{dump_inline(value)}, which is no folder name ('/' makes nested folders, "
+                "'.' and '..' none): put {run_id} there, or a variable of plain names"
+            )
+    return None
 
 
 def _placeholder_problem(

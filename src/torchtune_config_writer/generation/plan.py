@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
+from ..experiment.launch import evaluation_options
 from ..experiment.load import Experiment, load_experiment
 from ..workspace.layout import (
     CONFIGS_DIR,
@@ -29,13 +30,27 @@ from ..workspace.layout import (
     run_file,
 )
 from ..workspace.repository import symlink_escape
-from ..yaml_io import KeyPath, dump_inline, dump_yaml
+from ..yaml_io import KeyPath, dotted, dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
 from .evaluation import EVAL_RECIPE, EvaluationProblem, evaluation_config, final_checkpoint
-from .launch import RunFolders, render_slurm_script, run_config, tune_run
+from .launch import (
+    RunFolders,
+    UnresolvableFolder,
+    render_slurm_script,
+    run_config,
+    shell_path,
+    tune_run,
+)
 from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
-from .outputs import OUTPUT_DIR, OutputLayout, folder_in, plan_outputs, shared_locations
+from .outputs import (
+    OUTPUT_DIR,
+    OutputLayout,
+    folder_in,
+    location_problem,
+    plan_outputs,
+    shared_locations,
+)
 from .placement import (
     Placement,
     check_interpolations,
@@ -55,7 +70,7 @@ from .render import (
 )
 from .run_ids import read_recorded_ids
 from .sweep import Run, Sweep, holds_run_id
-from .templates import needs_filling
+from .templates import RUN_ID, needs_filling, placeholders
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,7 @@ def plan_experiment(
         at = placement.parameter.keypath
         found.attempt(partial(_merge_checked, experiment, controlled, placement, value, at), None)
     check_placeholders(experiment, (*placements, *setting), found)
+    _check_base_placeholders(experiment, base, found)
     check_interpolations(experiment, (*placements, *setting), found)
     recipe = found.attempt(partial(_training_recipe, experiment, base), None)
     _check_dataset_lists(experiment, placements, recipe, found)
@@ -198,9 +214,10 @@ def plan_experiment(
     sweep = Sweep(
         controlled, variables, templated, recorded, experiment.design.combinations, conditional
     )
-    outputs = plan_outputs(sweep.output_keys(), sweep.output_runs())
+    outputs = plan_outputs(sweep.output_keys(), sweep.output_runs(), experiment.folder)
     warnings = surprising_readings(experiment, (*placements, *setting), base.config)
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe, tuple(warnings))
+    _check_locations(plan)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
     if experiment.evaluation is not None:
@@ -254,6 +271,50 @@ def _newest_generation(experiment: Experiment) -> Path | None:
         if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
             return base_dir / name / CONFIGS_DIR
     return None
+
+
+def _check_base_placeholders(experiment: Experiment, base: Base, found: ErrorList) -> None:
+    """A ``{run_id}`` or ``{variable}`` in the base config is not filled (only the experiment
+    file's strings are): each one is an error at its line of the base."""
+    names = {RUN_ID, *(p.name.lstrip("+") for p in experiment.variables)}
+    for keypath, name in placeholders(base.config):
+        if name in names:
+            found.add(
+                base.document.error(
+                    f"{{{name}}} in the base config is not filled in: only the experiment file's "
+                    f"strings are; set {dotted(keypath)} in the experiment's controls, where "
+                    f"{{{name}}} is each run's",
+                    keypath,
+                )
+            )
+
+
+def _check_locations(plan: Plan) -> None:
+    """Every output folder is one torchtune writes where it says, and one the SLURM script can
+    resolve as OmegaConf will on the machine that trains.
+
+    Raises:
+        ConfigWriterError: the first that is not, at the experiment line that set it.
+    """
+    seen: set[tuple[str, str]] = set()
+    for run_id, located in plan.outputs.locations():
+        for key, location in located.items():
+            if (key, location) in seen:
+                continue
+            seen.add((key, location))
+            problem = location_problem(location)
+            if problem is None and plan.writes_slurm_script:
+                try:
+                    shell_path(location)
+                except UnresolvableFolder:
+                    problem = (
+                        "holds an interpolation the SLURM script cannot resolve as OmegaConf "
+                        "would on the machine that trains (it reads this folder for the run's "
+                        "log and its final checkpoint): give a folder, or ${oc.env:VAR}"
+                    )
+            if problem is not None:
+                where = plan.written_at(parts(key), run_id) or ()
+                raise plan.experiment.error(f"{key} {location} {problem}", where)
 
 
 def _shared_location_error(
@@ -480,7 +541,7 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
             yield (
                 configs + SLURM_EVAL_SCRIPT,
                 render_slurm_script(
-                    slurm,
+                    replace(slurm, sbatch=evaluation_options(slurm)),
                     header=header(from_config),
                     job_name=f"{experiment.name}-eval",
                     runs=evaluated,

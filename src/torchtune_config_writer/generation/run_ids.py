@@ -178,6 +178,9 @@ def read_recorded_ids(path: Path, run_id_filled: bool) -> RecordedIds | None:
         given.add(number)
         widths.add(len(ident) - len("run_"))
     retired = {number for number in map(run_number, listed) if number is not None}
+    # The width the ids were written with: runs past 999 are written in full (run_1000), so
+    # the retired ids may be all that keep the narrower width.
+    widths.update(len(name) - len("run_") for name in listed if run_number(name) is not None)
     if retired & given:
         raise parse_yaml(raw, path).error(
             f"{RUN_MAPPING}: an id is both a run's and retired; " + RENUMBER_HINT, ("retired",)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..yaml_io import KeyPath, dump_inline, leaves
+from ..yaml_io import KeyPath, Replace, dump_inline, leaves
 
 RUN_ID = "run_id"
 
@@ -65,6 +65,23 @@ def _interpolation_end(text: str, start: int) -> int:
     return len(text)
 
 
+# ``{lora_rank:03d}``, ``{name!r}``: Python's format specs, which a placeholder does not take.
+_FORMATTED = re.compile(rf"\{{({_NAME})[:!][^{{}}]*\}}")
+
+
+def formatted_placeholders(text: str) -> list[str]:
+    """The ``{name:spec}`` of ``text`` outside ``${...}`` interpolations and ``{{...}}``."""
+    found = []
+    for part in parse(text):
+        if isinstance(part, Placeholder):
+            continue
+        for match in _FORMATTED.finditer(part):
+            before = part[: match.start()]
+            if not before.endswith(("$", "{")):
+                found.append(match[0])
+    return found
+
+
 def needs_filling(value: Any) -> bool:
     """Whether ``value`` holds a placeholder or an escaped one anywhere inside."""
     return any(parse(text) != (text,) for _, text in strings(value))
@@ -91,7 +108,8 @@ def fill(value: Any, texts: Mapping[str, str]) -> Any:
             return value
         return "".join(texts[part] if isinstance(part, Placeholder) else part for part in parts)
     if isinstance(value, dict):
-        return {key: fill(item, texts) for key, item in value.items()}
+        filled = {key: fill(item, texts) for key, item in value.items()}
+        return Replace(filled) if isinstance(value, Replace) else filled  # !replace stays
     if isinstance(value, list):
         return [fill(item, texts) for item in value]
     return value
