@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from . import standins
 from .protocol import Mode
-from .shrink import REAL_LAYERS, build_tiny, fewer_quantized_layers
+from .shrink import REAL_LAYERS, build_tiny, fewer_layers
 from .state import STATE
 
 KeyPath = tuple[str | int, ...]
@@ -90,9 +90,12 @@ def _build(
             STATE.shrunk = STATE.shrunk or shrunk
             return model
         if not STATE.real_weights.get(name, False):
-            # Weights shaped from the model (no files): two real-size layers of a quantized model
-            # show its shapes, at a fortieth of the cost of eighty.
-            model, fewer = build_tiny(component, _arguments(node, kwargs), fewer_quantized_layers)
+            # Weights shaped from the model (no files to match): two real-size layers show its
+            # shapes. A builder that refuses two layers is built whole.
+            try:
+                model, fewer = build_tiny(component, _arguments(node, kwargs), fewer_layers)
+            except Exception:  # noqa: BLE001 - built as configured next, where it raises
+                return real(node, *args, **kwargs)
             if fewer:
                 STATE.standins.append(f"{_dotted(keypath)}: {REAL_LAYERS} of its layers")
             return model
