@@ -261,7 +261,7 @@ def launch_text(launch: str) -> str:
             "sbatch nodes 1 asks Slurm for that many nodes, but each run starts torchrun on 2",
         ),
         ("  slurm: {sbatch: {nodes: 2}}\n", "but each run starts torchrun on 1"),
-        ("  slurm: {sbatch: {arr: 0-3}}\n", "arr is sbatch's --array, which is written for you"),
+        ("  slurm: {sbatch: {arr: 0-3}}\n", "remove arr (sbatch reads --arr as --array)"),
     ],
 )
 def test_launch_settings_that_disagree_are_refused(

@@ -186,14 +186,14 @@ def test_strings_of_the_base_config_are_never_filled(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
     (tmp_path / "exp").mkdir()
-    (tmp_path / "exp" / "base.yaml").write_text("output_dir: /out/{run_id}\nseed: 0\n")
+    base = "output_dir: /out/x\nprompt: 'Q: {question}'\nseed: 0\n"
+    (tmp_path / "exp" / "base.yaml").write_text(base)
     path = write_experiment(
         experiment_text(variables="seed: [1, 2]", base="base_config_file: base.yaml")
     )
-    assert [run["output_dir"] for run in generated_runs(path)] == [
-        "/out/{run_id}/run_000",
-        "/out/{run_id}/run_001",
-    ]
+    # A base's own braces are its text; a {run_id} or {variable} there is refused
+    # (test_meaning.py), since the base is not filled in.
+    assert [run["prompt"] for run in generated_runs(path)] == ["Q: {question}"] * 2
 
 
 def test_a_bool_and_a_null_read_as_in_yaml(write_experiment: Callable[..., Path]) -> None:

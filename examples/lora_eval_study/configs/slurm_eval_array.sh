@@ -12,7 +12,6 @@
 #SBATCH --kill-on-invalid-dep=yes
 #SBATCH --partition=gpu
 #SBATCH --gpus=1
-#SBATCH --time=04:00:00
 set -eo pipefail
 if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then
   echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: cd to the folder of the experiment file and run sbatch configs/slurm_eval_array.sh" >&2

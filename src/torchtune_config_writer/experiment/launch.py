@@ -184,9 +184,10 @@ def _sbatch_options(doc: Document, options: Any, name: str = "sbatch") -> tuple[
             raise doc.error(f"'{name}' is not an sbatch option name, e.g. partition", at)
         if len(option) > 1 and "array".startswith(option.lower()):
             # sbatch takes any unambiguous start of a long option: --arr is --array.
+            abbreviated = f" (sbatch reads --{option} as --array)" if option != "array" else ""
             raise doc.error(
-                f"{name} is sbatch's --array, which is written for you, one task per run: "
-                "remove it (launch.slurm.max_parallel limits how many run at once)",
+                f"the array is written for you, one task per run: remove {name}{abbreviated} "
+                "(launch.slurm.max_parallel limits how many run at once)",
                 at,
             )
         if value is True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..wording import closest
 from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline
 from .readings import spells_boolean
 
@@ -107,6 +108,8 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
                 continue
             name = _new_key(key, old, path)
             at = (*path, name)
+            if name not in old and name == key:
+                _not_a_misspelling(name, old, path)
             merged[name] = merge_value(old[name], inner, at) if name in old else added(inner, at)
         return merged
     if isinstance(new, dict) and old is None:
@@ -129,6 +132,25 @@ def merge_value(old: Any, new: Any, path: KeyPath) -> Any:
             path,
         )
     return new
+
+
+# How close a new key inside a mapping must be to one of its keys to be taken for a typo of it:
+# lora_apha/lora_alpha and spilt/split are; seed/shuffle and field/filter_fn are not.
+_TYPO = 0.8
+
+
+def _not_a_misspelling(name: Any, old: dict[str, Any], path: KeyPath) -> None:
+    """A key the base mapping lacks is added, unless it is a misspelling of one it has (which
+    would be added beside it, silently)."""
+    if not isinstance(name, str):
+        return
+    close = closest(name, [key for key in old if isinstance(key, str)], cutoff=_TYPO)
+    if close is not None:
+        raise MergeConflict(
+            f"{dotted((*path, name))} is not in the base config: did you mean "
+            f"{dotted((*path, close))}? To add it as a new key on purpose, write +{name}",
+            (*path, name),
+        )
 
 
 def _new_key(key: Any, old: dict[str, Any], path: KeyPath) -> Any:

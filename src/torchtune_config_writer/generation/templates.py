@@ -75,6 +75,9 @@ def formatted_placeholders(text: str) -> list[str]:
     for part in parse(text):
         if isinstance(part, Placeholder):
             continue
+        while "${" in part:  # an interpolation's own braces are OmegaConf's
+            start = part.index("${")
+            part = part[:start] + part[_interpolation_end(part, start) :]
         for match in _FORMATTED.finditer(part):
             before = part[: match.start()]
             if not before.endswith(("$", "{")):
