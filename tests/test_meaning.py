@@ -374,3 +374,104 @@ def test_yaml_readings_that_surprise_are_kept_and_warned_about_at_their_line(
     assert any("note: yes is read as the boolean true" in line for line in warnings)
     assert any("note: no is read as the boolean false" in line for line in warnings)
     assert {run["seed"] for run in runs_of(path)} == {8, 42}  # kept, as torchtune reads them
+
+
+# --- messages that sent users the wrong way -----------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", ["ppo_full_finetune_single_device", "eleuther_eval", "generate"])
+def test_evaluation_on_a_recipe_that_fine_tunes_nothing_says_so(
+    write_experiment: Write, cli: Cli, recipe: str
+) -> None:
+    base = f"base_config_file: base.yaml\n  recipe: {recipe}"
+    path = write_experiment(experiment_text(base=base) + EVALUATION)
+    (path.parent / "base.yaml").write_text("output_dir: /s\nseed: 0\n")
+    refused(cli, path, f"but {recipe} fine-tunes no `model` into checkpoints of its own")
+
+
+def test_a_key_under_a_replaced_control_is_named_among_the_replacements_keys(
+    write_experiment: Write, cli: Cli
+) -> None:
+    path = write_experiment(
+        experiment_text(
+            controls=f"""
+            optimizer: !replace {SGD}
+            optimizer.momentm: 0.9
+            """
+        )
+    )
+    refused(
+        cli, path, "'optimizer.momentm' is not in the base config: optimizer has _component_, lr."
+    )
+
+
+def test_a_condition_on_a_key_a_control_added_finds_it(write_experiment: Write, cli: Cli) -> None:
+    text = experiment_text(variables="seed: [1, 2]", controls="+custom_flag: true")
+    text += "conditions:\n  - when: {seed: 1}\n    set: {custom_flg: false}\n"
+    refused(cli, write_experiment(text), "did you mean 'custom_flag'?")
+    path = write_experiment(text.replace("custom_flg", "custom_flag"))
+    assert [run["custom_flag"] for run in generated(cli, path)] == [False, True]
+
+
+def test_a_misspelt_key_inside_a_mapping_value_gets_a_did_you_mean(
+    write_experiment: Write, cli: Cli
+) -> None:
+    path = write_experiment(experiment_text(controls="model: {lora_apha: 16}"))
+    refused(cli, path, "model.lora_apha is not in the base config: did you mean model.lora_alpha?")
+
+
+def test_a_folder_of_experiments_is_named_for_what_it_holds(tmp_path: Path, cli: Cli) -> None:
+    for name in ("a", "b"):
+        (tmp_path / "studies" / name).mkdir(parents=True)
+        (tmp_path / "studies" / name / "experiment.yaml").write_text(experiment_text())
+    result = cli("generate", tmp_path / "studies")
+    assert "holds 2 experiment folders (a/experiment.yaml, b/experiment.yaml)" in result.err
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "study1.yaml").write_text(experiment_text())
+    result = cli("generate", tmp_path / "flat")
+    assert "study1.yaml look like experiment files" in result.err
+
+
+def test_a_timestamped_experiment_validates_its_newest_folder(
+    write_experiment: Write, cli: Cli
+) -> None:
+    path = write_experiment(
+        experiment_text(controls="output_dir: /s") + "output:\n  base_dir: out\n"
+    )
+    assert cli("generate", path).code == 0
+    from torchtune_config_writer.validation.validate import find_targets
+
+    (stamped,) = (path.parent / "out").iterdir()
+    for named in (path.parent, stamped):
+        (target,) = find_targets([named], path.parent)
+        assert target.config == stamped / "configs" / "run_000.yaml" and target.plan is not None
+
+
+def test_show_tells_runs_apart_whose_values_differ_past_the_cell_width(
+    write_experiment: Write, cli: Cli
+) -> None:
+    modules = "q_proj, k_proj, v_proj, output_proj, gate_proj, up_proj"
+    variables = f"""
+    lora_attn_modules:
+      - [{modules}, w1]
+      - [{modules}, w2]
+    """
+    path = write_experiment(experiment_text(variables=variables))
+    out = cli("show", path).out
+    run_lines = [line for line in out.splitlines() if line.startswith("run_")]
+    assert len(run_lines) == 2 and "w1]" in run_lines[0] and "w2]" in run_lines[1]
+
+
+def test_a_base_file_outside_the_repository_is_warned_about(
+    write_experiment: Write, cli: Cli, tmp_path: Path
+) -> None:
+    path = write_experiment(experiment_text())
+    subprocess.run(["git", "init", "-q", str(path.parent)], check=True)
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("output_dir: /s\nseed: 0\n")
+    path.write_text(
+        experiment_text(base=f"base_config_file: {outside}\n  recipe: full_finetune_single_device")
+    )
+    result = cli("generate", path)
+    assert result.code == 0
+    assert "is read from outside the repository" in result.err

@@ -104,11 +104,20 @@ def format_runs(
     """
     arrow, ellipsis = ("→", "…") if unicode else ("->", "...")
 
+    def cut(text: str) -> str:
+        if cell_width is None or len(text) <= cell_width:
+            return text
+        return text[: max(cell_width - len(ellipsis), 0)] + ellipsis
+
+    def cut_middle(text: str) -> str:
+        # The start and the end: lists of modules often differ only in their last items.
+        if cell_width is None or len(text) <= cell_width:
+            return text
+        keep = max(cell_width - len(ellipsis), 2)
+        return text[: keep - keep // 2] + ellipsis + text[len(text) - keep // 2 :]
+
     def cell(value: Any, missing: str) -> str:
-        text = missing if value is MISSING else dump_inline(value)
-        if cell_width is not None and len(text) > cell_width:
-            return text[: max(cell_width - len(ellipsis), 0)] + ellipsis
-        return text
+        return cut(missing if value is MISSING else dump_inline(value))
 
     base = plan.base.config
     changes = _collect_changes(plan)
@@ -149,9 +158,11 @@ def format_runs(
         # A second pass over the sweep: a column's width is known only once every run has been
         # compared, and keeping every run's config would hold the whole sweep in memory.
         for run in plan.runs():
-            table.append([run.id, *(cell(lookup(run.config, path), "-") for path in columns)])
+            texts = [dump_inline(v) if (v := lookup(run.config, path)) is not MISSING else "-"
+                     for path in columns]  # fmt: skip
+            table.append([run.id, *texts])
         lines.append("")
-        lines.extend(_align(table))
+        lines.extend(_align(_cut_columns(table, (cut, cut_middle))))
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +279,20 @@ def _shape(value: Any) -> dict[Any, Any]:
 def _display_path(path: KeyPath) -> str:
     """``model.lora_rank``; a key a terminal cannot show on one line is written as YAML."""
     return ".".join(str(key) if str(key).isprintable() else dump_inline(key) for key in path)
+
+
+def _cut_columns(table: list[list[str]], cuts: tuple[Any, ...]) -> list[list[str]]:
+    """The runs' cells cut to the cell width at their end, or where that makes two different
+    values read alike, at their middle, or else whole: runs must be told apart."""
+    header, base, *runs = table
+    for column in range(1, len(header)):
+        whole = {row[column] for row in runs}
+        for cut in cuts:
+            if len({cut(text) for text in whole}) == len(whole):
+                for row in runs:
+                    row[column] = cut(row[column])
+                break
+    return [header, base, *runs]
 
 
 def _align(rows: list[list[str]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import unicodedata
@@ -150,11 +151,14 @@ def find_experiment_file(path: Path) -> Path:
 def _find_experiment_file(path: Path) -> Path:
     if path.is_dir():
         found = [path / name for name in EXPERIMENT_FILE_NAMES if (path / name).is_file()]
-        if len(found) != 1:
-            problem = (
-                "has both experiment.yaml and experiment.yml" if found else "has no experiment.yaml"
+        if len(found) > 1:
+            raise ConfigWriterError(
+                "has both experiment.yaml and experiment.yml: keep exactly one experiment file "
+                "here",
+                path,
             )
-            raise ConfigWriterError(f"{problem}: keep exactly one experiment file here", path)
+        if not found:
+            raise ConfigWriterError(_no_experiment_here(path), path)
         return found[0]
     if not path.exists():
         raise ConfigWriterError("file not found: give an experiment.yaml or its folder", path)
@@ -172,6 +176,42 @@ def _find_experiment_file(path: Path) -> Path:
             path,
         )
     return path
+
+
+def _no_experiment_here(folder: Path) -> str:
+    """What a folder without an experiment file holds instead, and what to do."""
+    below = sorted(
+        str(found.relative_to(folder))
+        for name in EXPERIMENT_FILE_NAMES
+        for found in itertools.islice(folder.glob(f"*/{name}"), 50)
+    )
+    if below:
+        shown = ", ".join(below[:3]) + (f" and {len(below) - 3} more" if len(below) > 3 else "")
+        return (
+            f"has no experiment.yaml itself, but holds {len(below)} experiment folders ({shown}): "
+            "name the ones to generate (each experiment is one folder with its experiment.yaml)"
+        )
+    lookalikes = sorted(
+        file.name
+        for file in itertools.islice(folder.glob("*.y*ml"), 50)
+        if file.name not in EXPERIMENT_FILE_NAMES and _looks_like_experiment(file)
+    )
+    if lookalikes:
+        return (
+            f"has no experiment.yaml, but {', '.join(lookalikes[:3])} look like experiment files: "
+            "an experiment is named experiment.yaml, one to a folder (its configs/ are "
+            "generated beside it); move each into a folder of its own"
+        )
+    return "has no experiment.yaml: give an experiment.yaml or the folder that holds one"
+
+
+def _looks_like_experiment(file: Path) -> bool:
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"experiment:") or b"\nexperiment:" in head
 
 
 def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:

@@ -38,6 +38,41 @@ class EvaluationProblem(Exception):
     """Why a run's evaluation config cannot be written."""
 
 
+# torchtune's recipes that fine-tune a `model:` and save it through `checkpointer:` in
+# epoch_N folders: the runs an eleuther_eval config can evaluate. The others generate, quantize
+# or evaluate (they train nothing), or train other models (PPO's policy_model).
+FINE_TUNING_RECIPES = frozenset(
+    {
+        "full_finetune_single_device",
+        "full_finetune_distributed",
+        "lora_finetune_single_device",
+        "lora_finetune_distributed",
+        "lora_dpo_single_device",
+        "lora_dpo_distributed",
+        "full_dpo_distributed",
+        "knowledge_distillation_single_device",
+        "knowledge_distillation_distributed",
+        "qat_distributed",
+        "qat_lora_finetune_distributed",
+        "dev/early_exit_finetune_distributed",
+        "dev/lora_finetune_distributed_multi_dataset",
+    }
+)
+
+
+def recipe_problem(recipe: str | None) -> str | None:
+    """Why the runs of ``recipe`` cannot be evaluated, or ``None`` (a recipe of the user's own
+    is taken to fine-tune a model, as torchtune's do)."""
+    if recipe is None or recipe.endswith(".py") or recipe in FINE_TUNING_RECIPES:
+        return None
+    return (
+        f"evaluation evaluates the model each run fine-tunes, but {recipe} fine-tunes no "
+        "`model` into checkpoints of its own (it generates, quantizes, evaluates, or trains a "
+        "policy): remove evaluation, or base the experiment on a fine-tuning recipe config "
+        "(full, LoRA, QLoRA, DPO, knowledge distillation, QAT)"
+    )
+
+
 def final_checkpoint(config: dict[str, Any]) -> str | None:
     """Where torchtune saves the run's last epoch: ``checkpointer.output_dir/epoch_{epochs-1}``."""
     checkpoints = folder_in(config, "checkpointer.output_dir")

@@ -10,7 +10,6 @@ from typing import Any
 
 from ..wording import closest
 from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline
-from .readings import spells_boolean
 
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares
@@ -19,6 +18,15 @@ FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalt
 # Where torchtune's recipes take a list of mappings for a mapping: `dataset`, each item a dataset
 # they concatenate (the plan checks that the recipe is one of those, generation/recipes.py).
 LIST_OF_MAPPINGS_KEYS = frozenset({("dataset",)})
+
+
+# The spellings YAML 1.1 (PyYAML, OmegaConf) reads as booleans when they are not quoted.
+BOOLEAN_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off"})
+
+
+def spells_boolean(value: Any) -> bool:
+    """Whether ``value`` is a string that YAML would read as a boolean unquoted."""
+    return isinstance(value, str) and value.lower() in BOOLEAN_WORDS
 
 
 # Merged at a key path, deletes the key there (a control ``~key:``).

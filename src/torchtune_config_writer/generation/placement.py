@@ -16,6 +16,7 @@ from ..experiment.parameters import Parameter
 from ..wording import closest
 from ..yaml_io import KeyPath, dotted, dump_inline
 from . import recipes
+from .merge import MergeConflict, merge_at
 from .templates import (
     RUN_ID,
     Placeholder,
@@ -83,6 +84,9 @@ def place_parameters(
                 )
             )
     placements = []
+    # Names resolve against the base as the controls before them shape it: a key under a
+    # control's !replace is the replacement's, a key a control added with + is there.
+    shaped = base
     for section, parameters in (
         ("controls", experiment.controls),
         ("variables", experiment.variables),
@@ -90,11 +94,26 @@ def place_parameters(
         for parameter in parameters:
             if section == "variables" and parameter.group in clashing:
                 continue
-            path = found.attempt(partial(resolve_parameter, experiment, parameter, base), None)
-            if path is not None:
-                placements.append(Placement(parameter, path, section))
+            path = found.attempt(partial(resolve_parameter, experiment, parameter, shaped), None)
+            if path is None:
+                continue
+            placements.append(Placement(parameter, path, section))
+            if section == "controls":
+                shaped = _shaped(shaped, parameter, path)
     found.attempt(partial(_check_no_key_set_twice, experiment, tuple(placements)), None)
     return tuple(placements)
+
+
+def _shaped(config: dict[str, Any], parameter: Parameter, path: KeyPath) -> dict[str, Any]:
+    """``config`` with a control merged in, for resolving the names after it (a conflict is
+    the merge's to report, with its location)."""
+    if parameter.name.startswith("~"):
+        return config  # a key deleted is still named by what else sets it (set twice)
+    try:
+        merged: dict[str, Any] = merge_at(config, path, parameter.values[0])
+    except MergeConflict:
+        return config
+    return merged
 
 
 def resolve_parameter(

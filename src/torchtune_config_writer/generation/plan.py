@@ -29,11 +29,17 @@ from ..workspace.layout import (
     latest_complete_folder,
     run_file,
 )
-from ..workspace.repository import symlink_escape
+from ..workspace.repository import repository_root, symlink_escape
 from ..yaml_io import KeyPath, dotted, dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
-from .evaluation import EVAL_RECIPE, EvaluationProblem, evaluation_config, final_checkpoint
+from .evaluation import (
+    EVAL_RECIPE,
+    EvaluationProblem,
+    evaluation_config,
+    final_checkpoint,
+    recipe_problem,
+)
 from .launch import (
     RunFolders,
     UnresolvableFolder,
@@ -177,13 +183,12 @@ def plan_experiment(
     # an experiment that writes timestamped folders finds its base in the newest of them.
     configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
     if experiment.output_base_dir is not None:
-        configs = _newest_generation(experiment) or configs
+        configs = newest_generation(experiment) or configs
     base = load_base(experiment, configs, refresh=refresh_base)
     # Each control, variable and value is checked on its own, every mistake kept, so that
     # independent ones are reported together; nothing is rendered while any is left.
     found = ErrorList()
     placements = place_parameters(experiment, base.config, found)
-    conditional = _place_conditions(experiment, base.config, placements, found)
     controlled: dict[str, Any] = base.config
     for placement in placements:
         for at, value in placement.written():
@@ -191,6 +196,8 @@ def plan_experiment(
             merged = found.attempt(merge, None)
             if placement.section == "controls" and merged is not None:
                 controlled = merged
+    # A condition's keys are named as in the runs: the base with the controls in.
+    conditional = _place_conditions(experiment, controlled, placements, found)
     setting = tuple(p for _, sets in conditional for p in sets)
     for placement in setting:  # a condition's value over the controlled base, as a control's
         value = placement.parameter.values[0]
@@ -216,11 +223,15 @@ def plan_experiment(
     )
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs(), experiment.folder)
     warnings = surprising_readings(experiment, (*placements, *setting), base.config)
+    warnings += _machine_paths(experiment)
     plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe, tuple(warnings))
     _check_locations(plan)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
     if experiment.evaluation is not None:
+        not_evaluable = recipe_problem(recipe)
+        if not_evaluable is not None:
+            raise experiment.error(not_evaluable, ("evaluation",))
         for run in plan.runs():  # every run's evaluation config can be written, or why not
             try:
                 evaluation_config(run.config, experiment.evaluation)
@@ -258,7 +269,7 @@ def _place_conditions(
     return tuple(conditional)
 
 
-def _newest_generation(experiment: Experiment) -> Path | None:
+def newest_generation(experiment: Experiment) -> Path | None:
     """The ``configs/`` of the newest timestamped folder that records the experiment's base."""
     base_dir = experiment.resolve_path(experiment.output_base_dir or "", ("output", "base_dir"))
     stamped = re.compile(rf"{re.escape(experiment.output_name)}_(\d{{8}}_\d{{6}})(?:_(\d+))?")
@@ -271,6 +282,31 @@ def _newest_generation(experiment: Experiment) -> Path | None:
         if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
             return base_dir / name / CONFIGS_DIR
     return None
+
+
+def _machine_paths(experiment: Experiment) -> list[str]:
+    """A base or recipe file read from outside the repository works on this machine only: the
+    pre-commit hook and the Action, elsewhere, cannot find it."""
+    found = []
+    for written, keypath in (
+        (experiment.base_config_file, ("framework_config", "base_config_file")),
+        (experiment.recipe if experiment.recipe and experiment.recipe.endswith(".py") else None,
+         ("framework_config", "recipe")),
+    ):  # fmt: skip
+        if written is None:
+            continue
+        path = experiment.resolve_path(written, keypath)
+        root = repository_root(experiment.folder)
+        inside = root is not None and os.path.abspath(path).startswith(os.path.abspath(root) + "/")
+        if written.startswith("~") or (root is not None and not inside):
+            where = experiment.error("", keypath).location()
+            found.append(
+                f"{where}: {keypath[-1]} {written} is read from outside the repository: "
+                "generating works on this machine, but the pre-commit hook and the Action, on "
+                "other machines, cannot find it (exit 2 there); keep it in the repository, "
+                "relative to the experiment's folder"
+            )
+    return found
 
 
 def _check_base_placeholders(experiment: Experiment, base: Base, found: ErrorList) -> None:

@@ -12,20 +12,15 @@ from typing import Any
 
 from ..experiment.load import Experiment
 from ..yaml_io import Document, KeyPath
+from .merge import BOOLEAN_WORDS, spells_boolean
 from .placement import Placement, lookup
 
-# The spellings YAML 1.1 (PyYAML, OmegaConf) reads as booleans when they are not quoted.
-BOOLEAN_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off"})
-# Of those, the ones that are also words: ``no`` in a list of strings is read as false.
+# The words YAML 1.1 reads as booleans unquoted (merge.BOOLEAN_WORDS) that are also words:
+# ``no`` in a list of strings is read as false.
 _WORDS_READ_AS_BOOLEANS = BOOLEAN_WORDS - {"true", "false"}
 # A number with a leading zero: YAML 1.1 reads 010 as the octal 8.
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
 _TOKEN = re.compile(r"[^,\]\}\s#]+")
-
-
-def spells_boolean(value: Any) -> bool:
-    """Whether ``value`` is a string that YAML would read as a boolean unquoted."""
-    return isinstance(value, str) and value.lower() in BOOLEAN_WORDS
 
 
 def surprising_readings(

@@ -12,7 +12,7 @@ from ..errors import ConfigWriterError, require_path
 from ..experiment.load import EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, other_experiments
 from ..generation.evaluation import EVAL_RECIPE
-from ..generation.plan import Plan, parts, plan_experiment
+from ..generation.plan import Plan, newest_generation, parts, plan_experiment
 from ..wording import closest
 from ..workspace.affected import (
     experiment_of,
@@ -20,7 +20,14 @@ from ..workspace.affected import (
     find_affected_experiments,
     repository_experiments,
 )
-from ..workspace.layout import CONFIGS_DIR, eval_files, has_tool_header, is_eval_file, run_files
+from ..workspace.layout import (
+    CONFIGS_DIR,
+    RUN_MAPPING,
+    eval_files,
+    has_tool_header,
+    is_eval_file,
+    run_files,
+)
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
 from .execution.stage import CHECK as EXECUTION_CHECK
@@ -250,6 +257,12 @@ def find_targets(paths: list[Path], start: Path, recipe: str | None = None) -> l
         if path.is_file() and path.name not in EXPERIMENT_FILE_NAMES:  # a config file
             targets.setdefault(path, Target(path, plan_of(experiment_of(path)), recipe))
             continue
+        copy = _timestamped_copy(path)
+        if copy is not None:  # a timestamped output folder: its configs, with the copy's plan
+            generated = copy.parent / CONFIGS_DIR
+            for config in [*run_files(generated), *eval_files(generated)]:
+                targets.setdefault(config, Target(config, plan_of(copy)))
+            continue
         found = experiments_in(path)
         if not found:
             raise ConfigWriterError("holds no experiment.yaml and is not a config", path)
@@ -258,7 +271,18 @@ def find_targets(paths: list[Path], start: Path, recipe: str | None = None) -> l
         configs = run_files(experiment.parent / CONFIGS_DIR)
         plan = plan_of(experiment)
         if not configs and plan is not None and plan.experiment.output_base_dir is not None:
-            continue  # it writes timestamped folders: validate one of those instead
+            # It writes timestamped folders: the newest one's configs (where validating a
+            # whole repository finds none yet, it says nothing of them).
+            newest = newest_generation(plan.experiment)
+            if newest is None and paths:
+                raise ConfigWriterError(
+                    "writes timestamped folders (output.base_dir), and none is there yet: run "
+                    "`torchtune-config-writer generate` first, or name a generated folder",
+                    experiment,
+                )
+            for config in run_files(newest) if newest is not None else []:
+                targets.setdefault(config, Target(config, plan))
+            continue
         if not configs:
             raise ConfigWriterError(
                 "has no generated configs: run `torchtune-config-writer generate` first", experiment
@@ -267,6 +291,17 @@ def find_targets(paths: list[Path], start: Path, recipe: str | None = None) -> l
         for config in [*configs, *eval_files(experiment.parent / CONFIGS_DIR)]:
             targets.setdefault(config, Target(config, plan))
     return list(targets.values())
+
+
+def _timestamped_copy(path: Path) -> Path | None:
+    """The experiment copy of a timestamped output folder that ``path`` names (the folder, or
+    the copy itself): ``run_mapping.yaml`` beside it tells it from an experiment."""
+    folder = path if path.is_dir() else path.parent
+    for name in EXPERIMENT_FILE_NAMES:
+        copy = folder / name
+        if copy.is_file() and (folder / RUN_MAPPING).is_file() and path in (folder, copy):
+            return copy
+    return None
 
 
 def _plan_or_none(experiment: Path) -> Plan | None:
