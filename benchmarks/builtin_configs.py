@@ -37,8 +37,11 @@ def main() -> int:
     targets, names = [], {}
     for recipe in get_all_recipes():
         for config in recipe.configs:
+            path = root / config.file_path
+            if not path.exists():  # the registry names a few files torchtune does not ship
+                print(f"{'missing':10} {recipe.name:40} {config.name}")
+                continue
             if options.only in recipe.name or options.only in config.name:
-                path = root / config.file_path
                 targets.append(Target(path, None, recipe.name))
                 names[path] = (recipe.name, config.name)
     start = time.perf_counter()

@@ -10,6 +10,7 @@ found installed. Everything else is torchtune's own ``instantiate``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import re
@@ -22,7 +23,7 @@ from omegaconf import OmegaConf
 
 from . import standins
 from .protocol import Mode
-from .shrink import REAL_LAYERS, build_tiny, fewer_layers
+from .shrink import REAL_LAYERS, build_tiny, fewer_layers, tiny_kwargs
 from .state import STATE
 
 KeyPath = tuple[str | int, ...]
@@ -86,7 +87,8 @@ def _build(
     request = STATE.request
     if request is not None and name.endswith("model"):
         if request.mode is Mode.VALUES:
-            model, shrunk = build_tiny(component, _arguments(node, kwargs))
+            tiny = functools.partial(tiny_kwargs, processes=request.processes)
+            model, shrunk = build_tiny(component, _arguments(node, kwargs), tiny)
             STATE.shrunk = STATE.shrunk or shrunk
             return model
         if not STATE.real_weights.get(name, False):
@@ -156,6 +158,9 @@ def _checkpointer(
         ModelType[model_type]  # an unknown model type fails as the real checkpointer does
     if not here:
         STATE.standins.append(f"{_dotted(keypath)}: weights shaped from {model_key}")
+    output_dir = resolved.get("output_dir")
+    if isinstance(output_dir, str):  # the real checkpointer makes it; recipes save into it
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
     return standins.StandInCheckpointer(build_model, name)
 
 

@@ -67,6 +67,8 @@ class DatalessMode(FakeTensorMode):  # type: ignore[no-untyped-call]
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if func in _RANDOM_INPLACE:
             return args[0]
+        if func is aten._pin_memory.default:  # page-locked memory (CPU offload): no data, no pages
+            return args[0]
         if func is aten.is_nonzero.default:
             return _answer_bool()
         if func is aten._local_scalar_dense.default:

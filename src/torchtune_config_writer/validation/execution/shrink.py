@@ -29,8 +29,14 @@ class _Captured(Exception):
         self.kwargs = kwargs
 
 
-def tiny_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """The builder's arguments at a tiny size; ``None`` when they are tiny already."""
+def tiny_kwargs(kwargs: dict[str, Any], processes: int = 1) -> dict[str, Any] | None:
+    """The builder's arguments at a tiny size; ``None`` when they are tiny already.
+
+    Args:
+        kwargs: The component builder's arguments.
+        processes: The run's processes: tensor parallelism splits the key/value heads between
+            them, so the tiny model keeps as many (where the real one has that many).
+    """
     if kwargs.get("embed_dim", 0) <= _SMALL:
         return None
     small = dict(kwargs)
@@ -39,9 +45,10 @@ def tiny_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     heads = small.get("num_heads")
     if heads:
         kv_heads = small.get("num_kv_heads") or heads
-        small["num_heads"] = max(1, heads // kv_heads)
+        kept = max(1, min(kv_heads, processes))
+        small["num_heads"] = max(1, heads // kv_heads) * kept
         if small.get("num_kv_heads"):
-            small["num_kv_heads"] = 1
+            small["num_kv_heads"] = kept
         head_dim = QUANTIZED_HEAD_DIM if small.get("quantize_base") else TINY_HEAD_DIM
         if small.get("head_dim"):
             small["head_dim"] = head_dim

@@ -264,7 +264,10 @@ def _failure_message(
     key = _dotted(keypath)
     others = [_dotted(k) for k in keys if k != keypath]
     if not key:
-        fix = "fix the config"
+        fix = (
+            "no key of the config is named by it, nor narrowed down from the base; it may be "
+            "the recipe or the installed packages (see the versions above)"
+        )
     elif how and others:
         fix = (
             f"change {key} or {', '.join(others)}: the base config fails this way only with "

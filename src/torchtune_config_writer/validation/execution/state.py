@@ -21,6 +21,7 @@ class _State:
         self.raised_building: tuple[str | int, ...] | None = None
         self.trains = False
         self.steps = 0
+        self.forwards = 0  # forward passes of a model that trains nothing (generation)
         self.shrunk = False
         self.largest_token = -1
         self.unset: list[str] = []  # environment variables the config reads, not set here

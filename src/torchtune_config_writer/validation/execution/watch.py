@@ -12,6 +12,8 @@ import torch
 from . import emulation, standins
 from .state import STATE
 
+DECODE_STEPS = 4  # forward passes of a model no optimizer trains: a prefill and a few tokens
+
 
 def patch_checkpoint_loading() -> None:
     import torchtune.training.checkpointing._checkpointer as checkpointing
@@ -75,6 +77,12 @@ def check_token_ids() -> None:
                 f"token id {STATE.largest_token} is past the model's vocabulary of {size}: "
                 "index out of range in self"
             )
+        if not STATE.trains:
+            # A generation loop of the recipe's own (dev/generate_v2) decodes max_new_tokens
+            # times, and a token without data never stops it: a few steps run every line.
+            STATE.forwards += 1
+            if STATE.forwards > DECODE_STEPS:
+                raise standins.StopRun("generation")
         return real_forward(self, *args, **kwargs)
 
     TransformerDecoder.forward = forward
