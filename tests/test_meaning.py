@@ -475,3 +475,105 @@ def test_a_base_file_outside_the_repository_is_warned_about(
     result = cli("generate", path)
     assert result.code == 0
     assert "is read from outside the repository" in result.err
+
+
+# --- the table of where each form works (docs/experiment-format.md) ---------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "experiment-format.md"
+FORMS = ("!replace", "~key", "+key", "placeholders")
+
+
+def forms_table() -> dict[tuple[str, str], bool]:
+    """(place, form) → whether the docs say the form works there."""
+    text = DOCS.read_text()
+    lines = text[text.index("| place | `!replace`") :].splitlines()
+    table = {}
+    for line in lines[2:]:
+        if not line.startswith("| "):
+            break
+        place, *cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for form, cell in zip(FORMS, cells, strict=True):
+            table[(place, form)] = cell == "yes"
+    return table
+
+
+# Each place and form: the experiment's sections, and what the first run must then hold.
+SWAP = "!replace {_component_: torch.optim.SGD, lr: 0.1}"
+GROUP = "variables:\n  pair:\n    seed: [1, 2]\n"
+WHEN = "variables:\n  seed: [1, 2]\nconditions:\n  - when: {seed: 1}\n"
+EVAL = "evaluation: {tasks: [truthfulqa_mc2]"
+
+
+def swapped(run: dict[str, Any]) -> bool:
+    return "fused" not in run["optimizer"]
+
+
+def deleted(run: dict[str, Any]) -> bool:
+    return "profiler" not in run or "num_warmup_steps" not in run["lr_scheduler"]
+
+
+def added(run: dict[str, Any]) -> bool:
+    return run["custom"] == 1
+
+
+def filled(run: dict[str, Any]) -> bool:
+    return run.get("output_dir") == "/s/run_000" or run.get("tag") == "arun_000"
+
+
+def anything(run: dict[str, Any]) -> bool:
+    return True
+
+
+EXAMPLES: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    ("controls", "!replace"): (f"controls:\n  optimizer: {SWAP}\n", swapped),
+    ("controls", "~key"): ("controls:\n  ~profiler:\n", deleted),
+    ("controls", "+key"): ("controls:\n  +custom: 1\n", added),
+    ("controls", "placeholders"): ("controls:\n  output_dir: /s/{run_id}\n", filled),
+    ("variables", "!replace"): (f"variables:\n  optimizer: [{SWAP}, {{lr: 0.1}}]\n", swapped),
+    ("variables", "~key"): (
+        "variables:\n  lr_scheduler: [{~num_warmup_steps: }, {num_warmup_steps: 5}]\n",
+        deleted,
+    ),
+    ("variables", "+key"): ("variables:\n  +custom: [1, 2]\n", added),
+    ("variables", "placeholders"): ("variables:\n  +tag: ['a{run_id}', b]\n", filled),
+    ("linked groups", "!replace"): (f"{GROUP}    optimizer: [{SWAP}, {{lr: 0.1}}]\n", swapped),
+    ("linked groups", "~key"): (
+        f"{GROUP}    lr_scheduler: [{{~num_warmup_steps: }}, {{num_warmup_steps: 5}}]\n",
+        deleted,
+    ),
+    ("linked groups", "+key"): (f"{GROUP}    +custom: [1, 2]\n", added),
+    ("linked groups", "placeholders"): (f"{GROUP}    +tag: ['a{{run_id}}', b]\n", filled),
+    ("conditions", "!replace"): (f"{WHEN}    set: {{optimizer: {SWAP}}}\n", swapped),
+    ("conditions", "~key"): (f"{WHEN}    set: {{~profiler: }}\n", deleted),
+    ("conditions", "+key"): (f"{WHEN}    set: {{+custom: 1}}\n", added),
+    ("conditions", "placeholders"): (f"{WHEN}    set: {{output_dir: '/s/{{run_id}}'}}\n", filled),
+    ("evaluation", "!replace"): ("evaluation: !replace {tasks: [truthfulqa_mc2]}\n", anything),
+    ("evaluation", "~key"): (f"{EVAL}, ~limit: }}\n", anything),
+    ("evaluation", "+key"): ("evaluation: {+tasks: [truthfulqa_mc2]}\n", anything),
+    ("evaluation", "placeholders"): (f"{EVAL}, include_path: '/t/{{run_id}}'}}\n", anything),
+    ("launch", "!replace"): ("launch: {slurm: {sbatch: !replace {partition: gpu}}}\n", anything),
+    ("launch", "~key"): ("launch: {~nnodes: }\n", anything),
+    ("launch", "+key"): ("launch: {+nproc_per_node: 1}\n", anything),
+    ("launch", "placeholders"): ("launch: {slurm: {sbatch: {job_name: 'j{run_id}'}}}\n", anything),
+}
+
+
+def test_the_table_names_every_place_and_form() -> None:
+    assert set(forms_table()) == set(EXAMPLES)
+
+
+@pytest.mark.parametrize(("place", "form"), sorted(EXAMPLES))
+def test_each_form_works_where_the_table_says_and_is_refused_elsewhere(
+    write_experiment: Write, cli: Cli, place: str, form: str
+) -> None:
+    sections, holds = EXAMPLES[(place, form)]
+    text = experiment_text(base="base_config: llama3_2/1B_lora_single_device") + sections
+    if "output_dir" not in sections:
+        text += "" if "controls:" in sections else "controls:\n"
+        text = text.replace("controls:\n", "controls:\n  output_dir: /s/x\n", 1)
+    path = write_experiment(text)
+    if forms_table()[(place, form)]:
+        (first, *_) = generated(cli, path)
+        assert holds(first), first
+    else:
+        refused(cli, path, "not in " + place)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigWriterError, ErrorList
-from ..yaml_io import Document, KeyPath, a_type_name, dotted, read_yaml_file
+from ..yaml_io import Document, KeyPath, Replace, a_type_name, dotted, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
 from .design import Design, read_design
 from .evaluation import Evaluation, read_evaluation
@@ -246,6 +246,8 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     output_name, base_dir = found.attempt(partial(_read_output, doc, data, name), (name, None))
     variables = found.attempt(partial(_read_section, doc, data, "variables"), ())
     controls = found.attempt(partial(_read_section, doc, data, "controls"), ())
+    for name in ("launch", "evaluation"):
+        found.attempt(partial(_no_config_forms, doc, data.get(name), (name,)), None)
     launch = found.attempt(partial(_read_launch, doc, data), Launch())
     evaluation = found.attempt(partial(read_evaluation, doc, data.get("evaluation")), None)
     found.attempt(partial(check_variables_are_not_controls, doc, variables, controls), None)
@@ -396,6 +398,31 @@ def _read_output(doc: Document, data: dict[str, Any], name: str) -> tuple[str, s
     if output.get("base_dir") is not None:
         base_dir = required_string(doc, output, ("output", "base_dir"))
     return output_name, base_dir
+
+
+# {name} outside ${...} and {{...}}: a placeholder, which only config values take.
+_PLACEHOLDER = re.compile(r"(?<![{$])\{[A-Za-z_][A-Za-z0-9_.]*\}(?!\})")
+
+
+def _no_config_forms(doc: Document, value: Any, keypath: KeyPath) -> None:
+    """``!replace``, ``~key``, ``+key`` and ``{placeholders}`` work on config values (controls,
+    variables, conditions); in launch and evaluation they would be taken as written."""
+    where = (
+        "works on config values (controls, variables, conditions), not in "
+        f"{keypath[0]}, where it would be taken as written"
+    )
+    if isinstance(value, Replace):
+        raise doc.error(f"!replace {where}: drop the tag", keypath)
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if isinstance(key, str) and key[:1] in ("~", "+") and len(key) > 1:
+                raise doc.error(f"{key[0]}key {where}: write {key[1:]}", (*keypath, key))
+            _no_config_forms(doc, inner, (*keypath, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            _no_config_forms(doc, inner, (*keypath, index))
+    elif isinstance(value, str) and (found := _PLACEHOLDER.search(value)):
+        raise doc.error(f"{found[0]}: a placeholder {where}; write the value itself", keypath)
 
 
 def _read_launch(doc: Document, data: dict[str, Any]) -> Launch:
