@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ErrorList
 from ..wording import closest
-from ..yaml_io import Document, KeyPath, a_type_name, dump_inline
+from ..yaml_io import Document, KeyPath, a_type_name, dump_inline, plain
 from .parameters import Parameter, Range, linked_axes
 from .sections import reject_unknown_keys
 
@@ -241,9 +241,12 @@ def _rule(doc: Document, value: Any, keypath: KeyPath, variables: tuple[Paramete
             "a rule is a mapping of variables to one of their values, e.g. {batch_size: 8}",
             keypath,
         )
-    names = [variable.name for variable in variables]
+    # A variable that adds a key (+note) is named with or without its +; a value as written,
+    # a !replace mapping by its keys.
+    names = [variable.name.lstrip("+") for variable in variables]
     picked = []
     for name, wanted in value.items():
+        name = name.lstrip("+") if isinstance(name, str) else name
         if name not in names:
             close = closest(str(name), names)
             hint = f"did you mean '{close}'? " if close else ""
@@ -253,13 +256,13 @@ def _rule(doc: Document, value: Any, keypath: KeyPath, variables: tuple[Paramete
                 (*keypath, name),
             )
         index = names.index(name)
-        shown = [dump_inline(item) for item in variables[index].values]
-        if dump_inline(wanted) not in shown:
+        shown = [dump_inline(plain(item)) for item in variables[index].values]
+        if dump_inline(plain(wanted)) not in shown:
             raise doc.error(
                 f"{name} has no value {dump_inline(wanted)}: it has {', '.join(shown)}",
                 (*keypath, name),
             )
-        picked.append((index, shown.index(dump_inline(wanted))))
+        picked.append((index, shown.index(dump_inline(plain(wanted)))))
     return Rule(tuple(picked), keypath)
 
 
