@@ -246,8 +246,9 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     output_name, base_dir = found.attempt(partial(_read_output, doc, data, name), (name, None))
     variables = found.attempt(partial(_read_section, doc, data, "variables"), ())
     controls = found.attempt(partial(_read_section, doc, data, "controls"), ())
-    for name in ("launch", "evaluation"):
-        found.attempt(partial(_no_config_forms, doc, data.get(name), (name,)), None)
+    for taken_as_written in ("launch", "evaluation"):
+        value = data.get(taken_as_written)
+        found.attempt(partial(_no_config_forms, doc, value, (taken_as_written,)), None)
     launch = found.attempt(partial(_read_launch, doc, data), Launch())
     evaluation = found.attempt(partial(read_evaluation, doc, data.get("evaluation")), None)
     found.attempt(partial(check_variables_are_not_controls, doc, variables, controls), None)
