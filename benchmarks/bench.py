@@ -475,7 +475,11 @@ def one_execution_rows() -> list[Row]:
     rows = [Row("execution worker start (imports torch, torchtune)", measured.pop("import")[0])]
     for name, (seconds, status) in measured.items():
         size, mode = name.rsplit(" ", 1)
-        how = "tiny size, every micro-batch" if mode == "values" else "real size, 1 micro-batch"
+        how = (
+            "tiny size, every micro-batch"
+            if mode == "values"
+            else "real dimensions, 2 layers, 1 micro-batch"
+        )
         rows.append(Row(f"one execution: {size}, {mode}", seconds, f"{how}; {status}"))
     return rows
 
