@@ -423,8 +423,10 @@ def load_plain(text: bytes) -> Any:
 
 def read_yaml_file(path: Path) -> Document:
     """Read and parse a YAML file; every failure is a :class:`ConfigWriterError`."""
+    from .reading import read_bounded
+
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path)
     except FileNotFoundError:
         raise ConfigWriterError("file not found", path) from None
     except IsADirectoryError:

@@ -206,10 +206,11 @@ def _no_experiment_here(folder: Path) -> str:
 
 
 def _looks_like_experiment(file: Path) -> bool:
+    from ..reading import NotReadable, read_bounded
+
     try:
-        with open(file, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
+        head = read_bounded(file, start=4096)
+    except (OSError, NotReadable):
         return False
     return head.startswith(b"experiment:") or b"\nexperiment:" in head
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigWriterError, display_path
 from ..experiment.launch import RECIPE_NAME
 from ..experiment.load import Experiment
+from ..reading import read_bounded
 from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
 from ..yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
@@ -180,7 +181,7 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
             ("framework_config", "base_config"),
         )
     try:
-        raw = config.path.read_bytes()
+        raw = read_bounded(config.path)
     except OSError as exc:  # torchtune 0.6.1 lists llama2/7B_full_early_exit but ships no file
         raise experiment.error(
             f"torchtune {torchtune.version} lists '{recipe}', but its file is not in the installed "
@@ -236,7 +237,7 @@ def read_lock(path: Path) -> Base | None:
         ConfigWriterError: the recorded config is not valid YAML.
     """
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path)
     except OSError:
         return None
     # A checkout with core.autocrlf=true gives CRLF: the record is the same (tune cp's bytes are

@@ -19,6 +19,7 @@ from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
 from ..experiment.launch import evaluation_options
 from ..experiment.load import Experiment, load_experiment
+from ..reading import read_bounded
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
@@ -593,4 +594,4 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
         yield experiment.path.name, experiment.document.raw
         if plan.recipe is not None and plan.recipe.endswith(".py"):  # the commands run it
             keypath = ("framework_config", "recipe")
-            yield plan.recipe, experiment.resolve_path(plan.recipe, keypath).read_bytes()
+            yield plan.recipe, read_bounded(experiment.resolve_path(plan.recipe, keypath))

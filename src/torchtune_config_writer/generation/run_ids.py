@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigWriterError
+from ..reading import read_bounded
 from ..workspace.layout import RUN_MAPPING, is_owned
 from ..yaml_io import Document, load_plain, parse_yaml, plain
 
@@ -152,7 +153,7 @@ def read_recorded_ids(path: Path, run_id_filled: bool) -> RecordedIds | None:
     except OSError:
         return None  # a folder this user may not read: the writer's check says so
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path)
     except OSError as exc:
         raise ConfigWriterError(f"cannot read: {exc.strerror}", path) from None
     conflict = _conflict_error(path, raw)

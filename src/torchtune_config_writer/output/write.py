@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError
+from ..reading import NotReadable, read_bounded
 
 if TYPE_CHECKING:
     import ctypes
@@ -234,11 +235,10 @@ def read_folder_files(folder: Path) -> FolderFiles:
             continue
         if entry.is_file(follow_symlinks=False):
             try:
-                with open(entry.path, "rb", buffering=0) as file:
-                    files[entry.name] = file.readall()
+                files[entry.name] = read_bounded(entry.path)
                 continue
-            except OSError:
-                pass
+            except (OSError, NotReadable):
+                pass  # not a file the tool could have written: not ours
         others.add(entry.name)
     return FolderFiles(folder, files, frozenset(others))
 
@@ -490,6 +490,6 @@ def _write_file(path: Path, content: bytes) -> None:
 def read_or_none(path: Path) -> bytes | None:
     """A file's bytes, or ``None`` if it cannot be read (missing, a folder)."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return read_bounded(path)
+    except (OSError, NotReadable):
         return None

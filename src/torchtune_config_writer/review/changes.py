@@ -20,6 +20,7 @@ import yaml
 
 from ..errors import ConfigWriterError
 from ..generation.run_ids import combination_key
+from ..reading import read_bounded
 from ..workspace.affected import git_listed
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
 from ..workspace.repository import repository_root
@@ -136,7 +137,7 @@ def review_changes(base_ref: str, start: Path) -> Review:
 
     def new(name: str) -> bytes | None:
         try:
-            return (root / name).read_bytes()
+            return read_bounded(root / name)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 

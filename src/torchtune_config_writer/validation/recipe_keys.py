@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 
 from ..errors import ConfigWriterError
 from ..generation.recipes import require_torchtune
+from ..reading import read_bounded
 from ..yaml_io import leaves
 
 # Every torchtune recipe calls the top-level config ``cfg`` (``recipe_main(cfg)``, ``__init__(self,
@@ -110,7 +111,8 @@ def keys_read_by_recipe(recipe_file: Path) -> frozenset[str]:
 
 def _parse(recipe_file: Path) -> ast.Module:
     try:
-        return ast.parse(recipe_file.read_text(encoding="utf-8"), filename=str(recipe_file))
+        text = read_bounded(recipe_file).decode("utf-8")
+        return ast.parse(text, filename=str(recipe_file))
     except SyntaxError as exc:
         raise ConfigWriterError(
             f"the recipe is not valid Python ({exc.msg}): `tune run` cannot run it; fix it",

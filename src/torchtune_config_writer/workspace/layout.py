@@ -63,10 +63,11 @@ def is_owned(path: Path) -> bool:
     """
     if not has_generated_name(path.name) or path.is_symlink() or not path.is_file():
         return False
+    from ..reading import NotReadable, read_bounded
+
     try:
-        with path.open("rb") as file:
-            start = file.read(256)
-    except OSError:
+        start = read_bounded(path, start=256)
+    except (OSError, NotReadable):  # a pipe or a device is no file of ours
         return False
     return has_tool_header(start)
 
