@@ -71,3 +71,23 @@ def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
         assert sorted(p.name for p in folder.iterdir()) == ["configs", "experiment.yaml"]
         return
     pytest.fail("the write ended before Ctrl-C landed, three times")
+
+
+@pytest.mark.parametrize("after", [0.0, 0.03, 0.06, 0.1, 0.15, 0.2])
+def test_ctrl_c_while_the_command_line_is_imported_shows_no_traceback_of_ours(
+    write_experiment: Callable[..., Path], after: float
+) -> None:
+    # Before Python runs any line of the tool (its own startup, runpy finding the package), an
+    # interrupt is Python's to report; from the package's first line on, none is a traceback.
+    path = write_experiment(experiment_text())
+    record_base(path)
+    for _ in range(3):
+        process = subprocess.Popen(
+            [*COMMAND, "check", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        _, error = process.communicate(timeout=60)
+        ours = b"Traceback" in error and b"torchtune_config_writer" in error
+        assert not ours, error.decode()
+        assert process.returncode in (0, 1, 130, 1 if b"Traceback" in error else -2, -2)

@@ -9,9 +9,18 @@ the generated files, in memory) → ``output`` (folders on disk: write, drift, c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys as _sys
 
-from .errors import ConfigWriterError
+if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith("torchtune-config-writer"):
+    # Imported to run the command line (``python -m``, or its script): Ctrl-C during the first
+    # imports ends the process as the signal does, not in a traceback (cli/__init__.py, main()).
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from .errors import ConfigWriterError  # noqa: E402
 
 if TYPE_CHECKING:
     from .output.check import check

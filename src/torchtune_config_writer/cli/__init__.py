@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import io
-import os
-import sys
-from collections.abc import Sequence
-from types import ModuleType
-from typing import NoReturn
+import signal
 
-from .. import __version__
-from ..errors import ConfigWriterError, ExitCode, file_system_error
+# Ctrl-C before main() is running (the imports of the command line itself) ends the process as
+# the signal does, without a traceback; main() turns it back into KeyboardInterrupt, which the
+# writer rolls back on and which ends as one line.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from ..errors import ConfigWriterError, ExitCode, file_system_error  # noqa: E402
 
 # Each command, with the line --help lists it by; a command's module (and what it imports) is
 # loaded only when that command runs: the hook's `check` never loads what `validate` needs.
@@ -67,12 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 success, 1 drift or invalid configs, 2 bad input.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    args = _build_parser(argv).parse_args(argv)
     try:
+        # Inside the handler: Ctrl-C while a command's module is imported is one line too.
+        args = _build_parser(argv).parse_args(argv)
         code = int(_command_module(args.command).run(args))
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
         return code
