@@ -257,3 +257,103 @@ def test_preflight_matches_a_real_size_checkpoint_by_its_headers_alone(tmp_path:
     assert "checkpointer: weights shaped from model" not in outcomes[0].standins  # real headers
     assert (outcomes[1].status, outcomes[1].error) == (Status.FAILED, "RuntimeError"), outcomes[1]
     assert "size mismatch" in outcomes[1].message or "Missing key" in outcomes[1].message
+
+
+@pytest.mark.parametrize("checkpoint_dir", ["here", "/nowhere/model"])
+def test_an_output_folder_inside_the_checkpoint_folder_fails_as_torchtune_says(
+    assets: Assets, checkpoint_dir: str
+) -> None:
+    # The run here writes elsewhere; torchtune's own check still sees the folders as written.
+    folder = str(assets.root / "assets" / "ckpt") if checkpoint_dir == "here" else checkpoint_dir
+    outcome = execute(
+        assets,
+        "full",
+        (("checkpointer", "checkpoint_dir"), folder),
+        (("output_dir",), folder + "/runs/a"),
+    )
+    assert (outcome.status, outcome.error) == (Status.FAILED, "ValueError"), outcome
+    assert "cannot be the same as or a subdirectory" in outcome.message
+    assert outcome.building == ("checkpointer",)
+    beside = execute(
+        assets,
+        "full",
+        (("checkpointer", "checkpoint_dir"), folder),
+        (("output_dir",), folder + "-runs/a"),
+    )
+    assert beside.status is Status.PASSED, beside
+
+
+def test_an_output_folder_built_on_another_key_is_written_elsewhere(
+    assets: Assets, tmp_path: Path
+) -> None:
+    mine = tmp_path / "scratch"
+    outcome = execute(
+        assets,
+        "full",
+        (("scratch",), str(mine)),
+        (("output_dir",), "${scratch}/run_000"),
+        (("metric_logger", "log_dir"), "${oc.env:TTCW_UNSET_FOLDER," + str(mine) + "}/logs"),
+    )
+    assert outcome.status is Status.PASSED, outcome
+    assert not mine.exists()  # the run never writes where the real run will
+
+
+def test_an_environment_variable_with_a_default_is_not_unset(assets: Assets) -> None:
+    with_default = "${oc.env:TTCW_UNSET_PATH," + str(assets.root) + "/assets/ckpt}"
+    outcome = execute(assets, "full", (("checkpointer", "checkpoint_dir"), with_default))
+    assert outcome.status is Status.PASSED and outcome.standins == (), outcome
+    without = execute(
+        assets,
+        "full",
+        (("checkpointer", "checkpoint_dir"), "${oc.env:TTCW_UNSET_PATH}"),
+        (("model", "num_layers"), "oops"),
+    )
+    assert without.status is Status.UNVERIFIED, without
+    assert "${oc.env:TTCW_UNSET_PATH} not set here" in without.message
+
+
+def test_resuming_without_the_earlier_run_is_not_checked_rather_than_failed(
+    assets: Assets,
+) -> None:
+    outcome = execute(
+        assets,
+        "full",
+        (("checkpointer", "checkpoint_dir"), "/nowhere/model"),
+        (("resume_from_checkpoint",), True),
+        (("checkpointer", "resume_from_checkpoint"), True),
+    )
+    assert outcome.status is Status.NOT_CHECKED and "earlier run" in outcome.message, outcome
+
+
+def test_a_failure_in_a_list_element_is_named_by_its_index(assets: Assets) -> None:
+    fine = {"_component_": "torchtune.datasets.alpaca_dataset", "source": "tatsu-lab/alpaca"}
+    misspelt = {"_component_": "torchtune.datasets.alpaca_datset"}
+    outcome = execute(assets, "full", (("dataset",), [fine, misspelt]))
+    assert outcome.status is Status.FAILED, outcome
+    assert outcome.building == ("dataset", 1)
+
+
+def test_a_dead_worker_leaves_runs_not_checked_and_the_next_run_restarts_it(
+    assets: Assets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchtune_config_writer.validation.execution.client import Executor
+
+    executor = Executor()
+    try:
+        monkeypatch.chdir(assets.root)  # a relative config, as a user in the folder names it
+        relative = str(assets.bases["full"].relative_to(assets.root))
+        request = Request(0, RECIPES["full"], relative, ".")
+        executor.run([])  # started and ready
+        assert executor._process is not None
+        executor._process.kill()
+        (dead,) = executor.run([request])
+        assert dead.status is Status.NOT_CHECKED and "worker exited" in dead.message
+        monkeypatch.chdir(tmp_path)  # the same relative name here is another file: not cached
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(assets.bases["full"].read_text())
+        executor.forget()
+        (again,) = executor.run([Request(0, RECIPES["full"], relative, str(assets.root))])
+        assert again.status is Status.PASSED, again
+    finally:
+        executor.close()
+    assert executor._process is None

@@ -8,6 +8,7 @@ what it concludes from them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,31 @@ def test_what_could_not_be_checked_is_unverified_never_valid(
     (verdict,) = run_stage(sweep(tmp_path, [{}]), StandInExecutor(cannot))  # type: ignore[arg-type]
     ((_, severity, message),) = verdict.problems
     assert severity == Severity.UNVERIFIED and "bitsandbytes" in message
+
+
+def test_the_real_size_run_stands_for_a_config_whose_values_run_shrank_the_model(
+    tmp_path: Path,
+) -> None:
+    # The first config of the structure fails before building the model (nothing shrank): the
+    # real-size run is still made, by a config whose values run built it.
+    subjects = sweep(tmp_path, [{"lr": -1.0}, {"lr": 1e-3}])
+
+    def negative_fails_early(config: dict[str, Any], mode: Mode) -> Outcome | None:
+        if config["optimizer"]["lr"] < 0:
+            return Outcome(0, Status.FAILED, "ValueError", "Invalid learning rate", site="opt")
+        return None
+
+    executor = StandInExecutor(negative_fails_early)
+    verdicts = run_stage(subjects, executor)  # type: ignore[arg-type]
+    shape = [r for r in executor.requests if r.mode is Mode.SHAPE]
+    assert [Path(r.config).name for r in shape] == ["run_001.yaml"]
+    assert "shape: real size executed once for 2 configs" in verdicts[1].how
+
+
+def test_each_subject_says_whether_its_files_are_real(tmp_path: Path) -> None:
+    trains, evaluates = sweep(tmp_path, [{"lr": 1e-3}, {"lr": 2e-3}])
+    subjects = [replace(trains, real_files=True), evaluates]
+    executor = StandInExecutor()
+    run_stage(subjects, executor)  # type: ignore[arg-type]
+    real = {Path(r.config).name: r.real_files for r in executor.requests if not r.edits}
+    assert real == {"run_000.yaml": True, "run_001.yaml": False}

@@ -31,7 +31,7 @@ from ..workspace.layout import (
 from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
 from .deep_check import Problem, deep_check
 from .execution.stage import CHECK as EXECUTION_CHECK
-from .execution.stage import EXECUTE_EACH, Subject, Verdict, run_stage
+from .execution.stage import EXECUTE_EACH, NOT_INSTALLED, Subject, Verdict, run_stage
 from .findings import ConfigResult, Finding, Severity, Status, TuneVerdict, ValidationResult
 from .preflight import preflight_problems
 from .torchtune_runtime import (
@@ -198,10 +198,12 @@ def execute_targets(
             updated[index] = replace(result, execution=how)
             continue
         chosen.append(index)
+        # An evaluation config reads the checkpoint its run has yet to write: stood in for.
+        real_files = preflight and not is_eval_file(target.config)
         subjects.append(
-            Subject(target.config, recipe, target.folder, target.base, target.processes)
+            Subject(target.config, recipe, target.folder, target.base, target.processes, real_files)
         )
-    verdicts = run_stage(subjects, executor, real_files=preflight, execute_each=execute_each)
+    verdicts = run_stage(subjects, executor, execute_each=execute_each)
     for index, verdict in zip(chosen, verdicts, strict=True):
         updated[index] = _with_execution(targets[index], updated[index], verdict)
     return updated
@@ -210,9 +212,9 @@ def execute_targets(
 def _with_execution(target: Target, result: ConfigResult, verdict: Verdict) -> ConfigResult:
     problems = verdict.problems
     if result.status is Status.UNVERIFIED:
-        # What could not be checked here (an optional package, a variable not set) was said
-        # already; running into it again says nothing more.
-        problems = tuple(p for p in problems if p[1] is not Severity.UNVERIFIED)
+        # A package not installed here was said already; running into it again says nothing
+        # more. What the run could not check for another reason is still said.
+        problems = tuple(p for p in problems if not p[2].startswith(NOT_INSTALLED))
     if not problems:
         return replace(result, execution=verdict.how)
     document = read_yaml_file(target.config)

@@ -39,8 +39,7 @@ def patch_instantiate() -> None:
     def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
         if not (OmegaConf.is_dict(node) and "_component_" in node):
             return real(node, *args, **kwargs)
-        key = node._get_full_key(None)
-        keypath = tuple(int(p) if p.isdigit() else p for p in str(key).split(".")) if key else ()
+        keypath = _keypath(node)
         STATE.building.append(keypath)
         try:
             return _build(
@@ -54,6 +53,17 @@ def patch_instantiate() -> None:
             STATE.building.pop()
 
     config.instantiate = instantiate
+
+
+def _keypath(node: Any) -> KeyPath:
+    """The node's key path from the config's root, list indexes as ints (OmegaConf's full key
+    spells ``dataset[0]``, which a dotted split cannot tell from a key)."""
+    parts: list[str | int] = []
+    while node is not None and node._get_parent() is not None:
+        key = node._key()
+        parts.append(int(key) if isinstance(key, int) else str(key))
+        node = node._get_parent()
+    return tuple(reversed(parts))
 
 
 def _inherits(component: Any, base: type) -> bool:
@@ -130,6 +140,7 @@ def _checkpointer(
     from torchtune import config
 
     resolved = _arguments(node, kwargs)
+    _check_output_outside(component, resolved)
     root = node._get_root()
     name = str(keypath[-1]) if keypath else "checkpointer"
     model_key = _model_of(name, root)
@@ -151,6 +162,12 @@ def _checkpointer(
             STATE.real_weights[model_key] = True  # its model is built whole to take them
             return standins.stop_at_save(real(node, *args, **kwargs), name)
     inspect.signature(component).bind(*args, **resolved)
+    if resolved.get("resume_from_checkpoint") is True:
+        # The recipe state of an earlier run (optimizer, epoch, seed) cannot be made up.
+        raise standins.HarnessLimit(
+            "resuming reads the state an earlier run saved in checkpoint_dir, which is not here "
+            "(validate --preflight where it is)"
+        )
     model_type = resolved.get("model_type")
     if model_type is not None:
         from torchtune.training.checkpointing._utils import ModelType
@@ -162,6 +179,31 @@ def _checkpointer(
     if isinstance(output_dir, str):  # the real checkpointer makes it; recipes save into it
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     return standins.StandInCheckpointer(build_model, name)
+
+
+def _check_output_outside(component: Any, resolved: dict[str, Any]) -> None:
+    """torchtune's own check that a checkpointer's output folder is not its checkpoint folder,
+    on the folders the config names (the run here writes elsewhere), for a checkpointer whose
+    ``__init__`` makes it."""
+    from torchtune.training.checkpointing._utils import check_outdir_not_in_ckptdir
+
+    checkpoint_dir, output_dir = resolved.get("checkpoint_dir"), resolved.get("output_dir")
+    if not (isinstance(checkpoint_dir, str) and isinstance(output_dir, str)):
+        return
+    try:
+        makes_it = "check_outdir_not_in_ckptdir" in inspect.getsource(component.__init__)
+    except (OSError, TypeError):
+        makes_it = False
+    if makes_it:
+        check_outdir_not_in_ckptdir(Path(checkpoint_dir), Path(_as_configured(output_dir)))
+
+
+def _as_configured(path: str) -> str:
+    """A folder the run writes to here, as the config named it."""
+    for moved, original in sorted(STATE.moved.items(), key=lambda item: -len(item[0])):
+        if path == moved or path.startswith(moved + "/"):
+            return original + path[len(moved) :]
+    return path
 
 
 def _model_of(checkpointer: str, root: Any) -> str:

@@ -23,6 +23,7 @@ from typing import IO, Any
 from .protocol import Outcome, Request, Status
 
 TIMEOUT = 600.0  # a 70B config at its real size takes about a minute here
+START_TIMEOUT = 300.0  # importing torch and torchtune takes 5 to 15 s here
 
 
 class WorkerFailed(Exception):
@@ -46,6 +47,7 @@ class Executor:
         self._cache: dict[str, Outcome] = {}
         self.versions: dict[str, str] = {}
         self.failure: str | None = None
+        self._lock = threading.Lock()  # one conversation with the worker at a time
 
     def start(self) -> None:
         """Start the worker (it imports torch while the caller does other work)."""
@@ -69,14 +71,19 @@ class Executor:
                 raise WorkerFailed(self.failure)
             return
         self.start()
-        line = self._lines.get()
-        message: dict[str, Any] = (
-            json.loads(line) if line else {"failed": "the execution worker exited"}
-        )
+        try:
+            line = self._lines.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            line = json.dumps({"failed": f"the worker did not start in {START_TIMEOUT:g} s"})
+        try:
+            message: dict[str, Any] = json.loads(line) if line else {}
+        except ValueError:
+            message = {}
         if "ready" in message:
             self.versions = {str(k): str(v) for k, v in dict(message["ready"]).items()}
             return
-        self.failure = str(message.get("failed"))
+        self.failure = str(message.get("failed", "the execution worker exited"))
+        self._stop()
         raise WorkerFailed(self.failure)
 
     def run(self, wanted: Iterable[Request]) -> list[Outcome]:
@@ -85,48 +92,71 @@ class Executor:
         Raises:
             WorkerFailed: the worker could not start.
         """
-        self._ready()
+        with self._lock:
+            self._ready()
+            asks = [_absolute(asked) for asked in wanted]
+            keys = [_key(asked) for asked in asks]
+            sent: dict[int, str] = {}
+            requests: list[str] = []
+            for asked, key in zip(asks, keys, strict=True):
+                if key in self._cache or key in sent.values():
+                    continue
+                self._next += 1
+                sent[self._next] = key
+                requests.append(replace(asked, id=self._next, timeout=self._timeout).to_json())
+            if sent:
+                self._converse(requests, sent)
+            return [self._cache[key] for key in keys]
+
+    def _converse(self, requests: list[str], sent: dict[int, str]) -> None:
+        """Send the requests and wait for every outcome, or for the worker's end."""
         assert self._process is not None and self._process.stdin is not None
-        keys: list[str] = []
-        sent: dict[int, str] = {}
-        for asked in wanted:
-            key = _key(asked)
-            keys.append(key)
-            if key in self._cache or key in sent.values():
-                continue
-            self._next += 1
-            request = replace(asked, id=self._next, timeout=self._timeout)
-            sent[self._next] = key
-            self._process.stdin.write((request.to_json() + "\n").encode())
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write("".join(line + "\n" for line in requests).encode())
+            self._process.stdin.flush()
+        except OSError:  # the worker is gone: its end of the stream says so below
+            pass
         while sent:
             line = self._lines.get()
-            if line is None:
+            if line is None:  # the worker died (killed, out of memory): the next run restarts it
+                message = "the execution worker exited before the run ended"
                 for key in sent.values():
-                    self._cache[key] = Outcome(0, Status.NOT_CHECKED, "Crash", "worker exited")
-                break
-            outcome = Outcome.from_json(line)
-            self._cache[sent.pop(outcome.id)] = outcome
-        return [self._cache[key] for key in keys]
+                    self._cache[key] = Outcome(0, Status.NOT_CHECKED, "Crash", message)
+                self._stop()
+                return
+            try:
+                outcome = Outcome.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # not an outcome (a library's stray line)
+            if outcome.id in sent:  # an outcome of a conversation given up on is dropped
+                self._cache[sent.pop(outcome.id)] = outcome
 
     def forget(self) -> None:
         """Drop the outcomes kept so far."""
         self._cache.clear()
 
     def close(self) -> None:
-        """Let the worker finish and exit."""
+        """Stop the worker (it stops its children) and forget it."""
+        self._stop()
+        self.failure = None
+
+    def _stop(self) -> None:
         if self._process is None:
             return
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
-                self._process.stdin.close()
+                self._process.stdin.close()  # the worker kills its children and exits
         try:
             self._process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         self._process = None
-        self.versions, self.failure = {}, None
+        self.versions = {}
         self._lines = queue.Queue()
 
 
@@ -153,3 +183,14 @@ def _key(request: Request) -> str:
         content = ""
     blob = replace(request, id=0, timeout=0).to_json() + content
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _absolute(request: Request) -> Request:
+    """The request with its paths absolute: the worker's folder is not the caller's, and the
+    cache must not take one file for another of the same relative name. A recipe file is
+    relative to ``cwd``, as ``tune run`` finds it."""
+    return replace(
+        request,
+        config=str(Path(request.config).absolute()),
+        cwd=str(Path(request.cwd).absolute()),
+    )

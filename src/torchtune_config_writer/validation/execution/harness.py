@@ -9,6 +9,7 @@ setup and one optimizer step, or when a generation or quantization recipe return
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -36,7 +37,8 @@ _FRAME_LIMIT = 12
 _MESSAGE_LIMIT = 2000
 _HERE = str(Path(__file__).parent)
 _TORCH = str(Path(torch.__file__).parent)
-_ENV = re.compile(r"\$\{oc\.env:([^,}]+)")
+_ENV = re.compile(r"\$\{oc\.env:([^,}]+)\}")  # no default: with one, OmegaConf uses it
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 
 
 _INSTALLED: list[bool] = []
@@ -83,7 +85,7 @@ def execute(request: Request, work: Path) -> Outcome:
     STATE.building, STATE.raised_building = [], None
     STATE.trains, STATE.steps, STATE.shrunk, STATE.largest_token = False, 0, False, -1
     STATE.forwards = 0
-    STATE.tokenizer_stood_in, STATE.real_weights = False, {}
+    STATE.tokenizer_stood_in, STATE.real_weights, STATE.moved = False, {}, {}
     try:
         work.mkdir(parents=True, exist_ok=True)
         config_file = _prepared_config(request, work)
@@ -134,18 +136,22 @@ def _prepared_config(request: Request, work: Path) -> Path:
     cfg = OmegaConf.load(request.config)
     for keypath, value in request.edits:
         _edit(cfg, keypath, value)
-    for keypath, node in list(_output_leaves(cfg)):
-        node[keypath[-1]] = str(work / "out" / ".".join(map(str, keypath)))
-    if request.mode is Mode.SHAPE:
-        # Real shapes need one micro-batch; the values run takes the real number of them.
-        steps = cfg.get("gradient_accumulation_steps") if isinstance(cfg, DictConfig) else None
-        if isinstance(steps, int) and not isinstance(steps, bool) and steps > 1:
-            OmegaConf.update(cfg, "gradient_accumulation_steps", 1)
     STATE.unset = _missing_environment(cfg)
     for name in STATE.unset:
         # Set on the cluster, not here: a path that does not exist here stands in for it (a
         # failure may then be the stand-in's: it is unverified, not an error).
         os.environ[name] = f"/nonexistent-here/{name}"
+    for keypath, node in list(_output_leaves(cfg)):
+        moved = str(work / "out" / ".".join(map(str, keypath)))
+        # One that does not resolve is not remembered: the recipe says so, not here.
+        with contextlib.suppress(Exception):
+            STATE.moved[moved] = str(node[keypath[-1]])
+        node[keypath[-1]] = moved
+    if request.mode is Mode.SHAPE:
+        # Real shapes need one micro-batch; the values run takes the real number of them.
+        steps = cfg.get("gradient_accumulation_steps") if isinstance(cfg, DictConfig) else None
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps > 1:
+            OmegaConf.update(cfg, "gradient_accumulation_steps", 1)
     # Each process reads its share of the rows (a distributed sampler): enough for all of them.
     STATE.data.rows = _rows_for_one_step(cfg) * max(request.processes, 1)
     STATE.data.real = request.real_files
@@ -166,13 +172,13 @@ def _edit(cfg: Any, keypath: tuple[str | int, ...], value: Any) -> None:
 
 
 def _output_leaves(node: Any, keypath: tuple[str | int, ...] = ()) -> Iterator[Any]:
-    """Every ``output_dir``/``log_dir`` written as a plain string (an interpolation follows the
-    value it names, which is moved itself)."""
+    """Every ``output_dir``/``log_dir`` but one built only on another (``${output_dir}/logs``:
+    it follows the one it names, which is moved itself)."""
     if isinstance(node, DictConfig):
         for key in node:
             child = node._get_node(key)
             value = child._value() if child is not None else None
-            if str(key) in OUTPUT_KEYS and isinstance(value, str) and "${" not in value:
+            if str(key) in OUTPUT_KEYS and isinstance(value, str) and not _follows(value):
                 yield (*keypath, str(key)), node
             elif isinstance(value, (DictConfig, ListConfig)):
                 yield from _output_leaves(value, (*keypath, str(key)))
@@ -180,6 +186,14 @@ def _output_leaves(node: Any, keypath: tuple[str | int, ...] = ()) -> Iterator[A
         for index, value in enumerate(node._iter_ex(resolve=False)):
             if isinstance(value, (DictConfig, ListConfig)):
                 yield from _output_leaves(value, (*keypath, index))
+
+
+def _follows(value: str) -> bool:
+    """The value interpolates output folders only (not ``${base_dir}``, not ``${oc.env:...}``)."""
+    names = _INTERPOLATION.findall(value)
+    return bool(names) and all(
+        ":" not in name and name.rsplit(".", 1)[-1] in OUTPUT_KEYS for name in names
+    )
 
 
 def _missing_environment(cfg: Any) -> list[str]:

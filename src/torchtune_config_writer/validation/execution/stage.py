@@ -11,6 +11,7 @@ it fail (:mod:`.attribution`). Every config gets a verdict, and how it was reach
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ EXECUTE_EACH = 32
 _REAL_DIMENSIONS = frozenset(
     {"num_layers", "num_heads", "num_kv_heads", "embed_dim", "head_dim", "intermediate_dim"}
 )
+# How a finding begins of a run that needs what only the cluster has (a package, a variable).
+NOT_INSTALLED = "needs what is not on this machine"
 KeyPath = tuple[str | int, ...]
 Problem = tuple[KeyPath, Severity, str]  # key path, severity, message
 
@@ -45,6 +48,8 @@ class Subject:
         cwd: Where ``tune run`` runs (the experiment's folder).
         base: The experiment's base config file, the reference for narrowing a failure down.
         processes: How many processes ``tune run`` starts for it (``launch``).
+        real_files: The files it names exist here (``validate --preflight``): none is stood
+            in for. False for a config that reads what a training run has yet to write.
         data: The config's values as read (kept only until the stage has planned).
     """
 
@@ -53,6 +58,7 @@ class Subject:
     cwd: Path
     base: Path | None
     processes: int = 1
+    real_files: bool = False
     data: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
 
 
@@ -80,7 +86,6 @@ def run_stage(
     subjects: Sequence[Subject],
     executor: Executor,
     *,
-    real_files: bool = False,
     execute_each: int = EXECUTE_EACH,
     progress: Callable[[str], None] | None = None,
 ) -> list[Verdict]:
@@ -88,7 +93,7 @@ def run_stage(
     if not subjects:
         return []
     try:
-        return _Stage(subjects, executor, real_files, execute_each).run()
+        return _Stage(subjects, executor, execute_each).run()
     except WorkerFailed as exc:
         message = f"not checked by running the recipe: the execution worker failed ({exc})"
         problem: Problem = ((), Severity.UNVERIFIED, message)
@@ -96,12 +101,9 @@ def run_stage(
 
 
 class _Stage:
-    def __init__(
-        self, subjects: Sequence[Subject], executor: Executor, real_files: bool, each: int
-    ) -> None:
+    def __init__(self, subjects: Sequence[Subject], executor: Executor, each: int) -> None:
         self.subjects = list(subjects)
         self.executor = executor
-        self.real_files = real_files
         self.keys = [_keys(s) for s in subjects]
         distinct = {key.values for key in self.keys}
         self.by_class = len(distinct) > each
@@ -117,7 +119,7 @@ class _Stage:
             str(subject.cwd),
             mode,
             edits,
-            self.real_files,
+            subject.real_files,
             processes=subject.processes,
         )
 
@@ -133,17 +135,18 @@ class _Stage:
             failed = {g for g, i in leaders.items() if ran[i].status is not Status.PASSED}
             more = [i for i, g in enumerate(group_of) if g in failed and i not in ran]
             ran.update(self._execute(more, Mode.VALUES))
-        # One real-size run per structure whose values run had to shrink the model.
-        structures: dict[str, int] = {}
-        for index, key in enumerate(self.keys):
-            structures.setdefault(key.structure, index)
 
         def values_of(index: int) -> Outcome:
             return ran[index] if index in ran else ran[leaders[group_of[index]]]
 
-        shrunk = {s: i for s, i in structures.items() if values_of(i).shrunk}
+        # One real-size run per structure whose values run had to shrink the model, by one of
+        # the configs whose values run did.
+        shrunk: dict[str, int] = {}
+        for index, key in enumerate(self.keys):
+            if values_of(index).shrunk:
+                shrunk.setdefault(key.structure, index)
         shaped = self._execute(sorted(shrunk.values()), Mode.SHAPE)
-        sizes = {s: sum(1 for k in self.keys if k.structure == s) for s in structures}
+        sizes = collections.Counter(key.structure for key in self.keys)
         verdicts = []
         for index, subject in enumerate(self.subjects):
             own = ran.get(index)
@@ -192,10 +195,7 @@ class _Stage:
                 return [(keys[0], Severity.WARNING, _no_step_message(keys, how))]
             return []
         if outcome.status is Status.UNVERIFIED:
-            message = (
-                "needs what is not installed here, so running the recipe could not check it: "
-                f"{_said(outcome)}"
-            )
+            message = f"{NOT_INSTALLED}, so running the recipe could not check it: {_said(outcome)}"
             return [((), Severity.UNVERIFIED, message)]
         if outcome.status is Status.NOT_CHECKED:
             message = f"not checked by running the recipe: {_said(outcome)}"

@@ -27,6 +27,7 @@ class _State:
         self.unset: list[str] = []  # environment variables the config reads, not set here
         self.tokenizer_stood_in = False  # its ids are not the real ones
         self.real_weights: dict[str, bool] = {}  # model nodes whose checkpoint files are here
+        self.moved: dict[str, str] = {}  # a folder the run writes to here: where the config said
         self.data = DataPlan()
 
 

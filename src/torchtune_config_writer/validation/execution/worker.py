@@ -56,9 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _send(out, {"failed": f"{type(exc).__name__}: {exc}"})
         shutil.rmtree(root, ignore_errors=True)
         return 0
-    _send(out, {"ready": versions})
+    # Stopped (the client's close, or its own end): the children go with it, through finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        _send(out, {"ready": versions})
         _serve(out, root, options.jobs)
+    except BrokenPipeError:  # the validating process is gone: nobody wants the outcomes
+        pass
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
@@ -104,10 +108,23 @@ def _send(out: TextIO, message: object) -> None:
 def _serve(out: TextIO, root: Path, jobs: int) -> None:
     pending: list[Request] = []
     running: dict[int, _Running] = {}
+    try:
+        _loop(out, root, jobs, pending, running)
+    finally:
+        for pid in running:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)  # only children this process forked
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
+def _loop(
+    out: TextIO, root: Path, jobs: int, pending: list[Request], running: dict[int, _Running]
+) -> None:
     reading = True
     buffer = b""
     stdin = sys.stdin.buffer.fileno()
-    while reading or pending or running:
+    while reading or running:
         while pending and len(running) < jobs:
             request = pending.pop(0)
             folder = root / f"e{request.id}"
@@ -116,11 +133,14 @@ def _serve(out: TextIO, root: Path, jobs: int) -> None:
             ready, _, _ = select.select([stdin], [], [], 0.01)
             if ready:
                 chunk = os.read(stdin, 65536)
-                if not chunk:
-                    reading = False
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 pending += [Request.from_json(line.decode()) for line in lines if line.strip()]
+                if not chunk:  # the client closed its end: what is still asked is not wanted
+                    reading = False
+                    pending.clear()
+                    for pid in running:
+                        os.kill(pid, signal.SIGKILL)
         else:
             time.sleep(0.01)
         _reap(out, running)
@@ -133,6 +153,7 @@ def _fork(request: Request, folder: Path, root: Path) -> int:
     if pid == 0:  # the child never returns
         code = 1
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             log = os.open(folder / "log.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(log, 1)
             os.dup2(log, 2)
