@@ -10,9 +10,18 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer import generate
+from torchtune_config_writer.errors import ConfigWriterError
 from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.workspace.deletions import deleted_files
 
-from .conftest import EXAMPLES, CliResult, copy_experiment, experiment_text, snapshot
+from .conftest import (
+    EXAMPLES,
+    CliResult,
+    copy_experiment,
+    experiment_text,
+    python_without_torch,
+    snapshot,
+)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -271,3 +280,129 @@ def test_a_base_config_is_traced_to_its_users_from_any_working_folder(
     monkeypatch.chdir(elsewhere)  # outside any repository
     result = cli("check", base)
     assert result.code == 1 and "lr_batch_sweep/configs/" in result.out
+
+
+# Deletions, which pre-commit never passes to the hook
+
+
+def commit_all(repo: Path) -> None:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=Test", "-c", "user.email=test@example.com", "commit", "-qm", "c")
+
+
+def test_deleted_files_are_the_staged_deletions_that_can_affect_configs(repo: Path) -> None:
+    (repo / "notes.txt").write_text("a note\n")
+    commit_all(repo)
+    git(repo, "rm", "-q", "lora_rank_study/experiment.yaml", "notes.txt")
+    # A move is the deletion of its old name; pre-commit passes the new one.
+    git(repo, "mv", "lr_batch_sweep/my_gpu_optimized.yaml", "lr_batch_sweep/base.yaml")
+    git(repo, "rm", "-q", "--cached", "lora_rank_study/configs/run_000.yaml")  # still on disk
+    (repo / "lr_batch_sweep" / "configs" / "run_000.yaml").unlink()  # not staged
+    assert deleted_files(repo) == [
+        repo / "lora_rank_study" / "experiment.yaml",
+        repo / "lr_batch_sweep" / "my_gpu_optimized.yaml",
+    ]
+
+
+def test_under_pre_commits_ref_range_the_deletions_of_that_range_are_read(repo: Path) -> None:
+    commit_all(repo)
+    git(repo, "rm", "-q", "lora_rank_study/configs/run_003.yaml")
+    commit_all(repo)
+    refs = {"PRE_COMMIT_FROM_REF": "HEAD~1", "PRE_COMMIT_TO_REF": "HEAD"}
+    assert deleted_files(repo, refs) == [repo / "lora_rank_study" / "configs" / "run_003.yaml"]
+    assert deleted_files(repo, {}) == []  # nothing staged
+    with pytest.raises(ConfigWriterError, match="a commit name cannot start with '-'"):
+        deleted_files(repo, {**refs, "PRE_COMMIT_FROM_REF": "--output=x"})
+
+
+def test_a_deleted_experiment_leaves_its_folder_stale_and_fix_keeps_it(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    commit_all(repo)
+    git(repo, "rm", "-q", "lora_rank_study/experiment.yaml")
+    before = snapshot(repo)
+    result = cli("check", "--fix", "--deletions")
+    assert (result.code, result.out) == (
+        1,
+        "stale: lora_rank_study/configs/ (its experiment.yaml is gone): delete the folder or "
+        "restore the experiment (--fix leaves it: it holds the runs' history)\n",
+    )
+    assert snapshot(repo) == before
+    git(repo, "rm", "-q", "-r", "lora_rank_study/configs")
+    result = cli("check", "--deletions")
+    assert (result.code, result.out) == (0, "✓ 0 experiments up to date\n")
+
+
+def test_with_deletions_and_nothing_deleted_only_the_named_paths_are_checked(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    run = repo / "lora_rank_study" / "configs" / "run_000.yaml"
+    run.write_text(run.read_text().replace("lora_rank: 8", "lora_rank: 9"))
+    commit_all(repo)  # drift that a check of the whole repository would find
+    (repo / "README.md").write_text("Our study.\n")
+    git(repo, "add", "README.md")
+    result = cli("check", "--fix", "--deletions")
+    assert (result.code, result.out, result.err) == (0, "✓ 0 experiments up to date\n", "")
+    assert cli("check", "--deletions", run).code == 1
+
+
+def test_the_hook_on_an_unrelated_commit_imports_neither_the_generator_nor_torch(
+    repo: Path,
+) -> None:
+    commit_all(repo)
+    (repo / "README.md").write_text("Our study.\n")
+    git(repo, "add", "README.md")
+    script = (
+        "import sys\n"
+        "from torchtune_config_writer.cli import main\n"
+        "code = main(['check', '--fix', '--deletions'])\n"
+        "ours = ('torchtune_config_writer.generation', 'torchtune_config_writer.output')\n"
+        "heavy = [m for m in sys.modules if m.partition('.')[0] in ('torch', 'torchtune', 'git') "
+        "or m.startswith(ours)]\n"
+        "print(code, heavy)\n"
+    )
+    result = python_without_torch(script, cwd=repo)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+def test_a_deleted_base_config_fails_the_experiments_that_used_it(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    commit_all(repo)
+    git(repo, "rm", "-q", "lr_batch_sweep/my_gpu_optimized.yaml")
+    result = cli("check", "--deletions")
+    assert result.code == 2
+    assert result.err.startswith(
+        "error: lr_batch_sweep/experiment.yaml:9:3: base_config_file my_gpu_optimized.yaml does "
+        "not exist"
+    )
+    assert "lora_rank_study" not in result.out + result.err
+
+
+def test_a_deleted_generated_file_is_missing_and_fix_writes_it_back(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    commit_all(repo)
+    run = repo / "lora_rank_study" / "configs" / "run_001.yaml"
+    original = run.read_bytes()
+    git(repo, "rm", "-q", "lora_rank_study/configs/run_001.yaml")
+    result = cli("check", "--fix", "--deletions")
+    assert result.code == 1
+    assert "missing: lora_rank_study/configs/run_001.yaml\n" in result.out
+    assert "fixed: wrote lora_rank_study/configs/ (1 written, 0 removed)" in result.out
+    assert run.read_bytes() == original
+    assert "lr_batch_sweep" not in result.out
+
+
+def test_an_experiment_file_renamed_to_its_other_spelling_is_checked_not_orphaned(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    commit_all(repo)
+    git(repo, "mv", "lora_rank_study/experiment.yaml", "lora_rank_study/experiment.yml")
+    result = cli("check", "--deletions")
+    assert result.code == 1
+    # Its generated files name the experiment file they came from.
+    assert "drift: lora_rank_study/configs/ differs from lora_rank_study/experiment.yml" in (
+        result.out
+    )
+    assert "stale: lora_rank_study/configs/ (its" not in result.out

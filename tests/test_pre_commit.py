@@ -176,7 +176,8 @@ def test_a_commit_that_touches_no_experiment_leaves_generated_folders_alone(
     (repo / "README.md").write_text("Our study.\n")
     no_yaml = commit(repo, env)
     assert no_yaml.returncode == 0, no_yaml.stdout
-    assert f"{HOOK_NAME}" in no_yaml.stdout and "(no files to check)Skipped" in no_yaml.stdout
+    # always_run: the hook starts, reads the commit's deletions (none) and passes.
+    assert f"{HOOK_NAME}" in no_yaml.stdout and "Passed" in no_yaml.stdout
 
     (repo / "notes.yaml").write_text("todo: [run it]\n")
     other_yaml = commit(repo, env)
@@ -329,3 +330,109 @@ def test_a_study_over_the_default_limit_commits_with_its_own_limit_in_the_file(
     assert commit(repo, env).returncode == 1  # the hook wrote the 360 runs
     second = commit(repo, env)
     assert second.returncode == 0, second.stdout
+
+
+@pytest.mark.needs_pre_commit
+def test_a_commit_that_only_deletes_an_experiment_fails_naming_its_stale_folder(
+    repo: Path, env: dict[str, str]
+) -> None:
+    run(repo, "git", "rm", "-q", "lora_rank_study/experiment.yaml", env=env).check_returncode()
+    before = snapshot(repo / "lora_rank_study")
+    result = run(repo, "git", "commit", "-m", "retire the study", env=env)
+    assert result.returncode == 1, result.stdout
+    assert f"{HOOK_NAME}" in result.stdout and "Failed" in result.stdout
+    assert (
+        "stale: lora_rank_study/configs/ (its experiment.yaml is gone): delete the folder or "
+        "restore the experiment (--fix leaves it: it holds the runs' history)\n"
+    ) in result.stdout
+    assert snapshot(repo / "lora_rank_study") == before
+    # Deleting the folder too is a commit the hook lets through.
+    run(repo, "git", "rm", "-q", "-r", "lora_rank_study/configs", env=env).check_returncode()
+    result = run(repo, "git", "commit", "-m", "retire the study", env=env)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.needs_pre_commit
+def test_an_unrelated_commit_passes_without_importing_the_generator_or_torch(
+    repo: Path, env: dict[str, str]
+) -> None:
+    # verbose: pre-commit shows the output of a hook that passes, here Python's import times.
+    config = repo / ".pre-commit-config.yaml"
+    config.write_text(config.read_text() + "    verbose: true\n")
+    run(repo, "git", "commit", "-qam", "verbose", "--no-verify", env=env).check_returncode()
+    (repo / "README.md").write_text("Our study.\n")
+    result = commit(repo, env, "README.md")
+    assert result.returncode == 0, result.stdout
+    assert f"{HOOK_NAME}" in result.stdout and "Passed" in result.stdout
+    assert "✓ 0 experiments up to date" in result.stdout
+    profiled = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
+    (repo / "README.md").write_text("Our study, again.\n")
+    result = commit(repo, profiled, "README.md")
+    assert result.returncode == 0, result.stdout
+    imported = [
+        line.rpartition("|")[2].strip()
+        for line in result.stdout.splitlines()
+        if line.startswith("import time:")
+    ]
+    # The hook ran `check` (importlib's own import of the command's module is not timed).
+    assert "torchtune_config_writer.workspace.deletions" in imported
+    heavy = [
+        name
+        for name in imported
+        if name.partition(".")[0] in ("torch", "torchtune", "git")
+        or name.startswith(("torchtune_config_writer.generation", "torchtune_config_writer.output"))
+    ]
+    assert heavy == []
+
+
+@pytest.mark.needs_pre_commit
+def test_a_commit_that_deletes_a_base_config_fails_naming_the_experiment_using_it(
+    repo: Path, env: dict[str, str]
+) -> None:
+    path = "lr_batch_sweep/my_gpu_optimized.yaml"
+    run(repo, "git", "rm", "-q", path, env=env).check_returncode()
+    result = run(repo, "git", "commit", "-m", "drop the base", env=env)
+    assert result.returncode == 1, result.stdout
+    assert (
+        "error: lr_batch_sweep/experiment.yaml:9:3: base_config_file my_gpu_optimized.yaml does "
+        "not exist"
+    ) in result.stdout
+
+
+@pytest.mark.needs_pre_commit
+def test_a_commit_that_deletes_a_generated_config_fails_and_writes_it_back(
+    repo: Path, env: dict[str, str]
+) -> None:
+    run_file = repo / "lora_rank_study" / "configs" / "run_001.yaml"
+    original = run_file.read_bytes()
+    run(repo, "git", "rm", "-q", "lora_rank_study/configs/run_001.yaml", env=env).check_returncode()
+    result = run(repo, "git", "commit", "-m", "drop a run", env=env)
+    assert result.returncode == 1, result.stdout
+    assert "missing: lora_rank_study/configs/run_001.yaml" in result.stdout
+    assert "fixed: wrote lora_rank_study/configs/ (1 written, 0 removed)" in result.stdout
+    assert run_file.read_bytes() == original
+    run(repo, "git", "add", "-A", env=env).check_returncode()
+    assert status(repo, env) == ""  # back to what was committed
+
+
+@pytest.mark.needs_pre_commit
+def test_a_run_over_commits_that_delete_an_experiment_reports_its_stale_folder(
+    repo: Path, env: dict[str, str]
+) -> None:
+    # As CI or pre-push runs the hook: over a range of commits, not what is staged.
+    run(repo, "git", "rm", "-q", "lora_rank_study/experiment.yaml", env=env).check_returncode()
+    run(repo, "git", "commit", "-qm", "rm", "--no-verify", env=env).check_returncode()
+    result = run(
+        repo,
+        sys.executable,
+        "-m",
+        "pre_commit",
+        "run",
+        "--from-ref",
+        "HEAD~1",
+        "--to-ref",
+        "HEAD",
+        env=env,
+    )
+    assert result.returncode == 1, result.stdout
+    assert "stale: lora_rank_study/configs/ (its experiment.yaml is gone)" in result.stdout

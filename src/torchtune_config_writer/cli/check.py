@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ExitCode, display_path
-from ..generation import base
-from ..output.check import check
-from ..output.drift import describe, summary
 from ..wording import plural
 from ..workspace.affected import experiments_in, repository_experiments, submodules
+from ..workspace.deletions import deleted_files
 from ..workspace.repository import repository_root
 from .common import add_max_runs, check_mark
 
@@ -33,11 +31,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
     parser.add_argument(
         "--fix", action="store_true", help="write the regenerated folders (still exits 1)"
     )
+    parser.add_argument(
+        "--deletions",
+        action="store_true",
+        help="also check what the files deleted by the staged changes leave behind (or, under "
+        "`pre-commit run --from-ref/--to-ref`, by those commits), read from git: pre-commit "
+        "passes only files that exist; with no PATH, only that (the pre-commit hooks use it)",
+    )
     add_max_runs(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = check(args.paths, fix=args.fix, max_runs=args.max_runs)
+    deleted = deleted_files(Path(".")) if args.deletions else []
+    if args.deletions and not args.paths and not deleted:
+        # The hook on a commit that changes no YAML file and deletes none: nothing can have
+        # drifted. One `git diff` was the cost: the generator is imported only below.
+        print(f"{check_mark()} 0 experiments up to date")
+        return ExitCode.OK
+    from ..generation import base
+    from ..output.check import check
+    from ..output.drift import describe, summary
+
+    result = check(args.paths, fix=args.fix, max_runs=args.max_runs, deleted=deleted)
     # A file that is no experiment may be a base config, whose users only a repository lists:
     # outside one, "0 experiments up to date" alone would read as "nothing uses it".
     outside = repository_root(Path(".")) is None
@@ -90,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     # git ls-files does not enter submodules: their experiments would be skipped silently.
-    for submodule in submodules(Path(".")) if not args.paths else []:
+    for submodule in submodules(Path(".")) if not args.paths and not args.deletions else []:
         count = len(repository_experiments(submodule))
         if count:
             shown = display_path(submodule)

@@ -11,6 +11,7 @@ from ..errors import ConfigWriterError, ExitCode
 from ..generation.collisions import find_collisions, other_experiments
 from ..generation.plan import plan_experiment, render_files
 from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
+from ..workspace.deletions import left_behind
 from ..workspace.layout import CONFIGS_DIR
 from .drift import Drift, find_drift
 from .write import (
@@ -53,35 +54,46 @@ def check(
     fix: bool = False,
     max_runs: int | None = None,
     start: Path | str = ".",
+    deleted: Sequence[Path] = (),
 ) -> CheckResult:
     """Check generated folders against their experiments.
 
     Args:
         paths: Experiment files or folders, files in generated folders, or base config files
-            (their experiments are checked). Empty: every experiment in the git repository.
+            (their experiments are checked). Empty, with no ``deleted`` either: every
+            experiment in the git repository.
         fix: Write the regenerated folders of drifted experiments (nothing is written when any
             experiment has bad input).
         max_runs: The run limit, as for ``generate``.
         start: Where the git repository is looked for.
+        deleted: Files a commit deletes, gone from disk (see
+            :func:`~torchtune_config_writer.workspace.deletions.deleted_files`): the
+            experiments they affect are checked too, and the generated folders they leave
+            without an experiment are orphans.
 
     Raises:
         ConfigWriterError: a path does not exist, or no repository when one is needed.
     """
     start = Path(start)
-    experiments = (
-        find_affected_experiments([Path(p) for p in paths], start)
-        if paths
-        else repository_experiments(start)
-    )
+    changed = [Path(p) for p in paths]
+    whole_repository = not changed and not deleted
+    if whole_repository:
+        experiments = repository_experiments(start)
+        folders: list[Path] = []  # orphan_folders looks through the whole repository
+    else:
+        left = left_behind(deleted, start)
+        experiments = find_affected_experiments([*changed, *left.experiments], start)
+        folders = [*changed, *left.folders]
     # --fix writes: each folder is locked from before it is read until it is written.
     with writing(path.parent / CONFIGS_DIR for path in experiments) if fix else nullcontext():
-        result = _check(experiments, paths, fix, max_runs)
-    result.orphans = orphan_folders([Path(p) for p in paths], start)
+        result = _check(experiments, whole_repository, fix, max_runs)
+    if whole_repository or folders:
+        result.orphans = orphan_folders(folders, start)
     return result
 
 
 def _check(
-    experiments: list[Path], paths: Sequence[Path | str], fix: bool, max_runs: int | None
+    experiments: list[Path], whole_repository: bool, fix: bool, max_runs: int | None
 ) -> CheckResult:
     result = CheckResult()
     plans = []
@@ -99,8 +111,9 @@ def _check(
         plans.append(plan)
         if listed is not None:  # timestamped output is not committed
             result.drifts.append(find_drift(plan, listed))
-    # With no paths every experiment of the repository is in `plans` already.
-    collisions = find_collisions(plans, other_experiments(plans, max_runs) if paths else [])
+    # Checking the whole repository, every experiment of it is in `plans` already.
+    others = [] if whole_repository else other_experiments(plans, max_runs)
+    collisions = find_collisions(plans, others)
     result.errors.extend(collision.error() for collision in collisions)
     if fix and not result.errors:
         drifted = [drift for drift in result.drifts if drift.drifted]

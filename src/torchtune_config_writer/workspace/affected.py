@@ -205,6 +205,13 @@ def experiments_in(path: Path) -> list[Path]:
     return [experiment]
 
 
+def own_experiments(folder: Path) -> list[Path]:
+    """The experiment files in ``folder`` itself (none below it), unless it is a copy in a
+    timestamped output folder."""
+    own = [folder / name for name in EXPERIMENT_FILE_NAMES if (folder / name).is_file()]
+    return [path for path in own if not _is_output_copy(path)]
+
+
 def _is_output_copy(experiment: Path) -> bool:
     """A copy in a timestamped output folder, which keeps run_mapping.yaml beside it."""
     return (experiment.parent / RUN_MAPPING).is_file()
@@ -221,6 +228,18 @@ def experiment_of(path: Path) -> Path | None:
     return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
+def experiments_using(bases: Iterable[Path], start: Path) -> list[Path]:
+    """The experiments of the git repository around ``start`` whose base config file is one of
+    ``bases``, there or not (a commit that deletes a base config leaves its users broken); none
+    outside a repository."""
+    root = repository_root(start)
+    if root is None:
+        return []
+    users = _base_users(repository_experiments(root))
+    found = (user for base in bases for user in users.get(_same_file_key(base), []))
+    return list(dict.fromkeys(found))
+
+
 def _base_users(experiments: list[Path]) -> dict[Path, list[Path]]:
     users: dict[Path, list[Path]] = {}
     for path in experiments:
@@ -228,7 +247,7 @@ def _base_users(experiments: list[Path]) -> dict[Path, list[Path]]:
             base = load_experiment(path, max_runs=2**63).base_config_path()
         except ConfigWriterError:
             continue  # a broken experiment is reported when it is checked itself
-        if base is not None and base.exists():
+        if base is not None:  # missing too: a deleted base config is looked up by its users
             users.setdefault(_same_file_key(base), []).append(path)
     return users
 
