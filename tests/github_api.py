@@ -1,7 +1,8 @@
 """A small stand-in for GitHub's REST API of issue comments, recording every call.
 
-It answers what the sticky comment uses (list, create, update, delete a pull request's
-comments) the way GitHub does, with pages of ``per_page``; GitHub itself cannot be reached here.
+It answers what the sticky comment uses (who the token is, and list, create, update, delete a
+pull request's comments) the way GitHub does, with pages of ``per_page``; GitHub itself cannot
+be reached here. A test can also have it answer one call with anything at all (``canned``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from urllib.parse import parse_qs, urlparse
 
 _LIST = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
 _ONE = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
+ACTIONS_BOT = {"login": "github-actions[bot]", "type": "Bot"}
+
+# An answer as GitHub would not send it: (status, body, headers) or the raw bytes of a response.
+Canned = tuple[int, bytes, dict[str, str]] | bytes
 
 
 @dataclass
@@ -27,18 +32,30 @@ class FakeGitHub:
     Attributes:
         url: Its base URL (what ``GITHUB_API_URL`` is set to).
         comments: Comment id → (pull request number, body).
+        authors: Comment id → its ``user``; a comment not here is the token's own.
+        user: What ``GET /user`` answers; ``None``: 403, as for the Actions token (whose
+            comments are by ``github-actions[bot]``).
         calls: (method, path, body) of each request, in order.
+        headers: The request headers of each call, in the same order.
         refuse_writes: Answer writes with this HTTP status (403: a read-only token).
+        canned: (method, path without query) → the answer to the next such call, used once.
     """
 
     url: str = ""
     comments: dict[int, tuple[int, str]] = field(default_factory=dict)
+    authors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    user: dict[str, Any] | None = None
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     refuse_writes: int | None = None
+    canned: dict[tuple[str, str], Canned] = field(default_factory=dict)
     next_id: int = 1000
 
     def writes(self) -> list[tuple[str, str, Any]]:
         return [call for call in self.calls if call[0] != "GET"]
+
+    def author(self, ident: int) -> dict[str, Any]:
+        return self.authors.get(ident, self.user or ACTIONS_BOT)
 
 
 def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
@@ -47,10 +64,13 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _answer(self, status: int, body: Any = None) -> None:
-            data = b"" if body is None else json.dumps(body).encode()
+            self._send(status, b"" if body is None else json.dumps(body).encode(), {})
+
+        def _send(self, status: int, data: bytes, extra: dict[str, str]) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            headers = {"Content-Type": "application/json", "Content-Length": str(len(data))}
+            for name, value in {**headers, **extra}.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -59,6 +79,21 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             state.calls.append((self.command, url.path, body))
+            state.headers.append(dict(self.headers))
+            canned = state.canned.pop((self.command, url.path), None)
+            if isinstance(canned, bytes):
+                self.wfile.write(canned)
+                self.close_connection = True
+                return
+            if canned is not None:
+                self._send(*canned)
+                return
+            if url.path == "/user" and self.command == "GET":
+                if state.user is None:
+                    self._answer(403, {"message": "Resource not accessible by integration"})
+                else:
+                    self._answer(200, state.user)
+                return
             if self.command != "GET" and state.refuse_writes is not None:
                 self._answer(state.refuse_writes, {"message": "Resource not accessible"})
                 return
@@ -68,7 +103,7 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 per_page, page = int(query["per_page"][0]), int(query["page"][0])
                 number = int(listing[2])
                 mine = [
-                    {"id": ident, "body": text}
+                    {"id": ident, "body": text, "user": state.author(ident)}
                     for ident, (pull, text) in sorted(state.comments.items())
                     if pull == number
                 ]

@@ -14,11 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .conftest import EXAMPLES, REPO
 from .github_api import FakeGitHub, fake_github
@@ -352,3 +354,73 @@ def test_one_comment_is_created_then_updated_and_a_fork_gets_only_a_notice(
     assert code == 0, log
     assert len(github.writes()) == writes  # no write call from a fork's pull request
     assert "a pull request from a fork gets a read-only token" in log
+
+
+def hijacking_json(folder: Path, record: Path) -> None:
+    """A pull request's json.py in ``folder``: it writes the command line of whoever imports it
+    (the token is in that process's reach) to ``record``, then stands in for the real json."""
+    (folder / "json.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import os, sys
+            with open({str(record)!r}, "a") as out:
+                out.write(" ".join(sys.argv) + "\\n")
+            here = os.path.dirname(os.path.abspath(__file__))
+            sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+            del sys.modules["json"]
+            import json
+            """
+        )
+    )
+
+
+def test_the_comment_step_runs_the_module_isolated() -> None:
+    steps = yaml.safe_load((REPO / "action.yml").read_text())["runs"]["steps"]
+    [step] = [step for step in steps if step.get("name") == "Comment on the pull request"]
+    assert "python -I -m torchtune_config_writer.review.comment" in step["run"]
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_json_py_in_the_working_directory_is_imported_only_without_isolation(
+    tmp_path: Path, github: FakeGitHub, isolated: bool
+) -> None:
+    record = tmp_path / "imported.txt"
+    hijacking_json(tmp_path, record)
+    (tmp_path / "event.json").write_text(json.dumps(pull_request("0" * 40)))
+    env = {
+        **os.environ,
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_API_URL": github.url,
+        "GITHUB_TOKEN": "token",
+    }
+    flags = ["-I"] if isolated else []
+    module = "torchtune_config_writer.review.comment"
+    command = [sys.executable, *flags, "-m", module, "--drift-exit", "1", "--when-clean", "update"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    if isolated:  # as the Action runs it
+        assert not record.exists()
+        assert [call[:2] for call in github.writes()] == [
+            ("POST", "/repos/lab/study/issues/7/comments")
+        ]
+    else:  # what -I prevents: the test above can fail
+        assert "--when-clean" in record.read_text()
+
+
+@pytest.mark.needs_act
+@pytest.mark.needs_torch  # the workflow validates
+def test_the_comment_step_imports_no_module_of_the_pull_requests_checkout(
+    repo: Path, tmp_path: Path, github: FakeGitHub
+) -> None:
+    base = commit_all(repo)
+    record = tmp_path / "imported.txt"
+    hijacking_json(repo, record)
+    inputs = '          comment: "true"\n'
+    api = {"GITHUB_API_URL": github.url}
+    code, log, _ = run_workflow(tmp_path, repo, inputs, pull_request(base), api)
+    assert code == 0, log
+    assert [call[:2] for call in github.writes()] == [
+        ("POST", "/repos/lab/study/issues/7/comments")
+    ]
+    imports = record.read_text() if record.exists() else ""
+    assert "--when-clean" not in imports, imports  # (the validate step's `python -` is not ours)

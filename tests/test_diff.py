@@ -115,7 +115,7 @@ def test_nothing_changed_says_so_and_markdown_has_the_table(
     edit(repo, "learning_rate: 3e-4", "learning_rate: 1e-4")
     markdown = cli("diff", "--base", "main", "--format", "markdown").out
     assert markdown.startswith("## What this change does to the runs\n")
-    assert "| changed | all 4 runs | `optimizer.lr` | 0.0003 | 0.0001 |" in markdown
+    assert "| changed | all 4 runs | `optimizer.lr` | `0.0003` | `0.0001` |" in markdown
 
 
 def test_the_other_commit_is_read_from_git_objects_not_the_work_tree(

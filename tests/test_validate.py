@@ -345,9 +345,9 @@ def test_a_misspelt_argument_is_found_though_required_ones_come_from_the_recipe(
         experiment_text(
             controls="""
         optimizer:
-          weight_decy: 0.01
+          +weight_decy: 0.01
         lr_scheduler:
-          num_warmup_step: 10
+          +num_warmup_step: 10
     """
         )
     )

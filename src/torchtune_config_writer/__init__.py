@@ -14,7 +14,8 @@ import sys as _sys
 if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith("torchtune-config-writer"):
     # Imported to run the command line (``python -m``, or its script): Ctrl-C during the first
     # imports ends the process as the signal does, not in a traceback (cli/__init__.py, main()).
-    import signal as _signal
+    # The C module itself: `signal` imports enum, long enough for a Ctrl-C to land inside.
+    import _signal  # type: ignore[import-not-found]
 
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 

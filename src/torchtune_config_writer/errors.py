@@ -9,6 +9,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
 
+from .terminal import printable
+
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -76,7 +78,8 @@ class ConfigWriterError(Exception):
             return "\n".join(map(str, self.errors))
         where = self.location()
         text = f"{where}: {self.message}" if where else self.message
-        return text.translate(_ESCAPES)  # one line, whatever the user's text holds
+        # One line, whatever the user's text holds (C1 and direction overrides: printable).
+        return printable(text.translate(_ESCAPES))
 
 
 def all_of(errors: Iterable[ConfigWriterError]) -> ConfigWriterError:
@@ -123,13 +126,19 @@ class ErrorList:
             raise all_of(self.found)
 
 
-def display_path(path: Path) -> str:
+def relative_path(path: Path) -> str:
     """A path as the user would type it: relative to the cwd when inside it."""
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         return str(path)
     return str(path) if rel.startswith("..") else rel
+
+
+def display_path(path: Path) -> str:
+    """:func:`relative_path` for a message: a line break or control character in a name is
+    written as an escape (a name is a repository's text, and must not start a line of its own)."""
+    return printable(relative_path(path))
 
 
 def require_path(path: Path, missing: str) -> None:

@@ -20,6 +20,7 @@ from typing import NoReturn  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import ConfigWriterError, ExitCode, file_system_error  # noqa: E402
+from ..terminal import escaped_output  # noqa: E402
 
 # Each command, with the line --help lists it by; a command's module (and what it imports) is
 # loaded only when that command runs: the hook's `check` never loads what `validate` needs.
@@ -79,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
+    # A repository's names and values reach the terminal or the CI log with nothing that acts.
+    with escaped_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str]) -> int:
     try:
         # Inside the handler: Ctrl-C while a command's module is imported is one line too.
         args = _build_parser(argv).parse_args(argv)

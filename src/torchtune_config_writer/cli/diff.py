@@ -19,7 +19,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         "--base",
         required=True,
         metavar="REF",
-        help="the commit to compare with: a branch, tag or hash (a pull request's base)",
+        help="the commit to compare with (a pull request's base): whatever git names a commit "
+        "by, such as a branch, a tag, a hash, main~3 or HEAD@{1}",
     )
     parser.add_argument(
         "--format",

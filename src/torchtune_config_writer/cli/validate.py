@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, ExitCode, display_path
+from ..terminal import announce, printable, raw_stderr
 from ..wording import plural
 from .common import check_mark
 
@@ -119,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
                 path.write_text(text, encoding="utf-8")
             except OSError as exc:
                 raise ConfigWriterError(f"cannot write the report: {exc.strerror}", path) from None
-    if args.annotations:
-        sys.stdout.write(render_annotations(result, report=report))
+    if args.annotations:  # workflow commands on purpose, their values escaped as GitHub says
+        announce(render_annotations(result, report=report))
     else:
         sys.stdout.write(render_text(result))
     return exit_code(result, args)
@@ -148,9 +149,10 @@ def terminal_progress() -> Progress | None:
         return None
 
     def show(index: int, total: int, config: Path) -> None:
-        line = f"validating {index + 1}/{total} {display_path(config)}"
+        line = f"validating {index + 1}/{total} {printable(display_path(config))}"
         end = "\n" if index + 1 == total else ""
-        sys.stderr.write(f"\r\033[K{line}{end}")
-        sys.stderr.flush()
+        stream = raw_stderr()  # its own carriage return and erase-line, past the escaping
+        stream.write(f"\r\033[K{line}{end}")
+        stream.flush()
 
     return show

@@ -5,31 +5,45 @@ what the cluster runs. The other commit's files are read straight from git objec
 gitpython (imported only here, so the hook never pays for it). A run is known by its values
 (``run_mapping.yaml``'s ``params``): the same values under another id is a renamed run, new
 values an added run.
+
+Both sides are a pull request's input, read as ``check`` reads the working tree: regular files
+only (no symlink is followed, none committed is read), of bounded size, through the guarded YAML
+reader, and only run ids that are plain names. A folder that breaks these rules is reported as
+unreadable, and the others are compared all the same.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigWriterError
-from ..generation.run_ids import combination_key
-from ..reading import read_bounded
+from ..generation.run_ids import combination_key, run_number
+from ..reading import MAX_FILE_BYTES, NotReadable, read_bounded
 from ..workspace.affected import git_listed
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
-from ..workspace.repository import repository_root
-from ..yaml_io import KeyPath
+from ..workspace.repository import (
+    FETCH_HINT,
+    repository_root,
+    resolve_commit,
+    through_symlink,
+)
+from ..yaml_io import Document, KeyPath, parse_yaml, plain
 
 ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "(absent)"})()
 _LOCK_FIELD = re.compile(r"# (recipe|torchtune|sha256): (.*)")
 
-Read = Callable[[str], bytes | None]
+_SUFFIX = f"{CONFIGS_DIR}/{RUN_MAPPING}"
+_SYMLINK_MODE = 0o120000  # a git tree entry that is a symlink
+_SYMLINK = (
+    "is a symlink, or lies in a folder that is one: generated files are read only as the "
+    "regular files the tool writes; replace the link with the file (generate writes it)"
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,8 @@ class FolderChange:
 
     Attributes:
         folder: The experiment's folder, relative to the repository.
-        status: ``added``, ``deleted``, ``changed`` or ``unchanged``.
+        status: ``added``, ``deleted``, ``changed``, ``unchanged`` or ``unreadable`` (a file
+            of either side broke the rules: see ``error``).
         base: The recorded base before and after (``llama3_2/1B_lora_single_device (torchtune
             0.6.1)``), or ``None`` where there is no recorded base.
         base_changed: Whether the recorded base's bytes changed.
@@ -65,6 +80,7 @@ class FolderChange:
         changes: Each changed key once, with the runs it changed in.
         runs_before: How many runs the commit has.
         runs_after: How many runs the working tree has.
+        error: Why the folder could not be compared (``unreadable``), else ``None``.
     """
 
     folder: str
@@ -77,6 +93,7 @@ class FolderChange:
     changes: list[ValueChange] = field(default_factory=list)
     runs_before: int = 0
     runs_after: int = 0
+    error: str | None = None
 
     @property
     def changed_runs(self) -> list[str]:
@@ -108,55 +125,152 @@ def review_changes(base_ref: str, start: Path) -> Review:
     """Compare the generated folders of commit ``base_ref`` with the working tree.
 
     Args:
-        base_ref: A commit, branch or tag of the repository around ``start``.
+        base_ref: Anything git names a commit by (a branch, a tag, ``main~3``, a short hash).
         start: A folder inside the repository.
 
     Raises:
-        ConfigWriterError: not a git repository, or ``base_ref`` is not a commit in it.
+        ConfigWriterError: not a git repository, ``base_ref`` is not a commit in it, or its
+            objects cannot be read.
     """
     root = repository_root(start)
     if root is None:
         raise ConfigWriterError("not inside a git repository: diff compares with a commit", start)
+    commit = resolve_commit(root, base_ref)
     import git  # only here: the hook and generating never need it
 
-    repo = git.Repo(root)
+    # Every gitpython failure ends here or in _Commit.read, as bad input: never a traceback.
     try:
-        commit = repo.commit(base_ref)
-    except (git.BadName, ValueError, git.GitCommandError):
+        repo = git.Repo(root)
+        old = _Commit(repo, commit, base_ref)
+    except _git_errors() as exc:
         raise ConfigWriterError(
-            f"{base_ref} is not a commit of this repository: fetch it first (in a GitHub "
-            "workflow, actions/checkout with fetch-depth: 0, or git fetch origin BASE_SHA)"
+            f"{base_ref} cannot be read from git objects ({exc}): {FETCH_HINT}"
         ) from None
-    blobs: dict[str, Any] = {
-        str(item.path): item for item in commit.tree.traverse() if isinstance(item, git.Blob)
-    }
+    try:
+        new = _WorkTree(root)
+        before, after = old.folders(), new.folders()
+        folders = [
+            _compared(folder, old if folder in before else None, new if folder in after else None)
+            for folder in sorted(before | after)
+        ]
+    finally:
+        repo.close()  # its cat-file processes
+    return Review(base_ref, commit, folders)
 
-    def old(name: str) -> bytes | None:
-        blob = blobs.get(name)
-        return None if blob is None else bytes(blob.data_stream.read())
 
-    def new(name: str) -> bytes | None:
+def _git_errors() -> tuple[type[Exception], ...]:
+    import git
+
+    return (git.GitError, git.ODBError, ValueError)
+
+
+class _Side(ABC):
+    """One side of the comparison: its files by their names in the repository."""
+
+    @abstractmethod
+    def read(self, name: str) -> bytes | None:
+        """The bytes of the regular file ``name``, ``None`` where there is none.
+
+        Raises:
+            ConfigWriterError: a symlink, no regular file, or past the size limit.
+        """
+
+    @abstractmethod
+    def where(self, name: str) -> Path:
+        """What to call the file ``name`` in a message."""
+
+    @abstractmethod
+    def folders(self) -> set[str]:
+        """The experiment folders (``""`` for the top) holding a generated folder."""
+
+    def document(self, name: str) -> Document | None:
+        """The file ``name`` parsed by the guarded reader (aliases, depth, tags), or ``None``."""
+        raw = self.read(name)
+        return None if raw is None else parse_yaml(raw, self.where(name))
+
+
+class _WorkTree(_Side):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, name: str) -> bytes | None:
+        path = self.root / name
+        if through_symlink(self.root, name):
+            raise ConfigWriterError(_SYMLINK, path)
         try:
-            return read_bounded(root / name)
+            return read_bounded(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            raise ConfigWriterError(f"cannot read: {exc.strerror or exc}", path) from None
 
-    suffix = f"{CONFIGS_DIR}/{RUN_MAPPING}"
-    before = {name[: -len(suffix)].rstrip("/") for name in blobs if _is_mapping(name, suffix)}
-    listed = git_listed(root, [f":(glob)**/{suffix}", suffix])
-    after = {name[: -len(suffix)].rstrip("/") for name in listed if (root / name).is_file()}
-    folders = [
-        _folder_change(folder, old if folder in before else None, new if folder in after else None)
-        for folder in sorted(before | after)
-    ]
-    return Review(base_ref, commit.hexsha, folders)
+    def where(self, name: str) -> Path:
+        return self.root / name
 
-
-def _is_mapping(name: str, suffix: str) -> bool:
-    return name == suffix or name.endswith(f"/{suffix}")
+    def folders(self) -> set[str]:
+        listed = git_listed(self.root, [f":(glob)**/{_SUFFIX}", _SUFFIX])
+        # lexists: a mapping that is a dangling symlink is reported, not taken for deleted.
+        present = [name for name in listed if os.path.lexists(self.root / name)]
+        return {_folder_of(name) for name in present}
 
 
-def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderChange:
+class _Commit(_Side):
+    def __init__(self, repo: Any, commit: str, label: str) -> None:
+        import git
+
+        self.label = label
+        tree = repo.commit(commit).tree
+        self.blobs: dict[str, Any] = {
+            str(item.path): item for item in tree.traverse() if isinstance(item, git.Blob)
+        }
+
+    def read(self, name: str) -> bytes | None:
+        blob = self.blobs.get(name)
+        if blob is None:
+            return None
+        if blob.mode == _SYMLINK_MODE:
+            raise ConfigWriterError(_SYMLINK, self.where(name))
+        try:
+            size = blob.size  # from the object's header: nothing past the limit is read
+            if size > MAX_FILE_BYTES:
+                raise NotReadable(_too_large(size), self.where(name))
+            return bytes(blob.data_stream.read())
+        except _git_errors() as exc:
+            raise ConfigWriterError(
+                f"cannot be read from git objects ({exc}): {FETCH_HINT}", self.where(name)
+            ) from None
+
+    def where(self, name: str) -> Path:
+        return Path(f"{self.label}:{name}")  # git's own way to name a commit's file
+
+    def folders(self) -> set[str]:
+        return {_folder_of(name) for name in self.blobs if _is_mapping(name)}
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"is {size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB a file the tool "
+        "reads may be: it is no generated file (or it is an attack)"
+    )
+
+
+def _is_mapping(name: str) -> bool:
+    return name == _SUFFIX or name.endswith(f"/{_SUFFIX}")
+
+
+def _folder_of(mapping: str) -> str:
+    return mapping[: -len(_SUFFIX)].rstrip("/")
+
+
+def _compared(folder: str, old: _Side | None, new: _Side | None) -> FolderChange:
+    """The folder's change; an unreadable folder (either side) is said, not fatal."""
+    try:
+        return _folder_change(folder, old, new)
+    except ConfigWriterError as error:
+        return FolderChange(folder or ".", "unreadable", error=str(error))
+
+
+def _folder_change(folder: str, old: _Side | None, new: _Side | None) -> FolderChange:
     prefix = f"{folder}/{CONFIGS_DIR}/" if folder else f"{CONFIGS_DIR}/"
     before = _read_folder(prefix, old) if old else None
     after = _read_folder(prefix, new) if new else None
@@ -172,13 +286,13 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
         side = after or before
         assert side is not None
         listing = change.added if before is None else change.removed
-        listing.extend((ident, params) for ident, (params, _) in side.runs.items())
+        listing.extend(side.runs.items())
         return change
     change.base_changed = before.lock != after.lock
-    old_ids = {combination_key(params): ident for ident, (params, _) in before.runs.items()}
+    old_ids = {combination_key(params): ident for ident, params in before.runs.items()}
     matched: set[str] = set()
     grouped: dict[tuple[KeyPath, str, str], ValueChange] = {}
-    for ident, (params, raw) in after.runs.items():
+    for ident, params in after.runs.items():
         previous = old_ids.get(combination_key(params))
         if previous is None:
             change.added.append((ident, params))
@@ -186,18 +300,17 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
         matched.add(previous)
         if previous != ident:
             change.renamed.append((previous, ident))
-        was_raw, now_raw = before.runs[previous][1](), raw()
+        was_raw, now_raw = before.raw(previous), after.raw(ident)
         if was_raw == now_raw:
             continue  # the same bytes: nothing to parse (most runs of most pull requests)
-        was_config = _load(was_raw, f"{before.prefix}{run_file(previous)}")
-        now_config = _load(now_raw, f"{after.prefix}{run_file(ident)}")
-        for keypath, was, now in _value_changes(was_config, now_config):
-            key = (keypath, repr(was), repr(now))
+        was, now = before.config(previous, was_raw), after.config(ident, now_raw)
+        for keypath, was_value, now_value in _value_changes(was, now):
+            key = (keypath, repr(was_value), repr(now_value))
             found = grouped.get(key)
             runs = (*found.runs, ident) if found else (ident,)
-            grouped[key] = ValueChange(keypath, was, now, runs)
+            grouped[key] = ValueChange(keypath, was_value, now_value, runs)
     change.removed.extend(
-        (ident, params) for ident, (params, _) in before.runs.items() if ident not in matched
+        (ident, params) for ident, params in before.runs.items() if ident not in matched
     )
     change.changes = sorted(grouped.values(), key=lambda c: (_id_order(c.runs[0]), c.keypath))
     if not (change.changes or change.added or change.removed or change.renamed):
@@ -207,36 +320,52 @@ def _folder_change(folder: str, old: Read | None, new: Read | None) -> FolderCha
 
 @dataclass(frozen=True)
 class _Folder:
-    """One side's generated folder: each run's values and its config file's bytes (read when
-    asked for)."""
+    """One side's generated folder: each run's values, its recorded base; the runs' config
+    files are read when asked for."""
 
+    side: _Side
     prefix: str
-    runs: dict[str, tuple[dict[str, Any], Callable[[], bytes | None]]]
+    runs: dict[str, dict[str, Any]]
     lock: bytes | None
     base: str | None
 
+    def raw(self, ident: str) -> bytes | None:
+        return self.side.read(self.prefix + run_file(ident))
 
-def _read_folder(prefix: str, read: Read) -> _Folder:
-    mapping = _load(read(prefix + RUN_MAPPING), prefix + RUN_MAPPING)
-    runs: dict[str, tuple[dict[str, Any], Callable[[], bytes | None]]] = {}
-    entries = mapping.get("runs") if isinstance(mapping, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            continue
-        ident = entry["id"]
-        params = entry["params"] if isinstance(entry.get("params"), dict) else {}
-        runs[ident] = (params, partial(read, prefix + run_file(ident)))
-    lock = read(prefix + LOCK_FILE)
-    return _Folder(prefix, runs, lock, _lock_label(lock))
+    def config(self, ident: str, raw: bytes | None) -> Any:
+        if raw is None:
+            return {}
+        return plain(parse_yaml(raw, self.side.where(self.prefix + run_file(ident))).data)
 
 
-def _load(raw: bytes | None, name: str) -> Any:
-    if raw is None:
-        return {}
-    try:
-        return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        raise ConfigWriterError("not valid YAML: regenerate it", name) from None
+def _read_folder(prefix: str, side: _Side) -> _Folder:
+    """The folder's runs as its ``run_mapping.yaml`` records them.
+
+    Raises:
+        ConfigWriterError: the mapping is unreadable, records no runs, or an id is no run id
+            (``../x`` would name a file outside the folder).
+    """
+    name = prefix + RUN_MAPPING
+    document = side.document(name)
+    data = document.data if document else None
+    entries = data.get("runs") if isinstance(data, dict) else None
+    if document is None or not isinstance(entries, list):
+        raise ConfigWriterError(
+            f"{RUN_MAPPING} records no `runs:` list: regenerate it", side.where(name)
+        )
+    runs: dict[str, dict[str, Any]] = {}
+    for index, entry in enumerate(entries):
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        params = entry.get("params", {}) if isinstance(entry, dict) else None
+        if not isinstance(ident, str) or run_number(ident) is None or ident in runs:
+            raise document.error(
+                f"{RUN_MAPPING}: this entry's id is no run id of its own (`id: run_007`): "
+                "regenerate it",
+                ("runs", index),
+            )
+        runs[ident] = plain(params) if isinstance(params, dict) else {}
+    lock = side.read(prefix + LOCK_FILE)
+    return _Folder(side, prefix, runs, lock, _lock_label(lock))
 
 
 def _lock_label(lock: bytes | None) -> str | None:

@@ -1,27 +1,43 @@
 """One pull-request comment that stays current: created once, updated in place on every push.
 
-Run by the GitHub Action (``python -m torchtune_config_writer.review.comment BODY``) with the
-job's token. The comment is found again by a hidden marker in its body. GitHub's REST API is
-called with the standard library only. On a fork's pull request the token may not write: the
-table stays in the job summary, with a notice, and the job does not fail for it.
+Run by the GitHub Action (``python -I -m torchtune_config_writer.review.comment``: isolated, so
+no module of the pull request's checkout is imported) with the job's token. The comment is found
+again by a hidden marker in its body, on a comment written by the token's own identity (anyone
+can paste the marker). GitHub's REST API is called with the standard library only, and the
+token goes to the API's origin only. On a fork's pull request the token may not write: the
+table stays in the job summary, with a notice. Nothing the API answers fails the job: a comment
+that cannot be written is a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeGuard
+
+from ..terminal import printable
 
 MARKER = "<!-- torchtune-config-writer: sticky comment -->"
 GITHUB_LIMIT = 65536  # characters in a comment's body
+ACTIONS_BOT = "github-actions[bot]"  # who writes with the Actions token
 _PAGE = 100
+_MAX_ANSWER = 64 * 2**20  # a page of 100 comments of 65536 characters is far below
+_VERDICT = "\n### Validation\n"  # compose() ends the body with it
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+class Unexpected(Exception):
+    """An answer of the API that is not what GitHub documents."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +59,17 @@ def pull_request_of_job(environ: dict[str, str]) -> PullRequest | None:
         return None
     try:
         event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    pull = event.get("pull_request") if isinstance(event, dict) else None
-    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+    pull = _object(event).get("pull_request")
+    if not isinstance(pull, dict) or not _is_id(pull.get("number")):
         return None
     # The pull request's own repository, where the comment goes; a head elsewhere is a fork.
-    base = (pull.get("base") or {}).get("repo") or {}
-    repository = base.get("full_name") or environ.get("GITHUB_REPOSITORY", "")
-    head = (pull.get("head") or {}).get("repo") or {}
+    base = _object(_object(pull.get("base")).get("repo"))
+    repository = base.get("full_name")
+    if not isinstance(repository, str) or not repository:
+        repository = environ.get("GITHUB_REPOSITORY", "")
+    head = _object(_object(pull.get("head")).get("repo"))
     from_fork = bool(head.get("fork")) or head.get("full_name", repository) != repository
     server = environ.get("GITHUB_SERVER_URL", "https://github.com")
     run_url = f"{server}/{repository}/actions/runs/{environ.get('GITHUB_RUN_ID', '')}"
@@ -66,18 +84,89 @@ def pull_request_of_job(environ: dict[str, str]) -> PullRequest | None:
 
 
 def fit(body: str, run_url: str, limit: int = GITHUB_LIMIT) -> str:
-    """``body`` cut to GitHub's limit, ending with where the whole table is."""
+    """``body`` within GitHub's limit: the change table is cut from its end, at a line, and
+    the verdict (the ``### Validation`` section that ends the body) is kept whole."""
     if len(body) <= limit:
         return body
-    tail = f"\n\n… cut to fit a comment: the whole table is in the job summary of {run_url}\n"
-    return body[: limit - len(tail)].rsplit("\n", 1)[0] + tail
+    notice = f"\n… cut to fit a comment: the whole table is in the job summary of {run_url}\n"
+    start = body.rfind(_VERDICT) + 1  # the last one: a table could hold the same line
+    head, verdict = (body[:start], "\n" + body[start:]) if start else (body, "")
+    room = limit - len(notice) - len(verdict)
+    if room < 0:  # only for a limit far below GitHub's
+        return body[:limit]
+    return (_whole_lines(head, room) or head[:room]) + notice + verdict
+
+
+def _whole_lines(text: str, room: int) -> str:
+    """The first whole lines of ``text`` within ``room`` characters, a code block left open
+    closed (else it would hold the verdict)."""
+    cut = text[:room]
+    while cut:
+        cut = cut[: cut.rfind("\n") + 1]
+        closing = _open_fence(cut)
+        if len(cut) + len(closing) <= room:
+            return cut + closing
+        cut = cut[:-1]
+    return ""
+
+
+def _open_fence(text: str) -> str:
+    """The line that closes the code block ``text`` leaves open, or ``""``."""
+    fence = ""
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if match is None:
+            continue
+        run = match[1]
+        if not fence:
+            fence = run
+        elif run[0] == fence[0] and len(run) >= len(fence) and not line[match.end() :].strip():
+            fence = ""
+    return f"{fence}\n" if fence else ""
+
+
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect of a read only, and drops the token when it leads off the API's
+    origin (urllib keeps every header). A write is not followed: urllib would send a POST on
+    as a GET, and a comment not written is then reported as written."""
+
+    def __init__(self, api: str) -> None:
+        self.origin = _origin(api)
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if req.get_method() != "GET" or urllib.parse.urlsplit(newurl).scheme not in _PORTS:
+            return None  # urllib then raises HTTPError of the redirect's status
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(new.full_url) != self.origin:
+            new.remove_header("Authorization")
+        return new
+
+
+_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _PORTS.get(scheme)
 
 
 class _Api:
     def __init__(self, pull: PullRequest) -> None:
         self.pull = pull
+        # Its own opener: the global one would follow a redirect with the token.
+        self.opener = urllib.request.build_opener(_SameOrigin(pull.api))
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The answer's JSON (``None`` for DELETE, which answers with no body)."""
         request = urllib.request.Request(
             f"{self.pull.api}{path}",
             data=None if body is None else json.dumps(body).encode(),
@@ -89,23 +178,78 @@ class _Api:
                 "Content-Type": "application/json",
             },
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the job's API
-            text = response.read().decode() or "null"
-        return json.loads(text)
+        with self.opener.open(request, timeout=30) as response:
+            data = response.read(_MAX_ANSWER + 1)
+        if method == "DELETE":
+            return None
+        if not data or len(data) > _MAX_ANSWER:
+            raise Unexpected(f"{method} answered with {'no' if not data else 'too large a'} body")
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise Unexpected(f"{method} answered with no readable JSON") from exc
 
-    def sticky(self) -> dict[str, Any] | None:
-        """Our comment on the pull request, found by its marker."""
-        pull = self.pull
+    def object(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = self.call(method, path, body)
+        if not isinstance(answer, dict):
+            raise Unexpected(f"{method} answered with no JSON object")
+        return answer
+
+    def identity(self) -> tuple[str, str | None]:
+        """The token's login and user type: whose comment is ours."""
+        try:
+            user = self.object("GET", "/user")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 403:
+                raise
+            return ACTIONS_BOT, "Bot"  # the Actions token may not read /user
+        login, kind = user.get("login"), user.get("type")
+        if not isinstance(login, str) or not login:
+            raise Unexpected("/user answered with no login")
+        return login, kind if isinstance(kind, str) else None
+
+    def sticky(self) -> int | None:
+        """The id of our comment on the pull request: the marker in a comment of ours."""
+        identity = self.identity()
+        path = f"/repos/{self.pull.repository}/issues/{self.pull.number}/comments"
         for page in range(1, 1000):
-            path = f"/repos/{pull.repository}/issues/{pull.number}/comments"
             comments = self.call("GET", f"{path}?per_page={_PAGE}&page={page}")
+            if not isinstance(comments, list):
+                raise Unexpected("the comments' listing is not a list")
             for comment in comments:
-                if MARKER in (comment.get("body") or ""):
-                    found: dict[str, Any] = comment
-                    return found
+                if _ours(comment, identity):
+                    return _id_of(comment)
             if len(comments) < _PAGE:
                 return None
         return None
+
+
+def _ours(comment: Any, identity: tuple[str, str | None]) -> bool:
+    if not isinstance(comment, dict):
+        raise Unexpected("the comments' listing holds something other than comments")
+    body, user = comment.get("body"), _object(comment.get("user"))
+    login, kind = identity
+    return (
+        isinstance(body, str)
+        and MARKER in body
+        and user.get("login") == login
+        and (kind is None or user.get("type") == kind)
+    )
+
+
+def _id_of(comment: dict[str, Any]) -> int:
+    ident = comment.get("id")
+    if not _is_id(ident):
+        raise Unexpected("a comment without a numeric id")
+    return ident
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def post(pull: PullRequest, body: str, clean: bool, when_clean: str) -> str:
@@ -120,6 +264,9 @@ def post(pull: PullRequest, body: str, clean: bool, when_clean: str) -> str:
 
     Returns:
         What was done, for the job's log.
+
+    Raises:
+        Unexpected: An answer not of the shape GitHub documents.
     """
     api = _Api(pull)
     existing = api.sticky()
@@ -127,18 +274,18 @@ def post(pull: PullRequest, body: str, clean: bool, when_clean: str) -> str:
     if clean and when_clean == "delete":
         if existing is None:
             return "everything is clean and there is no comment to delete"
-        api.call("DELETE", f"/repos/{repository}/issues/comments/{existing['id']}")
-        return f"everything is clean: deleted comment {existing['id']}"
+        api.call("DELETE", f"/repos/{repository}/issues/comments/{existing}")
+        return f"everything is clean: deleted comment {existing}"
     if clean and when_clean == "outdated":
         if existing is None:
             return "everything is clean: no comment written"
         body = "~~Earlier report~~: outdated, everything is clean now."
     text = fit(f"{MARKER}\n{body}", pull.run_url)
     if existing is not None:
-        api.call("PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", {"body": text})
-        return f"updated comment {existing['id']}"
-    created = api.call("POST", f"/repos/{repository}/issues/{pull.number}/comments", {"body": text})
-    return f"created comment {created.get('id')}"
+        path = f"/repos/{repository}/issues/comments/{existing}"
+        return f"updated comment {_id_of(api.object('PATCH', path, {'body': text}))}"
+    path = f"/repos/{repository}/issues/{pull.number}/comments"
+    return f"created comment {_id_of(api.object('POST', path, {'body': text}))}"
 
 
 def compose(
@@ -194,19 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drift-exit", default="", help="the drift check's exit code")
     parser.add_argument("--when-clean", choices=("update", "delete", "outdated"), default="update")
     args = parser.parse_args(argv)
-    pull = pull_request_of_job(dict(os.environ))
-    if pull is None:
-        print("::notice title=torchtune-config-writer::not a pull request: no comment written")
-        return 0
-    if pull.from_fork:
-        print(
-            "::notice title=torchtune-config-writer::a pull request from a fork gets a read-only "
-            "token: the change table is in the job summary, not in a comment"
-        )
-        return 0
-    body, clean = compose(_read(args.changes), _json(args.report), args.drift_exit, pull.run_url)
     try:
-        print(post(pull, body, clean, args.when_clean))
+        print(_comment(args))
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403, 404):  # a token that may not write: the summary has it all
             print(
@@ -215,10 +351,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "change table is in the job summary"
             )
             return 0
-        print(f"::warning title=torchtune-config-writer::commenting failed: HTTP {exc.code}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"::warning title=torchtune-config-writer::commenting failed: {exc}")
+        _warn(f"HTTP {exc.code}")
+    except Exception as exc:  # noqa: BLE001 - whatever the API answers, the job goes on
+        _warn(str(exc) if isinstance(exc, Unexpected) else f"{type(exc).__name__}: {exc}")
     return 0  # a comment that could not be written never fails the job
+
+
+def _comment(args: argparse.Namespace) -> str:
+    """Write the comment; the line for the job's log."""
+    pull = pull_request_of_job(dict(os.environ))
+    if pull is None:
+        return "::notice title=torchtune-config-writer::not a pull request: no comment written"
+    if pull.from_fork:
+        return (
+            "::notice title=torchtune-config-writer::a pull request from a fork gets a read-only "
+            "token: the change table is in the job summary, not in a comment"
+        )
+    body, clean = compose(_read(args.changes), _report(args.report), args.drift_exit, pull.run_url)
+    return post(pull, body, clean, args.when_clean)
+
+
+def _warn(message: str) -> None:
+    """One warning line; ``message`` may hold what the server said, escaped as GitHub
+    documents for a workflow command's data (a tab too: no control character at all)."""
+    text = printable(message).replace("\t", "\\t")
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    print(f"::warning title=torchtune-config-writer::commenting failed: {text}")
 
 
 def _read(path: Path | None) -> str | None:
@@ -228,13 +386,19 @@ def _read(path: Path | None) -> str | None:
         return None
 
 
-def _json(path: Path | None) -> dict[str, Any] | None:
+def _report(path: Path | None) -> dict[str, Any] | None:
+    """The validation report, or ``None`` where it is missing or its counts are not numbers
+    (then nothing counts as clean)."""
     text = _read(path)
     try:
         data = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    report = _object(data)
+    counts = report.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(value, int) for value in counts.values()):
+        return None
+    return report
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
-from ..errors import display_path
+from ..errors import display_path, relative_path
+from ..markdown import code as _code
+from ..terminal import printable
 from ..wording import plural
 from .findings import ConfigResult, Finding, Severity, Status, ValidationResult
 
@@ -145,7 +146,7 @@ def render_json(result: ValidationResult) -> str:
         "counts": {**{str(s): result.count(s) for s in Status}, "total": len(result.configs)},
         "configs": [
             {
-                "path": display_path(config.config),
+                "path": relative_path(config.config),
                 "status": config.status,
                 "tune_validate": config.tune_validate,
                 "execution": config.execution,
@@ -203,7 +204,7 @@ def render_annotations(
             shown[kind] += 1
             source = _source(finding, config)
             message = finding.message + (f"\nSet at {source}." if source else "")
-            lines.append(_command(kind, display_path(config.config), finding.line, title, message))
+            lines.append(_command(kind, relative_path(config.config), finding.line, title, message))
         else:
             left[finding.severity] += 1
     if left:
@@ -234,7 +235,7 @@ def _source_key(finding: Finding, config: ConfigResult) -> SourceKey | None:
     experiment = finding.experiment or config.experiment
     if finding.experiment_line is None or experiment is None:
         return None
-    where = (display_path(experiment), finding.experiment_line)
+    where = (relative_path(experiment), finding.experiment_line)  # a `file=` property
     return (*where, finding.severity, finding.check, finding.keypath, finding.message)
 
 
@@ -270,16 +271,6 @@ def _cell(text: str) -> str:
     return "<br>".join(text.translate(_MARKDOWN_SPECIAL).splitlines())
 
 
-def _code(text: str) -> str:
-    """``text`` as a code span in a table cell, whatever backticks or pipes it holds."""
-    text = " ".join(text.splitlines()).replace("|", "\\|")
-    if not text:
-        return ""
-    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def _cut_note(cut: Counter[str] | dict[str, int], report: str) -> str:
     told = " and ".join(plural(cut[name], f"more {name[:-1]}") for name in cut if cut[name])
     verb = "is" if sum(cut.values()) == 1 else "are"
@@ -291,7 +282,7 @@ def _size(lines: list[str]) -> int:
 
 
 def _json_value(value: object) -> object:
-    return display_path(value) if isinstance(value, Path) else value
+    return relative_path(value) if isinstance(value, Path) else value
 
 
 def _command(kind: str, file: str, line: int | None, title: str, message: str) -> str:
@@ -301,6 +292,8 @@ def _command(kind: str, file: str, line: int | None, title: str, message: str) -
 
 
 def _escape_data(text: str, *, in_property: bool = False) -> str:
-    """GitHub's escaping for workflow commands (toolkit's ``command.ts``); ``%`` goes first."""
+    """GitHub's escaping for workflow commands (toolkit's ``command.ts``); ``%`` goes first.
+    Other control characters, which no escape of GitHub's covers, are written as ``\\xNN``."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = printable(text)
     return text.replace(":", "%3A").replace(",", "%2C") if in_property else text
