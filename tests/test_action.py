@@ -318,7 +318,7 @@ def test_the_change_table_is_in_the_summary_before_the_validation_report(
     assert code == 0, log
     table = log.index("Summary - ## What this change does to the runs")
     assert table < log.index("Summary - ## torchtune-config-writer validation report"), log
-    assert "| changed | all 4 runs | `seed` | null | 7 |" in log
+    assert "| changed | all 4 runs | `seed` | `null` | `7` |" in log
 
 
 @pytest.fixture
@@ -340,7 +340,7 @@ def test_one_comment_is_created_then_updated_and_a_fork_gets_only_a_notice(
     assert code == 0, log
     [(method, path, body)] = github.writes()
     assert (method, path) == ("POST", "/repos/lab/study/issues/7/comments")
-    assert "| changed | all 4 runs | `seed` | null | 7 |" in body["body"]
+    assert "| changed | all 4 runs | `seed` | `null` | `7` |" in body["body"]
     [ours] = github.comments
     add_control(repo, "  shuffle: false\n")  # the next push
     code, log, _ = run_workflow(tmp_path / "2", repo, inputs, pull_request(base), api)
