@@ -19,6 +19,7 @@ from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
 from ..experiment.launch import evaluation_options
 from ..experiment.load import Experiment, load_experiment
+from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
 from ..reading import read_bounded
 from ..workspace.layout import (
     CONFIGS_DIR,
@@ -77,7 +78,7 @@ from .render import (
 )
 from .run_ids import read_recorded_ids
 from .sweep import Run, Sweep, holds_run_id
-from .templates import RUN_ID, needs_filling, placeholders
+from .templates import RUN_ID, needs_filling, placeholders, strings
 
 
 @dataclass(frozen=True)
@@ -138,26 +139,33 @@ class Plan:
             keypath: A key path of a run's config.
             run_id: Which run, to find a variable's value; ``None`` matches controls only.
         """
-        setters = [p for p in self.placements if keypath[: len(p.path)] == p.path]
-        if not setters:
+        return written_at(self.placements, self.sweep, keypath, run_id)
+
+
+def written_at(
+    placements: tuple[Placement, ...], sweep: Sweep, keypath: KeyPath, run_id: str | None = None
+) -> KeyPath | None:
+    """:meth:`Plan.written_at`, before the plan is made."""
+    setters = [p for p in placements if keypath[: len(p.path)] == p.path]
+    if not setters:
+        return None
+    placement = max(setters, key=lambda p: len(p.path))
+    where: KeyPath = placement.parameter.keypath
+    index = 0
+    if placement.section == "variables":
+        found = None if run_id is None else sweep.value_index(run_id, placement)
+        if found is None:
             return None
-        placement = max(setters, key=lambda p: len(p.path))
-        where: KeyPath = placement.parameter.keypath
-        index = 0
-        if placement.section == "variables":
-            found = None if run_id is None else self.sweep.value_index(run_id, placement)
-            if found is None:
-                return None
-            index = found
-            where = (*where, index)
-        inner = keypath[len(placement.path) :]
-        # A mapping value merges: the key may come from the base, not from the experiment.
-        value = placement.parameter.values[index]
-        for part in inner:
-            if not isinstance(value, dict) or part not in value:
-                return None
-            value = value[part]
-        return (*where, *inner)
+        index = found
+        where = (*where, index)
+    inner = keypath[len(placement.path) :]
+    # A mapping value merges: the key may come from the base, not from the experiment.
+    value = placement.parameter.values[index]
+    for part in inner:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return (*where, *inner)
 
 
 def plan_experiment(
@@ -222,6 +230,7 @@ def plan_experiment(
     sweep = Sweep(
         controlled, variables, templated, recorded, experiment.design.combinations, conditional
     )
+    _check_resolving(experiment, base, placements, sweep)  # before anything follows a ${...}
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs(), experiment.folder)
     warnings = surprising_readings(experiment, (*placements, *setting), base.config)
     warnings += _machine_paths(experiment)
@@ -283,6 +292,62 @@ def newest_generation(experiment: Experiment) -> Path | None:
         if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
             return base_dir / name / CONFIGS_DIR
     return None
+
+
+def _check_resolving(
+    experiment: Experiment, base: Base, placements: tuple[Placement, ...], sweep: Sweep
+) -> None:
+    """Every run's interpolations resolve at a bounded cost: one that would take hours (a chain
+    of values each using the one before twice), loop, or chain deeper than OmegaConf can follow
+    is refused where its value was written.
+
+    Raises:
+        ConfigWriterError: for the first run that does not, at the experiment's line that set
+            the value, else at the base config's (named with the run's id when the base with the
+            controls is within the bound, so that the run's variables make it so).
+    """
+    bound = ResolvingBound(sweep.controlled)  # the runs share its mappings
+    # A variable is merged in where its values hold interpolations or the interpolations read
+    # its key (top-level); the others (model.lora_rank, seed) change nothing here.
+    varied = {placement.path[0] for placement in sweep.variables}
+    wanted = {
+        placement.path[0]
+        for placement in sweep.variables
+        if any("${" in text for value in placement.parameter.values for _, text in strings(value))
+    }
+    checking = True
+    while checking:
+        checking = False
+        checked = None
+        for run_id, config in sweep.runs_under(wanted):
+            if config is checked:
+                continue  # runs that differ in nothing merged in
+            checked = config
+            problem = bound.problem(config)
+            more = (bound.keys_read & varied) - wanted
+            if more:  # they read a key a variable sets: every run again, with it merged in
+                wanted |= more
+                checking = True
+                break
+            if problem is not None:
+                raise _resolving_error(experiment, base, placements, sweep, run_id, problem)
+
+
+def _resolving_error(
+    experiment: Experiment,
+    base: Base,
+    placements: tuple[Placement, ...],
+    sweep: Sweep,
+    run_id: str,
+    problem: Unbounded,
+) -> ConfigWriterError:
+    message = problem.message
+    if resolving_problem(sweep.controlled) is None:  # the run's own values make it so
+        message = f"{run_id}: {message}"
+    where = written_at(placements, sweep, problem.keypath, run_id)
+    if where is None:  # a value of the base config's
+        return base.document.error(message, problem.keypath)
+    return experiment.error(message, where)
 
 
 def _machine_paths(experiment: Experiment) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,7 +189,13 @@ class Sweep:
         for placement in self.variables:
             for value in placement.parameter.values:
                 wanted.update(references(value))
-        merged = [i for i, p in enumerate(self.variables) if p.path[0] in wanted]
+        return self.runs_under(wanted)
+
+    def runs_under(self, keys: Collection[str | int]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each run's id and config with only the variables under the top-level ``keys`` merged
+        in, and the controls that differ from run to run (holding placeholders, a condition's);
+        runs that merge nothing share one config, ``controlled`` itself."""
+        merged = [i for i, p in enumerate(self.variables) if p.path[0] in keys]
         for ident, values, controls in self._combinations():
             config = self.controlled
             for index in merged:

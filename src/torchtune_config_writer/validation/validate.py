@@ -13,6 +13,7 @@ from ..experiment.load import EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, other_experiments
 from ..generation.evaluation import EVAL_RECIPE
 from ..generation.plan import Plan, newest_generation, parts, plan_experiment
+from ..interpolation_bound import resolving_problem
 from ..wording import closest
 from ..workspace.affected import (
     experiment_of,
@@ -343,6 +344,19 @@ def validate_config(
     if not isinstance(document.data, dict):
         finding = Finding(
             target.config, "", 1, Severity.ERROR, "yaml", "a config must be a mapping", experiment
+        )
+        return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
+    unbounded = resolving_problem(document.data)
+    if unbounded is not None:  # resolving it would not end, or end in a RecursionError
+        finding = Finding(
+            config=target.config,
+            keypath=dotted(unbounded.keypath),
+            line=_line(document, unbounded.keypath),
+            severity=Severity.ERROR,
+            check="interpolation",
+            message=f"{unbounded.message}; nothing else of this config was checked or run",
+            experiment=experiment,
+            experiment_line=_experiment_line(target.plan, unbounded.keypath, target.config.stem),
         )
         return ConfigResult(target.config, TuneVerdict.CRASHED, (finding,), experiment)
     # A file the tool wrote is parsed once, for both torchtune's check and ours.

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ...interpolation_bound import resolving_problem
 from . import building, emulation, standins, watch
 from .protocol import DELETE, Frame, Mode, Outcome, Request, Status
 from .state import STATE
@@ -136,6 +137,11 @@ def _prepared_config(request: Request, work: Path) -> Path:
     cfg = OmegaConf.load(request.config)
     for keypath, value in request.edits:
         _edit(cfg, keypath, value)
+    # validate refused the configs it was given whose interpolations cost past the limits; a
+    # base config, or one with some of a config's values (narrowing a failure down), may too.
+    unbounded = resolving_problem(OmegaConf.to_container(cfg, resolve=False))
+    if unbounded is not None:
+        raise standins.HarnessLimit(f"not run: {unbounded.message}")
     STATE.unset = _missing_environment(cfg)
     for name in STATE.unset:
         # Set on the cluster, not here: a path that does not exist here stands in for it (a
