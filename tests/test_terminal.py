@@ -75,7 +75,7 @@ def test_generate_and_check_print_each_name_on_its_own_line_escaped(
         experiment.write_text(text.replace("lora_study", f"study_{index}"))
     result = cli("generate", *(f"{name}/experiment.yaml" for name in NAMES))
     assert result.code == 0, result.err
-    for index, name in enumerate(NAMES):
+    for name in NAMES:
         (tmp_path / name / "configs" / "run_001.yaml").unlink()
         run = tmp_path / name / "configs" / "run_000.yaml"
         run.write_text(run.read_text() + "extra: 1\n")
