@@ -194,10 +194,17 @@ def _missing(*modules: str) -> str | None:
     return f"needs {' and '.join(absent)}, not installed here" if absent else None
 
 
+# A part that takes seconds to start: the slow tier (reading torchtune's files is quick).
+_HEAVY = ("needs_torch", "needs_act", "needs_pre_commit", "needs_slurm", "needs_cli")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test with a ``needs_*`` marker skips, with the reason, where that part is missing."""
+    """A test with a ``needs_*`` marker skips, with the reason, where that part is missing, and
+    is slow: ``pytest -m "not slow"`` leaves it out."""
     reasons = {name: need() for name, need in _NEEDS.items()}
     for item in items:
+        if any(name in item.keywords for name in _HEAVY):
+            item.add_marker(pytest.mark.slow)
         missing = [reason for name, reason in reasons.items() if reason and name in item.keywords]
         for marker in item.iter_markers("needs_cli"):
             missing += [

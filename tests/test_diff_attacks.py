@@ -179,6 +179,7 @@ def test_a_hostile_run_file_is_refused_on_either_side_with_the_checks_limits(
     assert error.startswith(named) and said in error
 
 
+@pytest.mark.slow
 def test_a_committed_file_past_the_size_limit_is_refused_before_it_is_read(
     repo: Path, cli: Callable[..., CliResult]
 ) -> None:

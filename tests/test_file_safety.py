@@ -107,6 +107,7 @@ def test_a_write_killed_at_any_step_leaves_old_or_new_and_the_next_run_finishes(
     assert len(killed_at) > 10  # the write was cut at every one of its steps
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_of_the_write_never_leaves_a_mix(
     tmp_path: Path, write_experiment: Callable[..., Path]
 ) -> None:

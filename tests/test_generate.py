@@ -190,6 +190,7 @@ def test_no_variables_gives_one_run_with_the_base_output_dir(
     assert run["output_dir"] == "/tmp/torchtune/llama3_2_1B/lora_single_device"
 
 
+@pytest.mark.slow
 def test_1000_runs_are_allowed_and_get_wider_ids(write_experiment: Callable[..., Path]) -> None:
     values = ", ".join(str(i) for i in range(1000))
     path = write_experiment(experiment_text(variables=f"seed: [{values}]"))

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from torchtune_config_writer import generate
 from torchtune_config_writer.experiment.parameters import Parameter
 from torchtune_config_writer.generation.placement import (
@@ -87,6 +89,7 @@ def test_the_linear_check_reports_what_the_pairwise_one_did() -> None:
     assert 300 < clashes < 2700  # both outcomes are well exercised
 
 
+@pytest.mark.slow
 def test_eight_thousand_new_keys_generate(write_experiment: Callable[..., Path]) -> None:
     controls = "\n".join(f"+key_{index}: 1" for index in range(8000))
     path = write_experiment(experiment_text(controls=controls))
@@ -109,6 +112,7 @@ def test_an_experiment_file_over_a_mebibyte_is_refused_before_it_is_read(
     assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
 
 
+@pytest.mark.slow
 def test_an_experiment_of_too_many_values_is_refused_at_the_key_that_holds_them(
     write_experiment: Callable[..., Path], cli: Callable[..., Any]
 ) -> None:
@@ -126,6 +130,7 @@ def test_an_experiment_of_too_many_values_is_refused_at_the_key_that_holds_them(
     assert sorted(p.name for p in path.parent.iterdir()) == ["experiment.yaml"]
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_values_may_still_be_written(
     write_experiment: Callable[..., Path],
 ) -> None:

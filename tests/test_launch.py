@@ -189,6 +189,7 @@ def test_the_slurm_array_refuses_to_run_outside_its_experiment_folder_or_sbatch(
     assert not calls.exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_of_1000_runs_gets_four_digit_task_configs(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -334,6 +334,7 @@ def test_an_evaluation_limit_that_is_no_number_is_refused(
 # --- 9. run ids past 999 ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ids_past_999_keep_their_width_and_check_is_clean(
     write_experiment: Write, cli: Cli
 ) -> None:

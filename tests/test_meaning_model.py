@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -215,6 +216,7 @@ def _plain(value: Any) -> Any:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(study=studies())
+@pytest.mark.slow
 def test_every_run_is_what_the_experiment_says(tmp_path: Path, study: dict[str, Any]) -> None:
     folder = tmp_path / "model"
     shutil.rmtree(folder, ignore_errors=True)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -138,6 +139,7 @@ def same(a: Any, b: Any) -> bool:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(experiments())
+@pytest.mark.slow
 def test_every_run_reads_back_as_omegaconf_merges_it_and_generating_is_stable(
     document: dict[str, Any],
 ) -> None:
@@ -180,6 +182,7 @@ def mutated(draw: st.DrawFn) -> str:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated() | st.text(max_size=200))
+@pytest.mark.slow
 def test_any_input_generates_or_gives_error_lines_only(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "exp"

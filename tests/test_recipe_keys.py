@@ -68,6 +68,7 @@ def builtin_config(name: str) -> dict[str, object]:
 
 
 @pytest.mark.needs_torchtune
+@pytest.mark.slow
 def test_builtin_configs_set_only_keys_their_recipe_reads_apart_from_known_leftovers() -> None:
     torchtune = installed_torchtune()
     assert torchtune is not None

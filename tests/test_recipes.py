@@ -95,6 +95,7 @@ def test_unknown_recipe_suggests_close_names(
 
 
 @pytest.mark.needs_torchtune
+@pytest.mark.slow
 def test_same_bytes_under_other_hash_seeds_locales_and_working_folders(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:

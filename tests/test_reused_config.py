@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -43,6 +44,7 @@ def resolved(cfg: Any, key: str) -> Any:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.lists(leaf, min_size=4, max_size=4), st.booleans()), max_size=8))
+@pytest.mark.slow
 def test_each_config_is_what_omegaconf_creates(sequence: list[tuple[list[Any], bool]]) -> None:
     reused = ReusedConfig()
     for values, extra in sequence:

@@ -19,6 +19,7 @@ from .conftest import experiment_text, record_base, snapshot
 COMMAND = [sys.executable, "-m", "torchtune_config_writer"]
 
 
+@pytest.mark.slow
 def test_check_into_a_pipe_closed_early_exits_141_without_a_traceback(
     write_experiment: Callable[..., Path],
 ) -> None:
@@ -40,6 +41,7 @@ def test_check_into_a_pipe_closed_early_exits_141_without_a_traceback(
     assert "Traceback" not in error and "BrokenPipe" not in error
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -73,6 +75,7 @@ def test_ctrl_c_during_generate_is_one_line_exit_130_and_changes_nothing(
     pytest.fail("the write ended before Ctrl-C landed, three times")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0.0, 0.03, 0.06, 0.1, 0.15, 0.2])
 def test_ctrl_c_while_the_command_line_is_imported_shows_no_traceback_of_ours(
     write_experiment: Callable[..., Path], after: float

@@ -248,6 +248,7 @@ def test_combinations_are_compared_whole_not_as_joined_text(
     assert [(run["a"], run["b"]) for run in generated_runs(path)] == [("x, y", "z"), ("x", "y, z")]
 
 
+@pytest.mark.slow
 def test_the_run_limit_in_the_experiment_file_is_read_by_generate_and_check_without_flags(
     write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:

@@ -119,6 +119,7 @@ def test_a_conflict_in_the_second_experiment_stops_the_first_from_being_written(
         assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -152,6 +153,7 @@ def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
         assert sorted(p.name for p in path.parent.iterdir()) == ["configs", "experiment.yaml"]
 
 
+@pytest.mark.slow
 def test_a_writer_waits_for_the_one_that_holds_the_folder(
     write_experiment: Callable[..., Path],
 ) -> None:

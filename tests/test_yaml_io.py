@@ -30,6 +30,7 @@ def omegaconf_reads(text: str) -> Any:
 
 
 @pytest.mark.needs_torchtune
+@pytest.mark.slow
 def test_every_recipe_config_is_read_exactly_as_omegaconf_reads_it() -> None:
     files = recipe_files()
     assert len(files) > 100
@@ -39,6 +40,7 @@ def test_every_recipe_config_is_read_exactly_as_omegaconf_reads_it() -> None:
 
 
 @pytest.mark.needs_torchtune
+@pytest.mark.slow
 def test_every_recipe_config_survives_a_dump_and_omegaconf_read() -> None:
     for path in recipe_files():
         data = yaml_io.read_yaml_file(path).data
@@ -133,6 +135,7 @@ def test_inline_values_stay_on_one_line() -> None:
 
 
 @pytest.mark.needs_torchtune
+@pytest.mark.slow
 def test_python_and_libyaml_emitters_write_the_same_bytes() -> None:
     # Output must not depend on whether PyYAML was built with libyaml.
     class PureDumper(yaml.SafeDumper):
@@ -176,6 +179,7 @@ values = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(keys, values, min_size=1, max_size=5))
+@pytest.mark.slow
 def test_omegaconf_reads_back_exactly_what_was_written(config: dict[str, Any]) -> None:
     assert omegaconf_reads(yaml_io.dump_yaml(config)) == config
 
@@ -270,12 +274,14 @@ trees = st.recursive(
 
 @settings(max_examples=1500, deadline=None)
 @given(st.dictionaries(tree_keys, trees, max_size=6))
+@pytest.mark.slow
 def test_the_line_by_line_writer_writes_what_pyyaml_writes(config: dict[str, Any]) -> None:
     assert yaml_io.dump_yaml(config) == yaml_io._pyyaml_dump(config)
 
 
 @settings(max_examples=500, deadline=None)
 @given(trees)
+@pytest.mark.slow
 def test_inline_values_are_what_pyyaml_writes_however_often_they_repeat(value: Any) -> None:
     first = yaml_io.dump_inline(value)
     assert first == yaml_io._dump_inline(value) == yaml_io.dump_inline(value)
@@ -298,6 +304,7 @@ def test_every_recipe_config_is_written_as_pyyaml_writes_it() -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(tree_keys, trees, max_size=4), tree_scalars)
+@pytest.mark.slow
 def test_a_run_mapping_entry_is_the_sequence_item_pyyaml_writes(
     params: dict[str, Any], output_dir: Any
 ) -> None:
