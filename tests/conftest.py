@@ -175,11 +175,17 @@ _NEEDS: dict[str, Callable[[], str | None]] = {
         None if (BIN / "act").exists() else "needs act (the GitHub Actions runner), not here"
     ),
     "needs_pre_commit": lambda: _missing("pre_commit"),
-    # Installed by the cluster fixture where root may use apt (tests/slurm_cluster.py).
+    # Installed by the cluster fixture, only when asked to and root may use apt
+    # (tests/slurm_cluster.py).
     "needs_slurm": lambda: (
         None
-        if shutil.which("sbatch") or (os.geteuid() == 0 and shutil.which("apt-get"))
-        else "needs Slurm, not installed here (and installing it needs root and apt)"
+        if shutil.which("sbatch")
+        or (
+            os.environ.get("TCW_TESTS_INSTALL_SLURM") == "1"
+            and os.geteuid() == 0
+            and shutil.which("apt-get")
+        )
+        else "needs Slurm, not installed here (TCW_TESTS_INSTALL_SLURM=1, as root, installs it)"
     ),
 }
 BIN = Path(sys.executable).parent
