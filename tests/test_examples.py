@@ -183,3 +183,30 @@ def test_the_seed_examples_still_generate_their_0_1_run_configs(tmp_path: Path) 
     committed = {name: (EXAMPLES / name.replace("/", "/configs/")).read_bytes() for name in changed}
     assert_same_files({name: files[name].read_bytes() for name in changed}, committed)
     assert not changed, f"{changed}: as committed, yet not as 0.1 generated them"
+
+
+def readme_experiment() -> str:
+    """The experiment the README shows (the first YAML block under "An experiment")."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## An experiment", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_experiment_is_the_bundled_example_in_its_values() -> None:
+    shown = OmegaConf.create(readme_experiment())
+    bundled = OmegaConf.load(EXAMPLES / "lora_rank_study" / "experiment.yaml")
+    for key in ("framework_config", "variables", "controls"):
+        for name, value in shown[key].items():
+            assert bundled[key][name] == value, (key, name)
+
+
+@pytest.mark.needs_torch
+def test_the_readmes_experiment_generates_configs_that_validate(tmp_path: Path) -> None:
+    path = tmp_path / "study" / "experiment.yaml"
+    path.parent.mkdir()
+    path.write_text(readme_experiment(), encoding="utf-8")
+    shutil.copytree(EXAMPLES / "lora_rank_study" / "configs", path.parent / "configs")
+    generate(path)
+    result = validate([path])
+    assert len(result.configs) == 4
+    assert [(item.status, item.findings) for item in result.configs] == [("valid", ())] * 4
