@@ -58,6 +58,60 @@ class FakeGitHub:
         return self.authors.get(ident, self.user or ACTIONS_BOT)
 
 
+def recorded_user(login: str, kind: str, ident: int = 41898282) -> dict[str, Any]:
+    """A user as GitHub's REST API answers it (the documented "simple user" shape)."""
+    api = "https://api.github.com/users/" + login
+    return {
+        "login": login,
+        "id": ident,
+        "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": "https://github.com/apps/github-actions",
+        "followers_url": api + "/followers",
+        "following_url": api + "/following{/other_user}",
+        "gists_url": api + "/gists{/gist_id}",
+        "starred_url": api + "/starred{/owner}{/repo}",
+        "subscriptions_url": api + "/subscriptions",
+        "organizations_url": api + "/orgs",
+        "repos_url": api + "/repos",
+        "events_url": api + "/events{/privacy}",
+        "received_events_url": api + "/received_events",
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": False,
+    }
+
+
+def recorded_comment(
+    repository: str, number: int, ident: int, body: str, user: dict[str, Any]
+) -> dict[str, Any]:
+    """An issue comment as GitHub's REST API answers it (every documented field), so the
+    comment step reads what the real API sends, not only the three fields it uses."""
+    api = f"https://api.github.com/repos/{repository}"
+    return {
+        "url": f"{api}/issues/comments/{ident}",
+        "html_url": f"https://github.com/{repository}/pull/{number}#issuecomment-{ident}",
+        "issue_url": f"{api}/issues/{number}",
+        "id": ident,
+        "node_id": "IC_kwDOABCDEF5" + str(ident),
+        "user": recorded_user(str(user.get("login")), str(user.get("type"))),
+        "created_at": "2026-12-01T10:00:00Z",
+        "updated_at": "2026-12-01T10:05:00Z",
+        "author_association": "NONE" if user.get("type") == "Bot" else "MEMBER",
+        "body": body,
+        "reactions": {
+            "url": f"{api}/issues/comments/{ident}/reactions",
+            "total_count": 0,
+            **dict.fromkeys(
+                ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes"), 0
+            ),
+        },
+        "performed_via_github_app": None,
+    }
+
+
 def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -92,7 +146,8 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 if state.user is None:
                     self._answer(403, {"message": "Resource not accessible by integration"})
                 else:
-                    self._answer(200, state.user)
+                    login, kind = str(state.user.get("login")), str(state.user.get("type"))
+                    self._answer(200, recorded_user(login, kind) | state.user)
                 return
             if self.command != "GET" and state.refuse_writes is not None:
                 self._answer(state.refuse_writes, {"message": "Resource not accessible"})
@@ -103,7 +158,7 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 per_page, page = int(query["per_page"][0]), int(query["page"][0])
                 number = int(listing[2])
                 mine = [
-                    {"id": ident, "body": text, "user": state.author(ident)}
+                    recorded_comment(listing[1], number, ident, text, state.author(ident))
                     for ident, (pull, text) in sorted(state.comments.items())
                     if pull == number
                 ]
@@ -111,11 +166,19 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             elif listing and self.command == "POST":
                 state.next_id += 1
                 state.comments[state.next_id] = (int(listing[2]), body["body"])
-                self._answer(201, {"id": state.next_id, "body": body["body"]})
+                self._answer(
+                    201,
+                    recorded_comment(
+                        listing[1], int(listing[2]), state.next_id, body["body"], state.author(0)
+                    ),
+                )
             elif one and int(one[2]) in state.comments and self.command == "PATCH":
                 pull, _ = state.comments[int(one[2])]
                 state.comments[int(one[2])] = (pull, body["body"])
-                self._answer(200, {"id": int(one[2]), "body": body["body"]})
+                ident = int(one[2])
+                self._answer(
+                    200, recorded_comment(one[1], pull, ident, body["body"], state.author(ident))
+                )
             elif one and int(one[2]) in state.comments and self.command == "DELETE":
                 del state.comments[int(one[2])]
                 self._answer(204)
