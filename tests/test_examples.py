@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -210,3 +211,28 @@ def test_the_readmes_experiment_generates_configs_that_validate(tmp_path: Path) 
     result = validate([path])
     assert len(result.configs) == 4
     assert [(item.status, item.findings) for item in result.configs] == [("valid", ())] * 4
+
+
+def shown_commands() -> list[tuple[str, str, str]]:
+    """Each command the README and docs show with its output: (file, command, output)."""
+    pair = re.compile(r"```bash\n([^`]*?)```\n\n```(?:text)?\n(.*?)```", re.S)
+    repo = Path(__file__).resolve().parent.parent
+    found = []
+    for page in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:
+        for match in pair.finditer(page.read_text(encoding="utf-8")):
+            lines = [line for line in match[1].splitlines() if line and not line.startswith("#")]
+            command = lines[-1].rpartition("&& ")[2]  # `pip install . && …`: the tool's part
+            found.append((page.name, command, match[2]))
+    return found
+
+
+@pytest.mark.parametrize(("page", "command", "output"), shown_commands())
+def test_every_command_the_docs_show_prints_what_they_show(
+    page: str, command: str, output: str, tmp_path: Path
+) -> None:
+    assert command.startswith("torchtune-config-writer "), (page, command)
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    argv = [sys.executable, "-m", "torchtune_config_writer", *command.split()[1:]]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout + done.stderr == output, (page, command)
