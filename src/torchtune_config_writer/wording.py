@@ -16,7 +16,14 @@ def plural(count: int, word: str, *, grouped: bool = False) -> str:
 def closest(name: str, known: Iterable[str], cutoff: float = SUGGESTION_CUTOFF) -> str | None:
     """The known name ``name`` is most likely a misspelling of, for a did-you-mean; ``None``
     when none is close enough."""
+    close = close_names(name, known, 1, cutoff)
+    return close[0] if close else None
+
+
+def close_names(
+    name: str, known: Iterable[str], most: int, cutoff: float = SUGGESTION_CUTOFF
+) -> list[str]:
+    """Up to ``most`` known names that ``name`` looks like, best first (every did-you-mean)."""
     import difflib  # only a mistake needs a suggestion
 
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
-    return close[0] if close else None
+    return difflib.get_close_matches(name, list(known), n=most, cutoff=cutoff)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import ConfigWriterError
+from ..wording import close_names
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,8 @@ class Torchtune:
 
     def close_matches(self, name: str) -> list[str]:
         """Config names that look like ``name``, best first."""
-        import difflib  # only a name that is not found needs it
-
         names = list(dict.fromkeys(config.name for config in self.configs))
-        matches = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        matches = close_names(name, names, 3)
         if not matches:  # a recipe name or a bare model size: offer configs that contain it
             stem = name.rsplit("/", 1)[-1].lower()
             matches = [candidate for candidate in names if stem and stem in candidate.lower()][:3]
