@@ -19,12 +19,12 @@ from ..errors import ConfigWriterError, display_path
 from ..experiment.launch import RECIPE_NAME
 from ..experiment.load import Experiment
 from ..reading import read_bounded
-from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE
+from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE, LOCK_MARK
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
 from ..yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
 from . import recipes
 
-_LOCK_FIRST_LINE = "# torchtune-config-writer: the recorded base config of this experiment."
+_LOCK_FIRST_LINE = LOCK_MARK.decode()  # one definition, in layout.py
 # The header's lines at most: the first, recipe, torchtune, sha256, tune run, and "The bytes of".
 _LOCK_HEADER_LINES = 6
 

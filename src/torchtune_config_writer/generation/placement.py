@@ -131,9 +131,7 @@ def resolve_parameter(
         kept = Parameter(name[1:], parameter.values, parameter.keypath)
         try:
             return resolve_parameter(experiment, kept, base)
-        except ConfigWriterError as error:
-            if "is not in the base config" not in error.message:
-                raise
+        except NotInBase:
             raise experiment.error(
                 f"'{name}' deletes nothing: the base config has no {name[1:]}",
                 parameter.keypath,
@@ -141,7 +139,7 @@ def resolve_parameter(
     path = _split(name, base)
     if len(path) > 1:
         if lookup(base, path) is MISSING:
-            raise experiment.error(_not_found_message(name, base, experiment), parameter.keypath)
+            raise _not_in_base(name, base, experiment, parameter.keypath)
         return path
     if name in base:
         return (name,)
@@ -158,7 +156,7 @@ def resolve_parameter(
             "write the dotted path of the one you mean",
             parameter.keypath,
         )
-    raise experiment.error(_not_found_message(name, base, experiment), parameter.keypath)
+    raise _not_in_base(name, base, experiment, parameter.keypath)
 
 
 def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, Any]) -> KeyPath:
@@ -234,6 +232,17 @@ def _key_paths(config: Any, prefix: KeyPath = ()) -> Iterator[KeyPath]:
         if isinstance(key, str):
             yield path
         yield from _key_paths(value, path)
+
+
+class NotInBase(ConfigWriterError):
+    """A name that is no key of the base config (a ``~name`` then deletes nothing)."""
+
+
+def _not_in_base(
+    name: str, base: dict[str, Any], experiment: Experiment, keypath: KeyPath
+) -> NotInBase:
+    found = experiment.error(_not_found_message(name, base, experiment), keypath)
+    return NotInBase(found.message, found.path, found.line, found.column)
 
 
 def _not_found_message(name: str, base: dict[str, Any], experiment: Experiment) -> str:
