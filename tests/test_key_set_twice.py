@@ -16,6 +16,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.experiment.parameters import Parameter
 from torchtune_config_writer.generation.placement import (
     Placement,
+    Section,
     _check_no_key_set_twice,
     _leaf_paths,
 )
@@ -67,10 +68,10 @@ def random_value(rng: random.Random, depth: int) -> Any:
 def random_placements(rng: random.Random) -> Iterator[Placement]:
     for index in range(rng.randint(1, 6)):
         path = tuple(rng.choice("abc") for _ in range(rng.randint(1, 3)))
-        section = rng.choice(["controls", "variables"])
-        count = 1 if section == "controls" else rng.randint(1, 2)
+        section = rng.choice([Section.CONTROLS, Section.VARIABLES])
+        count = 1 if section is Section.CONTROLS else rng.randint(1, 2)
         values = tuple(random_value(rng, len(path)) for _ in range(count))
-        parameter = Parameter(f"p{index}", values, (section, f"p{index}"))
+        parameter = Parameter(f"p{index}", values, (section.value, f"p{index}"))
         yield Placement(parameter, path, section)
 
 

@@ -7,6 +7,7 @@ import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -33,6 +34,17 @@ from .templates import (
 ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("optimizer", "lr")}
 
 
+class Section(str, Enum):
+    """Where in the experiment an entry is written (its text is the section's key)."""
+
+    CONTROLS = "controls"
+    VARIABLES = "variables"
+    CONDITIONS = "conditions"  # a condition's `set:` (experiment.design)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Placement:
     """A parameter and the key path in the config that it sets.
@@ -40,18 +52,18 @@ class Placement:
     Attributes:
         parameter: The entry of the experiment file.
         path: The resolved key path, e.g. ``("model", "lora_rank")``.
-        section: ``"variables"`` or ``"controls"``.
+        section: The section the entry is written in.
     """
 
     parameter: Parameter
     path: KeyPath
-    section: str
+    section: Section
 
     def written(self) -> Iterator[tuple[KeyPath, Any]]:
         """Each value with where the experiment file writes it: a control's entry, or the item
         of a variable's list."""
         keypath = self.parameter.keypath
-        if self.section != "variables":
+        if self.section is not Section.VARIABLES:
             yield keypath, self.parameter.values[0]
             return
         for index, value in enumerate(self.parameter.values):
@@ -88,17 +100,17 @@ def place_parameters(
     # control's !replace is the replacement's, a key a control added with + is there.
     shaped = base
     for section, parameters in (
-        ("controls", experiment.controls),
-        ("variables", experiment.variables),
+        (Section.CONTROLS, experiment.controls),
+        (Section.VARIABLES, experiment.variables),
     ):
         for parameter in parameters:
-            if section == "variables" and parameter.group in clashing:
+            if section is Section.VARIABLES and parameter.group in clashing:
                 continue
             path = found.attempt(partial(resolve_parameter, experiment, parameter, shaped), None)
             if path is None:
                 continue
             placements.append(Placement(parameter, path, section))
-            if section == "controls":
+            if section is Section.CONTROLS:
                 shaped = _shaped(shaped, parameter, path)
     found.attempt(partial(_check_no_key_set_twice, experiment, tuple(placements)), None)
     return tuple(placements)
@@ -403,7 +415,9 @@ def check_placeholders(
     control, a variable whose values are lists or mappings, or one whose values hold
     placeholders.
     """
-    variables = {p.parameter.name.lstrip("+"): p for p in placements if p.section == "variables"}
+    variables = {
+        p.parameter.name.lstrip("+"): p for p in placements if p.section is Section.VARIABLES
+    }
     if RUN_ID in variables:
         found.add(
             experiment.error(
@@ -486,7 +500,7 @@ def _placeholder_problem(
 
 
 def _names_nothing(name: str, known: list[str], placements: tuple[Placement, ...]) -> str:
-    controls = {p.parameter.name.lstrip("+") for p in placements if p.section == "controls"}
+    controls = {p.parameter.name.lstrip("+") for p in placements if p.section is Section.CONTROLS}
     if name in controls:
         problem = f"{name} is a control, the same in every run: write its value instead"
     else:
@@ -510,7 +524,7 @@ def check_interpolations(
             dict.fromkeys(text_of(v) or "" for v in p.parameter.values)
         )
         for p in placements
-        if p.section == "variables"
+        if p.section is Section.VARIABLES
     }
     for placement in placements:
         for at, value in placement.written():

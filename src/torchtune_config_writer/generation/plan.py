@@ -61,6 +61,7 @@ from .outputs import (
 )
 from .placement import (
     Placement,
+    Section,
     check_interpolations,
     check_placeholders,
     lookup,
@@ -110,7 +111,7 @@ class Plan:
     @property
     def variables(self) -> tuple[Placement, ...]:
         """The variables, in the order written."""
-        return tuple(p for p in self.placements if p.section == "variables")
+        return tuple(p for p in self.placements if p.section is Section.VARIABLES)
 
     @property
     def run_count(self) -> int:
@@ -152,7 +153,7 @@ def written_at(
     placement = max(setters, key=lambda p: len(p.path))
     where: KeyPath = placement.parameter.keypath
     index = 0
-    if placement.section == "variables":
+    if placement.section is Section.VARIABLES:
         found = None if run_id is None else sweep.value_index(run_id, placement)
         if found is None:
             return None
@@ -203,7 +204,7 @@ def plan_experiment(
         for at, value in placement.written():
             merge = partial(_merge_checked, experiment, controlled, placement, value, at)
             merged = found.attempt(merge, None)
-            if placement.section == "controls" and merged is not None:
+            if placement.section is Section.CONTROLS and merged is not None:
                 controlled = merged
     # A condition's keys are named as in the runs: the base with the controls in.
     conditional = _place_conditions(experiment, controlled, placements, found)
@@ -218,9 +219,11 @@ def plan_experiment(
     recipe = found.attempt(partial(_training_recipe, experiment, base), None)
     _check_dataset_lists(experiment, placements, recipe, found)
     found.raise_found()
-    variables = tuple(p for p in placements if p.section == "variables")
+    variables = tuple(p for p in placements if p.section is Section.VARIABLES)
     templated = tuple(
-        p for p in placements if p.section == "controls" and needs_filling(p.parameter.values[0])
+        p
+        for p in placements
+        if p.section is Section.CONTROLS and needs_filling(p.parameter.values[0])
     )
     # The in-repository folder keeps its run ids; a timestamped generation is a new folder,
     # whose runs write to folders of their own, and numbers afresh.
@@ -258,7 +261,7 @@ def _place_conditions(
 ) -> tuple[tuple[Rule, tuple[Placement, ...]], ...]:
     """Each condition's rule and its keys, resolved as controls are; a key a variable sets is
     refused (the variable would decide it in some runs and the condition in others)."""
-    varied = {p.path for p in placements if p.section == "variables"}
+    varied = {p.path for p in placements if p.section is Section.VARIABLES}
     conditional = []
     for condition in experiment.design.conditions:
         sets = []
@@ -274,7 +277,7 @@ def _place_conditions(
                     )
                 )
                 continue
-            sets.append(Placement(parameter, path, "conditions"))
+            sets.append(Placement(parameter, path, Section.CONDITIONS))
         conditional.append((condition.when, tuple(sets)))
     return tuple(conditional)
 
@@ -545,7 +548,7 @@ def _merge_checked(
         values = placement.parameter.values
         # lora_attn_modules: [q_proj, v_proj] as a variable is two runs of one string each.
         flat_list = (
-            placement.section == "variables"
+            placement.section is Section.VARIABLES
             and conflict.path == placement.path
             and not any(isinstance(one, (list, dict)) for one in values)
             and isinstance(lookup(config, placement.path), list)
