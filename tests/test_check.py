@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -406,3 +407,58 @@ def test_an_experiment_file_renamed_to_its_other_spelling_is_checked_not_orphane
         result.out
     )
     assert "stale: lora_rank_study/configs/ (its" not in result.out
+
+
+def test_check_as_json_gives_each_folders_state_with_exact_paths(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    names = ["plain", "odd ##[error]x\nname"]
+    for index, name in enumerate(names):
+        shutil.copytree(EXAMPLES / "lora_rank_study", tmp_path / name)
+        experiment = tmp_path / name / "experiment.yaml"
+        text = experiment.read_text().replace("lora_rank_study", f"study_{index}")
+        experiment.write_text(text.replace("lora_study", f"study_{index}"))
+    assert cli("generate", *(f"{name}/experiment.yaml" for name in names)).code == 0
+    configs = tmp_path / names[1] / "configs"
+    (configs / "run_001.yaml").unlink()
+    shutil.copy(configs / "run_000.yaml", configs / "run_009.yaml")
+    result = cli("check", "--format", "json", *(f"{name}/experiment.yaml" for name in names))
+    assert result.code == 1 and result.err == ""
+    assert "##[" not in result.out  # no workflow command in a log, whatever a name holds
+    report = json.loads(result.out)
+    assert report["exit_code"] == 1 and report["errors"] == [] and report["fixed"] == []
+    assert report["experiments"] == [
+        {
+            "experiment": "plain/experiment.yaml",
+            "folder": "plain/configs",
+            "drifted": False,
+            "files": [],
+        },
+        {
+            "experiment": f"{names[1]}/experiment.yaml",
+            "folder": f"{names[1]}/configs",
+            "drifted": True,
+            "files": [
+                {"name": "run_001.yaml", "state": "missing"},
+                {"name": "run_009.yaml", "state": "stale"},
+            ],
+        },
+    ]
+
+
+def test_check_as_json_lists_a_folder_whose_experiment_is_gone(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(EXAMPLES / "lora_rank_study", tmp_path / "study")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "study" / "experiment.yaml").unlink()
+    subprocess.run(["git", "-C", str(tmp_path), "add", "-A"], check=True)
+    monkeypatch.chdir(tmp_path)
+    result = cli("check", "--format", "json")
+    report = json.loads(result.out)
+    assert (result.code, report["stale_folders"], report["experiments"]) == (
+        1,
+        ["study/configs"],
+        [],
+    )

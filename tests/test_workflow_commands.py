@@ -230,6 +230,8 @@ def test_the_drift_and_change_steps_send_no_command_from_the_repository(
     commands = _only_ours(drift)
     drifted = [c for c in commands if c.properties == "title=torchtune configs drifted"]
     assert len(drifted) == 1, drift  # the step's own error, never switched off
+    # Two folders drifted and one lost its experiment, counted from check's JSON.
+    assert "drifted=3\n" in (temp / "output.txt").read_text()
     # The report itself is printed, inside a fence of the step's own.
     start = re.search("::stop-commands::(\\w+)\n", drift)
     assert start, drift

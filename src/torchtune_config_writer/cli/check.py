@@ -38,10 +38,39 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         "`pre-commit run --from-ref/--to-ref`, by those commits), read from git: pre-commit "
         "passes only files that exist; with no PATH, only that (the pre-commit hooks use it)",
     )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (diffs and one line per folder) or json (every folder's state, for tools "
+        "such as the GitHub Action)",
+    )
     add_max_runs(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        return _run_json(args)
+    return _run_text(args)
+
+
+def _run_json(args: argparse.Namespace) -> int:
+    """The whole result as one JSON document on standard output; errors are in it too."""
+    from ..output.check import check
+    from ..output.report import check_json
+
+    deleted = deleted_files(Path(".")) if args.deletions else []
+    if args.deletions and not args.paths and not deleted:
+        from ..output.check import CheckResult
+
+        result = CheckResult()
+    else:
+        result = check(args.paths, fix=args.fix, max_runs=args.max_runs, deleted=deleted)
+    sys.stdout.write(check_json(result))
+    return result.exit_code
+
+
+def _run_text(args: argparse.Namespace) -> int:
     deleted = deleted_files(Path(".")) if args.deletions else []
     if args.deletions and not args.paths and not deleted:
         # The hook on a commit that changes no YAML file and deletes none: nothing can have
