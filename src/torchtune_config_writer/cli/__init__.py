@@ -75,14 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 success, 1 drift or invalid configs, 2 bad input.
     """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="backslashreplace")
-    argv = sys.argv[1:] if argv is None else argv
-    # A repository's names and values reach the terminal or the CI log with nothing that acts.
-    with escaped_output():
-        return _main(argv)
+    try:  # from the moment Ctrl-C is Python's again, it is one line, not a traceback
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for stream in (sys.stdout, sys.stderr):  # a path the terminal cannot show is escaped
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="backslashreplace")
+        argv = sys.argv[1:] if argv is None else argv
+        # A repository's names and values reach the terminal or the CI log with nothing that
+        # acts.
+        with escaped_output():
+            return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
 
 
 def _main(argv: Sequence[str]) -> int:
