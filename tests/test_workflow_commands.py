@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from .conftest import EXAMPLES, REPO
+from .test_drift_attacks import git
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,6 @@ OURS = {"error", "warning", "notice"}
 DOCUMENTED_PROPERTIES = {"title", "file", "line", "endLine", "col", "endColumn"}
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 def _tool(repo: Path, *args: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "torchtune_config_writer", *args],
@@ -124,7 +116,7 @@ def hostile(tmp_path: Path) -> tuple[Path, str]:
     removed. Returns the repository and the base commit."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     source = (EXAMPLES / "lora_rank_study" / "experiment.yaml").read_text()
     for index, name in enumerate(HOSTILE_NAMES):
         folder = repo / name
@@ -138,9 +130,9 @@ def hostile(tmp_path: Path) -> tuple[Path, str]:
         for old in ("run_002.yaml", "run_003.yaml"):
             (folder / "configs" / old).unlink()
     _tool(repo, "generate", *(f"{name}/experiment.yaml" for name in HOSTILE_NAMES))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
-    base = _git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
     run = repo / HOSTILE_NAMES[0] / "configs" / "run_000.yaml"
     run.write_bytes(
         run.read_bytes() + b"::add-mask::x\n  ::stop-commands::abc\r##[error]forged\n```\n<h1>\n"
@@ -220,6 +212,12 @@ def _outside_code(markdown: str) -> str:
     return "\n".join(kept)
 
 
+def _assert_renders_no_pull_request_markup(summary: str) -> None:
+    rendered = _outside_code(summary)
+    for hostile_text in ("<img", "<h1>", "@org", "@team"):
+        assert hostile_text not in rendered, rendered
+
+
 def test_the_drift_and_change_steps_send_no_command_from_the_repository(
     hostile: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -241,9 +239,7 @@ def test_the_drift_and_change_steps_send_no_command_from_the_repository(
     assert _only_ours(changes) == []
     summary = (temp / "summary.md").read_text()
     assert "Generated configs differ" in summary and "What this change does" in summary
-    rendered = _outside_code(summary)
-    for hostile_text in ("<img", "<h1>", "@org", "@team"):
-        assert hostile_text not in rendered, rendered
+    _assert_renders_no_pull_request_markup(summary)
     assert "\x1b" not in summary and "\r" not in summary
 
 
@@ -256,6 +252,4 @@ def test_the_validate_step_sends_only_its_annotations(
     temp.mkdir()
     log = _run_step("validate", repo, temp, WARNINGS_FAIL="false", UNVERIFIED_FAILS="false")
     _only_ours(log)
-    rendered = _outside_code((temp / "summary.md").read_text())
-    for hostile_text in ("<img", "<h1>", "@org", "@team"):
-        assert hostile_text not in rendered, rendered
+    _assert_renders_no_pull_request_markup((temp / "summary.md").read_text())
