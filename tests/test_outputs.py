@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from torchtune_config_writer import ConfigWriterError, generate
+from torchtune_config_writer.generation.inputs import read_inputs
 from torchtune_config_writer.generation.plan import plan_experiment
 
 from .conftest import CliResult, experiment_text, snapshot
@@ -105,7 +106,7 @@ def test_an_output_key_that_differs_after_interpolation_is_not_split(
             "checkpointer:\n  output_dir: ${output_dir}/ckpt",
         ),
     )
-    plan = plan_experiment(path)
+    plan = plan_experiment(read_inputs(path))
     assert plan.outputs.split == ()
     assert [located["checkpointer.output_dir"] for _, located in plan.outputs.locations()] == [
         "/scratch/r8/ckpt",
@@ -124,7 +125,7 @@ def test_a_profiler_and_a_logger_folder_shared_by_all_runs_are_split(
             "metric_logger:\n  log_dir: /s/logs",
         ),
     )
-    plan = plan_experiment(path)
+    plan = plan_experiment(read_inputs(path))
     assert plan.outputs.split == (("metric_logger", "log_dir"), ("profiler", "output_dir"))
 
 
@@ -290,7 +291,7 @@ def test_a_variable_an_output_folder_refers_to_keeps_the_runs_apart_without_a_sp
 ) -> None:
     base = BASE.replace("output_dir: /tmp/out", "output_dir: /tmp/rank${model.lora_rank}")
     path = write(write_experiment, custom(variables="lora_rank: [8, 16]"), base=base)
-    plan = plan_experiment(path)
+    plan = plan_experiment(read_inputs(path))
     assert plan.outputs.split == ()
     assert [located["checkpointer.output_dir"] for _, located in plan.outputs.locations()] == [
         "/tmp/rank8",
@@ -298,4 +299,4 @@ def test_a_variable_an_output_folder_refers_to_keeps_the_runs_apart_without_a_sp
     ]
     # A variable no output folder refers to leaves them shared: every run gets its own.
     path.write_text(custom(variables="batch_size: [2, 4]"))
-    assert plan_experiment(path).outputs.split == (("output_dir",),)
+    assert plan_experiment(read_inputs(path)).outputs.split == (("output_dir",),)

@@ -13,13 +13,16 @@ import pytest
 import yaml
 
 from torchtune_config_writer import check, generate
+from torchtune_config_writer.generation.inputs import read_inputs
 from torchtune_config_writer.generation.launch import _array_parts, _array_spec
 from torchtune_config_writer.generation.plan import plan_experiment
 from torchtune_config_writer.generation.run_ids import (
+    RecordedIds,
     RunIds,
     assign_ids,
     combination_key,
-    read_recorded_ids,
+    parse_recorded_ids,
+    read_recorded_mapping,
 )
 from torchtune_config_writer.workspace.layout import run_files
 
@@ -241,7 +244,7 @@ def test_validation_points_at_the_value_of_a_run_whose_id_is_not_its_position(
     generate(path)
     set_variables(path, "  seed: [5, 1, 2]\n  batch_size: [2, 4]\n")
     generate(path)
-    plan = plan_experiment(path)
+    plan = plan_experiment(read_inputs(path))
     # run_004 is seed 5, the first value written, though its id is the fifth; run_000 is seed 1.
     assert plan.written_at(("seed",), "run_004") == ("variables", "seed", 0)
     assert plan.written_at(("batch_size",), "run_005") == ("variables", "batch_size", 1)
@@ -291,6 +294,11 @@ def test_a_broken_mapping_is_one_error_at_its_line_and_nothing_is_written(
     assert cli("generate", "--renumber", path).code == 0  # the way out the message gives
 
 
+def _recorded(path: Path) -> RecordedIds | None:
+    raw = read_recorded_mapping(path)
+    return None if raw is None else parse_recorded_ids(raw, path, run_id_filled=False)
+
+
 def test_a_mapping_rewritten_in_another_yaml_style_records_the_same_ids(
     write_experiment: Callable[..., Path],
 ) -> None:
@@ -299,10 +307,10 @@ def test_a_mapping_rewritten_in_another_yaml_style_records_the_same_ids(
     set_variables(path, "  seed: [1, 3]\n  optimizer: [{lr: 0.1}, {lr: 1e-5}]\n")
     generate(path)
     written = path.parent / "configs/run_mapping.yaml"
-    as_written = read_recorded_ids(written, run_id_filled=False)
+    as_written = _recorded(written)
     text = written.read_text()
     header = "".join(text.splitlines(keepends=True)[:3])
     written.write_text(header + yaml.safe_dump(yaml.safe_load(text), default_flow_style=False))
-    assert read_recorded_ids(written, run_id_filled=False) == as_written
+    assert _recorded(written) == as_written
     assert as_written is not None and len(as_written.numbers) == 4
     assert as_written.retired == {2, 3}

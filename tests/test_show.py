@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torchtune_config_writer.cli.show import format_runs
+from torchtune_config_writer.generation.inputs import read_inputs
 from torchtune_config_writer.generation.plan import plan_experiment
 
 from .conftest import (
@@ -262,7 +263,7 @@ def test_plain_ascii_for_terminals_that_cannot_show_arrows(
     write_experiment: Callable[..., Path],
 ) -> None:
     path = write_experiment(experiment_text(controls="+note: " + "n" * 70))
-    text = format_runs(plan_experiment(path), unicode=False)
+    text = format_runs(plan_experiment(read_inputs(path)), unicode=False)
     assert text.endswith(f"  note  (new) -> {'n' * 57}...\n")
 
 

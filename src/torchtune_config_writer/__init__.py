@@ -1,10 +1,12 @@
 """Write one complete torchtune config per combination of an experiment's variables.
 
-The public API: :func:`generate` (and :func:`generate_many`), :func:`check` and :func:`validate`.
-The pipeline lives in subpackages that import one way: ``experiment`` (the file and its format)
-→ ``workspace`` (where generated folders and the repository are) → ``generation`` (the bytes of
-the generated files, in memory) → ``output`` (folders on disk: write, drift, check) →
-``validation`` (torchtune itself; the only one that imports torch) → ``cli``.
+The public API: :func:`generate` (and :func:`generate_many`), :func:`check` and :func:`validate`;
+the pure core under them, :func:`read_inputs` (all the reading) and :func:`render` (inputs to
+bytes, reading nothing). The pipeline lives in subpackages that import one way: ``experiment``
+(the file and its format) → ``workspace`` (where generated folders and the repository are) →
+``generation`` (read the inputs, then the bytes of the generated files, in memory) → ``output``
+(folders on disk: write, drift, check) → ``validation`` (torchtune itself; the only one that
+imports torch) → ``cli``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 from .errors import ConfigWriterError  # noqa: E402
 
 if TYPE_CHECKING:
+    from .generation.inputs import Inputs, read_inputs
+    from .generation.plan import render
     from .output.check import check
     from .output.generate import Generated, generate, generate_many
     from .validation.validate import validate
@@ -31,9 +35,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigWriterError",
     "Generated",
+    "Inputs",
     "check",
     "generate",
     "generate_many",
+    "read_inputs",
+    "render",
     "validate",
     "__version__",
 ]
@@ -47,6 +54,10 @@ def __getattr__(name: str) -> Any:
         from .output import check as module
     elif name in ("generate", "generate_many", "Generated"):
         from .output import generate as module  # type: ignore[no-redef]
+    elif name in ("read_inputs", "Inputs"):
+        from .generation import inputs as module  # type: ignore[no-redef]
+    elif name == "render":
+        from .generation import plan as module  # type: ignore[no-redef]
     elif name == "validate":
         from .validation import validate as module  # type: ignore[no-redef]
     else:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode
+from ..generation.inputs import read_inputs
 from ..generation.placement import MISSING, lookup
 from ..generation.plan import Plan, plan_experiment
 from ..yaml_io import KeyPath, dump_inline
@@ -38,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = plan_experiment(args.experiment, max_runs=args.max_runs)
+    plan = plan_experiment(read_inputs(args.experiment, max_runs=args.max_runs))
     cell_width = None if args.wide else DEFAULT_CELL_WIDTH
     sys.stdout.write(format_runs(plan, cell_width=cell_width, unicode=_can_show("→…")))
     return ExitCode.OK

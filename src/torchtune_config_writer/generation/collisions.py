@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError, display_path
-from ..workspace.affected import repository_experiments
-from ..workspace.repository import repository_root
 from ..yaml_io import KeyPath
+from .inputs import Inputs
 from .outputs import location_of
 from .plan import Plan, parts, plan_experiment
 
@@ -124,24 +123,17 @@ def _shared_folders(plans: list[Plan], reported: set[Path]) -> Iterable[Collisio
         )
 
 
-def other_experiments(checked: Sequence[Plan], max_runs: int | None) -> list[Plan]:
-    """The other experiments of the repositories the checked ones are in, planned.
+def planned(others: Iterable[Inputs]) -> list[Plan]:
+    """The other experiments of a repository, planned (:func:`~.inputs.read_other_experiments`).
 
-    Broken ones are left out: each is reported when it is checked itself. An experiment
-    outside a git repository has no others.
+    Broken ones are left out: each is reported when it is checked itself.
     """
-    seen = {os.path.realpath(plan.experiment.path) for plan in checked}
-    roots = {root for plan in checked if (root := repository_root(plan.experiment.folder))}
     plans = []
-    for root in sorted(roots):
-        for path in repository_experiments(root):
-            if os.path.realpath(path) in seen:
-                continue
-            seen.add(os.path.realpath(path))
-            try:
-                plans.append(plan_experiment(path, max_runs=max_runs))
-            except ConfigWriterError:
-                continue
+    for inputs in others:
+        try:
+            plans.append(plan_experiment(inputs))
+        except ConfigWriterError:
+            continue
     return plans
 
 

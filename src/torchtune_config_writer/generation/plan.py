@@ -8,7 +8,6 @@ two cannot disagree. Every error in the experiment or its base is found by
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -18,9 +17,8 @@ from typing import Any
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
 from ..experiment.launch import evaluation_options
-from ..experiment.load import Experiment, load_experiment
+from ..experiment.load import Experiment
 from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
-from ..reading import read_bounded
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
@@ -28,13 +26,11 @@ from ..workspace.layout import (
     SLURM_EVAL_SCRIPT,
     SLURM_SCRIPT,
     eval_file,
-    latest_complete_folder,
     run_file,
 )
-from ..workspace.repository import repository_root, symlink_escape
 from ..yaml_io import KeyPath, dotted, dump_inline, dump_yaml
 from . import recipes
-from .base import Base, load_base, render_lock
+from .base import Base, render_lock
 from .evaluation import (
     EVAL_RECIPE,
     EvaluationProblem,
@@ -42,6 +38,7 @@ from .evaluation import (
     final_checkpoint,
     recipe_problem,
 )
+from .inputs import RECIPE_KEY, Inputs
 from .launch import (
     RunFolders,
     UnresolvableFolder,
@@ -77,7 +74,7 @@ from .render import (
     render_run,
     render_run_mapping,
 )
-from .run_ids import read_recorded_ids
+from .run_ids import parse_recorded_ids
 from .sweep import Run, Sweep, holds_run_id
 from .templates import RUN_ID, needs_filling, placeholders, strings
 
@@ -97,6 +94,8 @@ class Plan:
             does not say (a custom base without ``framework_config.recipe``).
         warnings: Values kept as given that read otherwise than one might expect, each
             ``FILE:LINE:COLUMN: message`` (``generate`` prints them).
+        recipe_source: The bytes of a recipe file of the user's (a timestamped folder holds a
+            copy, since its commands run it).
     """
 
     experiment: Experiment
@@ -107,6 +106,7 @@ class Plan:
     outputs: OutputLayout
     recipe: str | None = None
     warnings: tuple[str, ...] = ()
+    recipe_source: bytes | None = None
 
     @property
     def variables(self) -> tuple[Placement, ...]:
@@ -169,32 +169,14 @@ def written_at(
     return (*where, *inner)
 
 
-def plan_experiment(
-    path: Path,
-    *,
-    max_runs: int | None = None,
-    refresh_base: bool = False,
-    renumber: bool = False,
-) -> Plan:
-    """Read an experiment, resolve its base and parameters, and check every value.
-
-    Args:
-        path: ``experiment.yaml`` or its folder.
-        max_runs: The run limit, checked before anything else is done.
-        refresh_base: Resolve a recipe from torchtune even when one is recorded.
-        renumber: Number the runs in sweep order, not by the ids the committed
-            ``run_mapping.yaml`` gives them.
+def plan_experiment(inputs: Inputs) -> Plan:
+    """Place every parameter of an experiment over its base and check every value, reading
+    nothing: what is read is in ``inputs`` (:func:`~.inputs.read_inputs`).
 
     Raises:
         ConfigWriterError: anything wrong with the experiment or its base.
     """
-    experiment = load_experiment(path, max_runs=max_runs)
-    # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/;
-    # an experiment that writes timestamped folders finds its base in the newest of them.
-    configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
-    if experiment.output_base_dir is not None:
-        configs = newest_generation(experiment) or configs
-    base = load_base(experiment, configs, refresh=refresh_base)
+    experiment, base = inputs.experiment, inputs.base
     # Each control, variable and value is checked on its own, every mistake kept, so that
     # independent ones are reported together; nothing is rendered while any is left.
     found = ErrorList()
@@ -216,7 +198,7 @@ def plan_experiment(
     check_placeholders(experiment, (*placements, *setting), found)
     _check_base_placeholders(experiment, base, found)
     check_interpolations(experiment, (*placements, *setting), found)
-    recipe = found.attempt(partial(_training_recipe, experiment, base), None)
+    recipe = found.attempt(partial(_training_recipe, inputs), None)
     _check_dataset_lists(experiment, placements, recipe, found)
     found.raise_found()
     variables = tuple(p for p in placements if p.section is Section.VARIABLES)
@@ -228,16 +210,20 @@ def plan_experiment(
     # The in-repository folder keeps its run ids; a timestamped generation is a new folder,
     # whose runs write to folders of their own, and numbers afresh.
     recorded = None
-    if not renumber and experiment.output_base_dir is None:
-        recorded = read_recorded_ids(configs / RUN_MAPPING, holds_run_id(variables))
+    if inputs.recorded_mapping is not None:
+        run_id_filled = holds_run_id(variables)
+        recorded = parse_recorded_ids(inputs.recorded_mapping, inputs.mapping_path, run_id_filled)
     sweep = Sweep(
         controlled, variables, templated, recorded, experiment.design.combinations, conditional
     )
     _check_resolving(experiment, base, placements, sweep)  # before anything follows a ${...}
     outputs = plan_outputs(sweep.output_keys(), sweep.output_runs(), experiment.folder)
     warnings = surprising_readings(experiment, (*placements, *setting), base.config)
-    warnings += _machine_paths(experiment)
-    plan = Plan(experiment, base, controlled, placements, sweep, outputs, recipe, tuple(warnings))
+    warnings += _machine_paths(experiment, inputs.repository)
+    source = None if inputs.recipe_file is None else inputs.recipe_file.source
+    plan = Plan(
+        experiment, base, controlled, placements, sweep, outputs, recipe, tuple(warnings), source
+    )
     _check_locations(plan)
     for _, first, second in shared_locations([(experiment.folder, outputs)]):
         raise _shared_location_error(plan, first, second)
@@ -280,21 +266,6 @@ def _place_conditions(
             sets.append(Placement(parameter, path, Section.CONDITIONS))
         conditional.append((condition.when, tuple(sets)))
     return tuple(conditional)
-
-
-def newest_generation(experiment: Experiment) -> Path | None:
-    """The ``configs/`` of the newest timestamped folder that records the experiment's base."""
-    base_dir = experiment.resolve_path(experiment.output_base_dir or "", ("output", "base_dir"))
-    stamped = re.compile(rf"{re.escape(experiment.output_name)}_(\d{{8}}_\d{{6}})(?:_(\d+))?")
-    try:
-        names = [entry.name for entry in os.scandir(base_dir) if entry.is_dir()]
-    except OSError:
-        return None  # none written yet, or not readable: the base is resolved afresh
-    found = [(m[1], int(m[2] or 1), name) for name in names if (m := stamped.fullmatch(name))]
-    for *_, name in sorted(found, reverse=True):
-        if (base_dir / name / CONFIGS_DIR / LOCK_FILE).is_file():
-            return base_dir / name / CONFIGS_DIR
-    return None
 
 
 def _check_resolving(
@@ -353,7 +324,7 @@ def _resolving_error(
     return experiment.error(message, where)
 
 
-def _machine_paths(experiment: Experiment) -> list[str]:
+def _machine_paths(experiment: Experiment, root: Path | None) -> list[str]:
     """A base or recipe file read from outside the repository works on this machine only: the
     pre-commit hook and the Action, elsewhere, cannot find it."""
     found = []
@@ -365,7 +336,6 @@ def _machine_paths(experiment: Experiment) -> list[str]:
         if written is None:
             continue
         path = experiment.resolve_path(written, keypath)
-        root = repository_root(experiment.folder)
         inside = root is not None and os.path.abspath(path).startswith(os.path.abspath(root) + "/")
         if written.startswith("~") or (root is not None and not inside):
             where = experiment.error("", keypath).location()
@@ -442,31 +412,12 @@ def parts(key: str) -> KeyPath:
     return tuple(int(part) if part.isdigit() else part for part in key.split("."))
 
 
-def _training_recipe(experiment: Experiment, base: Base) -> str | None:
+def _training_recipe(inputs: Inputs) -> str | None:
     """``framework_config.recipe``, else the one torchtune's registry gives a recipe config."""
+    experiment, base = inputs.experiment, inputs.base
     recipe = experiment.recipe
-    if recipe is not None and recipe.endswith(".py"):
-        keypath = ("framework_config", "recipe")
-        recipe_file = experiment.resolve_path(recipe, keypath)
-        try:
-            is_file = recipe_file.is_file()
-        except OSError as exc:  # a name too long for the file system, a folder one may not read
-            raise experiment.error(
-                f"cannot read framework_config.recipe {recipe}: {exc.strerror or exc}", keypath
-            ) from None
-        if not is_file:
-            raise experiment.error(
-                f"framework_config.recipe {recipe} is not a file: give a recipe .py relative to "
-                "the experiment's folder (where the commands run), or a torchtune recipe name",
-                keypath,
-            )
-        escape = symlink_escape(recipe_file)  # a timestamped folder gets a copy of it
-        if escape is not None:
-            raise experiment.error(
-                f"framework_config.recipe {recipe} leads out of the repository through a "
-                f"symlink (to {escape}): keep the recipe file itself in the experiment's folder",
-                keypath,
-            )
+    if inputs.recipe_file is not None and inputs.recipe_file.problem is not None:
+        raise experiment.error(inputs.recipe_file.problem, RECIPE_KEY)
     if recipe is None and base.builtin_config is not None:
         recipe = base.runs_with
         if recipe is None:
@@ -479,12 +430,7 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
                 ("framework_config", "base_config"),
             )
     nnodes = experiment.launch.nnodes
-    if (
-        recipe is not None
-        and nnodes is not None
-        and nnodes > 1
-        and recipes.runs_on_one_device(recipe)
-    ):
+    if recipe is not None and nnodes is not None and nnodes > 1 and recipe in inputs.single_device:
         raise experiment.error(
             f"launch.nnodes writes `tune run --nnodes {nnodes} … {recipe}`, which fails at once: "
             f"{recipe} does not support distributed training (torchtune's recipe registry); "
@@ -493,7 +439,7 @@ def _training_recipe(experiment: Experiment, base: Base) -> str | None:
             ("launch", "nnodes"),
         )
     nproc = experiment.launch.nproc_per_node
-    if recipe is not None and nproc is not None and recipes.runs_on_one_device(recipe):
+    if recipe is not None and nproc is not None and recipe in inputs.single_device:
         raise experiment.error(
             f"launch.nproc_per_node writes `tune run --nproc_per_node {nproc} {recipe}`, which "
             f"fails at once: {recipe} does not support distributed training (torchtune's recipe "
@@ -660,6 +606,22 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:
         yield experiment.path.name, experiment.document.raw
-        if plan.recipe is not None and plan.recipe.endswith(".py"):  # the commands run it
-            keypath = ("framework_config", "recipe")
-            yield plan.recipe, read_bounded(experiment.resolve_path(plan.recipe, keypath))
+        if plan.recipe is not None and plan.recipe_source is not None:  # the commands run it
+            yield plan.recipe, plan.recipe_source
+
+
+def render(inputs: Inputs, *, generation: str | None = None) -> dict[str, bytes]:
+    """An experiment's generated files from its inputs, read: the pure core that ``generate``
+    writes, ``check`` compares and ``show`` displays (like black's ``format_file_contents``).
+
+    Args:
+        inputs: What :func:`~.inputs.read_inputs` read.
+        generation: The name of a timestamped output folder, or ``None`` for ``configs/``.
+
+    Returns:
+        Each file's path relative to the written folder, and its bytes, in the order written.
+
+    Raises:
+        ConfigWriterError: anything wrong with the experiment or its base.
+    """
+    return dict(render_files(plan_experiment(inputs), generation=generation))

@@ -139,14 +139,11 @@ DATASET_LIST_RECIPES = frozenset(
 )
 
 
-def runs_on_one_device(recipe: str) -> bool:
-    """Whether ``tune run`` refuses to launch ``recipe`` on several processes.
-
-    A recipe file of the user's is taken to support it, as ``tune run`` takes it.
-    """
+def single_device_recipes() -> frozenset[str]:
+    """The recipes ``tune run`` refuses to launch on several processes (torchtune's registry,
+    else the list of torchtune 0.6.1's). A recipe file of the user's is taken to support it."""
     torchtune = installed_torchtune()
-    single = torchtune.single_device if torchtune is not None else SINGLE_DEVICE_RECIPES
-    return recipe in single
+    return torchtune.single_device if torchtune is not None else SINGLE_DEVICE_RECIPES
 
 
 def _run_standalone(path: Path) -> ModuleType:

@@ -136,16 +136,11 @@ def assign_ids(keys: Sequence[str], recorded: RecordedIds | None) -> RunIds:
     )
 
 
-def read_recorded_ids(path: Path, run_id_filled: bool) -> RecordedIds | None:
-    """The ids recorded by the ``run_mapping.yaml`` at ``path``, ``None`` when there is none.
-
-    Args:
-        path: The committed mapping.
-        run_id_filled: Whether variable values hold ``{run_id}``: the recorded values then hold
-            their own run's id, which is taken out so that they compare with the sweep's.
+def read_recorded_mapping(path: Path) -> bytes | None:
+    """The bytes of the ``run_mapping.yaml`` at ``path`` when the tool wrote it, else ``None``.
 
     Raises:
-        ConfigWriterError: the file is no mapping this tool wrote, at the line that shows it.
+        ConfigWriterError: it cannot be read.
     """
     try:
         if not is_owned(path):
@@ -153,9 +148,23 @@ def read_recorded_ids(path: Path, run_id_filled: bool) -> RecordedIds | None:
     except OSError:
         return None  # a folder this user may not read: the writer's check says so
     try:
-        raw = read_bounded(path)
+        return read_bounded(path)
     except OSError as exc:
         raise ConfigWriterError(f"cannot read: {exc.strerror}", path) from None
+
+
+def parse_recorded_ids(raw: bytes, path: Path, run_id_filled: bool) -> RecordedIds:
+    """The ids a committed ``run_mapping.yaml`` records.
+
+    Args:
+        raw: Its bytes (:func:`read_recorded_mapping`).
+        path: Where it was read, for messages.
+        run_id_filled: Whether variable values hold ``{run_id}``: the recorded values then hold
+            their own run's id, which is taken out so that they compare with the sweep's.
+
+    Raises:
+        ConfigWriterError: the file is no mapping this tool wrote, at the line that shows it.
+    """
     conflict = _conflict_error(path, raw)
     if conflict is not None:
         raise conflict

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigWriterError, ExitCode
-from ..generation.collisions import find_collisions, other_experiments
+from ..generation.collisions import find_collisions, planned
+from ..generation.inputs import read_inputs, read_other_experiments
 from ..generation.plan import plan_experiment, render_files
 from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
 from ..workspace.deletions import left_behind
@@ -99,7 +100,7 @@ def _check(
     plans = []
     for path in experiments:
         try:
-            plan = plan_experiment(path, max_runs=max_runs)
+            plan = plan_experiment(read_inputs(path, max_runs=max_runs))
             listed = None
             if plan.experiment.output_base_dir is None:  # what --fix would write, checked now
                 folder = plan.experiment.folder / CONFIGS_DIR
@@ -112,8 +113,10 @@ def _check(
         if listed is not None:  # timestamped output is not committed
             result.drifts.append(find_drift(plan, listed))
     # Checking the whole repository, every experiment of it is in `plans` already.
-    others = [] if whole_repository else other_experiments(plans, max_runs)
-    collisions = find_collisions(plans, others)
+    others = (
+        [] if whole_repository else read_other_experiments([p.experiment for p in plans], max_runs)
+    )
+    collisions = find_collisions(plans, planned(others))
     result.errors.extend(collision.error() for collision in collisions)
     if fix and not result.errors:
         drifted = [drift for drift in result.drifts if drift.drifted]

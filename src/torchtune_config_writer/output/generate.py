@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import find_experiment_file
-from ..generation.collisions import find_collisions, other_experiments
+from ..generation.collisions import find_collisions, planned
+from ..generation.inputs import Inputs, read_inputs, read_other_experiments
 from ..generation.plan import Plan, plan_experiment, render_files
 from ..workspace.layout import CONFIGS_DIR, RUN_MAPPING, run_files
 from ..workspace.repository import ESCAPE_HINT, symlink_escape
@@ -95,26 +96,20 @@ def generate_many(
     files = [find_experiment_file(Path(p)) for p in paths]
     with writing(path.parent / CONFIGS_DIR for path in files):
         found = ErrorList()  # the mistakes of every experiment, not only the first one's
-        planned = [
-            found.attempt(
-                partial(
-                    plan_experiment,
-                    p,
-                    max_runs=max_runs,
-                    refresh_base=refresh_base,
-                    renumber=renumber,
-                ),
-                None,
-            )
-            for p in files
-        ]
+        read = partial(read_inputs, max_runs=max_runs, refresh_base=refresh_base, renumber=renumber)
+        made = [found.attempt(partial(_plan, read, p), None) for p in files]
         found.raise_found()
-        plans = [plan for plan in planned if plan is not None]
+        plans = [plan for plan in made if plan is not None]
         # Two experiments of one repository never write to one folder.
-        for collision in find_collisions(plans, other_experiments(plans, max_runs)):
+        others = read_other_experiments([plan.experiment for plan in plans], max_runs)
+        for collision in find_collisions(plans, planned(others)):
             raise collision.error()
         targets = [_target(plan, output_base_dir) for plan in plans]
         return [_write(plan, *target) for plan, target in zip(plans, targets, strict=True)]
+
+
+def _plan(read: Callable[[Path], Inputs], path: Path) -> Plan:
+    return plan_experiment(read(path))
 
 
 def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]:

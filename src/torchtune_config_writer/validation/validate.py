@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, require_path
 from ..experiment.load import EXPERIMENT_FILE_NAMES
-from ..generation.collisions import Collision, find_collisions, other_experiments
+from ..generation.collisions import Collision, find_collisions, planned
 from ..generation.evaluation import EVAL_RECIPE
-from ..generation.plan import Plan, newest_generation, parts, plan_experiment
+from ..generation.inputs import newest_generation, read_inputs, read_other_experiments
+from ..generation.plan import Plan, parts, plan_experiment
 from ..interpolation_bound import resolving_problem
 from ..wording import closest
 from ..workspace.affected import (
@@ -158,7 +159,8 @@ def validate_targets(
     runtime = load_runtime()
     result = ValidationResult(versions=dict(runtime.versions))
     plans = list({id(t.plan): t.plan for t in targets if t.plan is not None}.values())
-    collisions = find_collisions(plans, other_experiments(plans, None))
+    others = read_other_experiments([plan.experiment for plan in plans], None)
+    collisions = find_collisions(plans, planned(others))
     reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
     for index, target in enumerate(targets):
         if progress is not None:
@@ -311,7 +313,7 @@ def _plan_or_none(experiment: Path) -> Plan | None:
     # Only for pointing at experiment lines and finding the recipe; a broken experiment is the
     # drift check's to report, and its configs are still worth validating.
     try:
-        return plan_experiment(experiment, max_runs=2**63)
+        return plan_experiment(read_inputs(experiment, max_runs=2**63))
     except ConfigWriterError:
         return None
 
