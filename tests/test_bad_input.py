@@ -23,17 +23,9 @@ BASE = f"framework_config:\n  base_config: {RECIPE}\n"
 VALID = experiment_text(variables="lora_rank: [8, 16]", controls="learning_rate: 0.0002")
 # Another valid experiment beside it: its own name and output_dir.
 SECOND = VALID.replace("name: study", "name: second") + "  output_dir: /scratch/second\n"
-
-
-def test_experiment_text_starts_with_five_lines() -> None:
-    # The table counts on it: `variables:`/`controls:` is line 6, its first entry line 7.
-    assert experiment_text().splitlines() == [
-        "experiment:",
-        "  name: study",
-        "  framework: torchtune",
-        "framework_config:",
-        f"  base_config: {RECIPE}",
-    ]
+# The line of the first entry of variables or controls in experiment_text() (after its section's
+# own line): the table's positions in such experiments count from it.
+FIRST = len(experiment_text().splitlines()) + 2
 
 
 def dedent(text: str) -> str:
@@ -382,20 +374,20 @@ CASES = [
     ),
     pytest.param(
         experiment_text(controls="+tags: !!set {lora, llama3}"),
-        7,
+        FIRST,
         "is not allowed",
         id="set-tag",
     ),
     # ---- variables and controls (experiment_text: the section on line 6, entries from 7) ----
     pytest.param(
         experiment_text(variables="lora_rank: 8"),
-        7,
+        FIRST,
         "variables.lora_rank must be a list of the values to sweep",
         id="variable-scalar-not-list",
     ),
     pytest.param(
         experiment_text(variables="lora_rank: []"),
-        7,
+        FIRST,
         "variables.lora_rank is an empty list",
         id="variable-empty-list",
     ),
@@ -408,13 +400,13 @@ CASES = [
               - 8
         """
         ),
-        10,
+        FIRST + 3,
         "variables.lora_rank repeats the value 8 (items 1 and 3)",
         id="variable-repeated-value",
     ),
     pytest.param(
         experiment_text(variables="lora_rank: [8, 16]", controls="lora_rank: 32"),
-        9,
+        FIRST + 2,
         "'lora_rank' is both a variable and a control",
         id="variable-and-control",
     ),
@@ -426,57 +418,57 @@ CASES = [
               lr: 0.0002
         """,
         ),
-        7,
+        FIRST,
         "both set optimizer.lr",
         id="alias-and-mapping-set-one-key",
     ),
     pytest.param(
         experiment_text(controls="lora_rnk: 8"),
-        7,
+        FIRST,
         "'lora_rnk' is not in the base config: did you mean 'model.lora_rank'?",
         id="unknown-parameter",
     ),
     pytest.param(
         experiment_text(controls="_component_: torch.optim.SGD"),
-        7,
+        FIRST,
         "'_component_' occurs in several places of the base config (model._component_, "
         "tokenizer._component_",
         id="bare-name-in-several-places",
     ),
     pytest.param(
         experiment_text(controls="+clip_grad_norm: 1.0"),
-        7,
+        FIRST,
         "'+clip_grad_norm' adds a new key, but the base config already has clip_grad_norm",
         id="plus-on-existing-key",
     ),
     # ---- types: the message names the key path and both types ----
     pytest.param(
         experiment_text(controls="device: 1.5"),
-        7,
+        FIRST,
         "device is a string in the base (cuda), but the experiment gives a float (1.5)",
         id="float-over-string",
     ),
     pytest.param(
         experiment_text(controls='learning_rate: "fast"'),
-        7,
+        FIRST,
         "optimizer.lr is a float in the base (0.0003), but the experiment gives a string (fast)",
         id="string-over-float",
     ),
     pytest.param(
         experiment_text(controls="batch_size: [4, 8]"),
-        7,
+        FIRST,
         "batch_size is an integer in the base (4), but the experiment gives a list ([4, 8])",
         id="list-over-int",
     ),
     pytest.param(
         experiment_text(controls="dtype: {name: bf16}"),
-        7,
+        FIRST,
         "dtype is a string in the base (bf16), but the experiment gives a mapping",
         id="mapping-over-scalar",
     ),
     pytest.param(
         experiment_text(controls="batch_size: true"),
-        7,
+        FIRST,
         "batch_size is an integer in the base (4), but the experiment gives a boolean (true)",
         id="bool-over-int",
     ),
@@ -488,7 +480,7 @@ CASES = [
               lr: fast
         """
         ),
-        9,
+        FIRST + 2,
         "optimizer.lr is a float in the base (0.0003), but the experiment gives a string",
         id="type-error-in-nested-control",
     ),
@@ -500,13 +492,13 @@ CASES = [
               - sixteen
         """
         ),
-        9,
+        FIRST + 2,
         "model.lora_rank is an integer in the base (64), but the experiment gives a string",
         id="type-error-in-variable-value",
     ),
     pytest.param(
         experiment_text(controls="batch_size: [4, 8]"),
-        7,
+        FIRST,
         "batch_size is an integer in the base (4), but the experiment gives a list ([4, 8]): "
         "give an integer",
         id="type-error-wording",
@@ -605,13 +597,13 @@ CASES = [
     # Linked groups: a mapping under variables.
     pytest.param(
         experiment_text(variables="lora:\n  lora_rank: [8, 16, 32]\n  lora_alpha: [16, 32]"),
-        9,
+        FIRST + 2,
         "variables.lora.lora_alpha has 2 values but lora_rank has 3",
         id="linked-unequal-lengths",
     ),
     pytest.param(
         experiment_text(variables="dataset:\n  packed: [true, false]"),
-        7,
+        FIRST,
         (
             "variables.dataset is a mapping, which links the variables in it, but it has only "
             "packed",
@@ -621,19 +613,19 @@ CASES = [
     ),
     pytest.param(
         experiment_text(variables="lora:\n  lora_rank: 8\n  lora_alpha: [16]"),
-        8,
+        FIRST + 1,
         "variables.lora.lora_rank must be a list of the values to sweep",
         id="linked-member-not-a-list",
     ),
     pytest.param(
         experiment_text(variables="lora:\n  lora_rank: [8, 16, 8]\n  lora_alpha: [16, 32, 16]"),
-        8,
+        FIRST + 1,
         "variables.lora repeats the combination (8, 16) (items 1 and 3)",
         id="linked-repeated-combination",
     ),
     pytest.param(
         experiment_text(variables="lora:\n  lora_rank: [8, 16]\n  model.lora_rank: [4, 2]"),
-        9,
+        FIRST + 2,
         "'lora_rank' and 'model.lora_rank' both set model.lora_rank",
         id="linked-members-set-one-key",
     ),
@@ -641,20 +633,20 @@ CASES = [
         experiment_text(
             variables="lora_rank: [8, 16]\nlora:\n  lora_alpha: [16, 32]\n  lora_rank: [4, 2]"
         ),
-        10,
+        FIRST + 3,
         "'lora_rank' and 'lora_rank' both set model.lora_rank",
         id="linked-member-is-also-a-variable",
     ),
     # Placeholders: {run_id} and {name} of a variable inside strings.
     pytest.param(
         experiment_text(variables="lora_rank: [8, 16]", controls="output_dir: /s/{lora_rnk}"),
-        9,
+        FIRST + 2,
         ("{lora_rnk} names no variable: did you mean {lora_rank}?", "write {{lora_rnk}}"),
         id="placeholder-misspelt",
     ),
     pytest.param(
         experiment_text(controls="output_dir: /s/{epochs}\nepochs: 3"),
-        7,
+        FIRST,
         "{epochs} names no variable: epochs is a control, the same in every run",
         id="placeholder-names-a-control",
     ),
@@ -663,7 +655,7 @@ CASES = [
             variables="lora_rank: [8, 16]",
             controls="dataset:\n  data_files:\n    - /d/{lora_rank}.json\n    - /d/{seed}.json",
         ),
-        12,
+        FIRST + 5,
         "{seed} names no variable",
         id="placeholder-inside-a-list-in-a-mapping",
     ),
@@ -672,13 +664,13 @@ CASES = [
             variables="checkpointer.checkpoint_files: [[a.bin], [b.bin]]",
             controls="output_dir: /s/{checkpointer.checkpoint_files}",
         ),
-        9,
+        FIRST + 2,
         "has the value [a.bin], which cannot go into a string",
         id="placeholder-of-a-list",
     ),
     pytest.param(
         experiment_text(variables="output_dir: ['/a/{output_dir}', /b]"),
-        7,
+        FIRST,
         "{output_dir} is inside a value of output_dir itself",
         id="placeholder-of-itself",
     ),
@@ -686,74 +678,74 @@ CASES = [
         experiment_text(
             variables="output_dir: ['/a/{run_id}', /b]\nmetric_logger.log_dir: ['{output_dir}']"
         ),
-        8,
+        FIRST + 1,
         "the values of output_dir hold placeholders themselves",
         id="placeholder-of-a-placeholder",
     ),
     pytest.param(
         experiment_text(variables="+run_id: [a, b]"),
-        7,
+        FIRST,
         "a variable may not be named run_id",
         id="variable-named-run-id",
     ),
     pytest.param(
         experiment_text(variables="profiler:\n  enabled: [true, false]\n  output_dir: [/a, /b]"),
-        7,
+        FIRST,
         "variables.profiler links the variables in it, but profiler is also a key of the base",
         id="linked-group-named-after-a-config-key",
     ),
     # Launching: framework_config.recipe and the launch section.
     pytest.param(
         experiment_text(base=f"base_config: {RECIPE}\n  recipe: 5"),
-        6,
+        FIRST - 1,
         "framework_config.recipe must be text, found the integer 5",
         id="recipe-is-a-number",
     ),
     pytest.param(
         experiment_text(base=f"base_config: {RECIPE}\n  recipe: lora finetune"),
-        6,
+        FIRST - 1,
         "framework_config.recipe 'lora finetune' is neither a torchtune recipe name",
         id="recipe-with-a-space",
     ),
     pytest.param(
         experiment_text() + "launch: 5\n",
-        6,
+        FIRST - 1,
         "'launch:' must be a mapping of keys, found an integer",
         id="launch-is-a-number",
     ),
     pytest.param(
         experiment_text() + "launch:\n  slurm: []\n",
-        7,
+        FIRST,
         "launch.slurm must be a mapping (sbatch:, max_parallel:, setup:), found a list",
         id="launch-slurm-is-a-list",
     ),
     pytest.param(
         experiment_text() + "launch:\n  slurm:\n    partition: gpu\n",
-        8,
+        FIRST + 1,
         "unknown key 'partition' in launch.slurm",
         id="launch-slurm-option-outside-sbatch",
     ),
     pytest.param(
         experiment_text() + "launch:\n  slurm:\n    sbatch:\n      array: 0-3\n",
-        9,
+        FIRST + 2,
         "the array is written for you, one task per run: remove array",
         id="launch-sbatch-array",
     ),
     pytest.param(
         experiment_text() + "launch:\n  slurm:\n    sbatch:\n      time: [1, 2]\n",
-        9,
+        FIRST + 2,
         "sbatch option time must be text or a number, or true for a flag",
         id="launch-sbatch-value-is-a-list",
     ),
     pytest.param(
         experiment_text() + "launch:\n  nproc_per_node: 0\n",
-        7,
+        FIRST,
         "launch.nproc_per_node must be a whole number of at least 1",
         id="launch-nproc-zero",
     ),
     pytest.param(
         experiment_text() + "launch:\n  slurm:\n    setup: module load cuda\n",
-        8,
+        FIRST + 1,
         "launch.slurm.setup must be a list of shell lines",
         id="launch-setup-is-text",
     ),
