@@ -64,7 +64,7 @@ class Inputs:
 
 
 def read_inputs(
-    path: Path,
+    path: Path | str,
     *,
     max_runs: int | None = None,
     refresh_base: bool = False,
@@ -84,7 +84,7 @@ def read_inputs(
     """
     from .run_ids import read_recorded_mapping
 
-    experiment = load_experiment(path, max_runs=max_runs)
+    experiment = load_experiment(Path(path), max_runs=max_runs)
     # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/;
     # an experiment that writes timestamped folders finds its base in the newest of them.
     configs = latest_complete_folder(experiment.folder / CONFIGS_DIR)
