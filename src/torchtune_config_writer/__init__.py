@@ -3,8 +3,9 @@
 The public API: :func:`generate` (and :func:`generate_many`), :func:`check` and :func:`validate`.
 The pipeline lives in subpackages that import one way: ``experiment`` (the file and its format)
 → ``workspace`` (where generated folders and the repository are) → ``generation`` (the bytes of
-the generated files, in memory) → ``output`` (folders on disk: write, drift, check) →
-``validation`` (torchtune itself; the only one that imports torch) → ``cli``.
+the generated files, in memory; the launch back ends' from ``launchers``) → ``output`` (folders
+on disk: write, drift, check) → ``validation`` (torchtune itself; the only one that imports
+torch) → ``cli``.
 """
 
 from __future__ import annotations
