@@ -14,7 +14,6 @@ import yaml
 
 from torchtune_config_writer import check, generate
 from torchtune_config_writer.generation.inputs import read_inputs
-from torchtune_config_writer.generation.launch import _array_parts, _array_spec
 from torchtune_config_writer.generation.plan import plan_experiment
 from torchtune_config_writer.generation.run_ids import (
     RecordedIds,
@@ -24,6 +23,7 @@ from torchtune_config_writer.generation.run_ids import (
     parse_recorded_ids,
     read_recorded_mapping,
 )
+from torchtune_config_writer.launchers.arrays import array_parts, array_spec
 from torchtune_config_writer.workspace.layout import run_files
 
 from .conftest import CliResult, mapping_of, snapshot
@@ -194,13 +194,13 @@ def test_ids_past_the_recorded_width_are_written_whole_and_listed_in_order(
 
 
 def test_array_parts_keep_task_ids_below_the_array_size_and_skip_retired_ids() -> None:
-    assert _array_parts([0, 1, 2, 3], 4) == [(0, [0, 1, 2, 3])]
-    assert _array_parts([0, 2, 3, 5, 6, 7], 4) == [(0, [0, 2, 3]), (5, [5, 6, 7])]
-    assert _array_parts([6, 7], 4) == [(6, [6, 7])]
-    assert _array_spec(0, [0, 1, 2, 3]) == "0-3"
-    assert _array_spec(0, [0]) == "0-0"
-    assert _array_spec(0, [0, 2, 3, 5]) == "0,2-3,5"
-    assert _array_spec(5, [5, 6, 8]) == "0-1,3"
+    assert array_parts([0, 1, 2, 3], 4) == [(0, [0, 1, 2, 3])]
+    assert array_parts([0, 2, 3, 5, 6, 7], 4) == [(0, [0, 2, 3]), (5, [5, 6, 7])]
+    assert array_parts([6, 7], 4) == [(6, [6, 7])]
+    assert array_spec(0, [0, 1, 2, 3]) == "0-3"
+    assert array_spec(0, [0]) == "0-0"
+    assert array_spec(0, [0, 2, 3, 5]) == "0,2-3,5"
+    assert array_spec(5, [5, 6, 8]) == "0-1,3"
 
 
 def test_the_slurm_script_runs_exactly_the_ids_that_exist(

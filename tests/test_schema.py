@@ -68,7 +68,7 @@ def test_the_schema_names_exactly_the_loaders_sections_and_keys() -> None:
     fields = sections["framework_config"]["properties"]
     assert list(fields) == list(experiment._FRAMEWORK_CONFIG_KEYS)
     assert list(sections["output"]["properties"]) == list(experiment._OUTPUT_KEYS)
-    assert list(sections["launch"]["properties"]) == list(launch._LAUNCH_KEYS)
+    assert list(sections["launch"]["properties"]) == list(launch.launch_keys())
     assert list(slurm["properties"]) == list(launch._SLURM_KEYS)
     # Each of those mappings refuses unknown keys, as the loader does.
     closed = [SCHEMA, slurm, *(sections[name] for name in ("experiment", "framework_config"))]

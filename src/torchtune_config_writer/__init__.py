@@ -4,9 +4,9 @@ The public API: :func:`generate` (and :func:`generate_many`), :func:`check` and 
 the pure core under them, :func:`read_inputs` (all the reading) and :func:`render` (inputs to
 bytes, reading nothing). The pipeline lives in subpackages that import one way: ``experiment``
 (the file and its format) → ``workspace`` (where generated folders and the repository are) →
-``generation`` (read the inputs, then the bytes of the generated files, in memory) → ``output``
-(folders on disk: write, drift, check) → ``validation`` (torchtune itself; the only one that
-imports torch) → ``cli``.
+``generation`` (read the inputs, then the bytes of the generated files, in memory; the launch
+back ends' from ``launchers``) → ``output`` (folders on disk: write, drift, check) →
+``validation`` (torchtune itself; the only one that imports torch) → ``cli``.
 """
 
 from __future__ import annotations

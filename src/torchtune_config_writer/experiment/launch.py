@@ -1,18 +1,27 @@
-"""The ``launch`` section and ``framework_config.recipe``: how the runs are started, as written."""
+"""The ``launch`` section and ``framework_config.recipe``: how the runs are started, as written.
+
+A key of ``launch:`` other than ``nproc_per_node`` and ``nnodes`` is a launch back end's section
+(``launchers/``); the SLURM back end's, ``slurm``, is read here.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorList
 from ..yaml_io import Document, a_type_name
 from .sections import reject_unknown_keys
 
-_LAUNCH_KEYS = ("nproc_per_node", "nnodes", "slurm")
+if TYPE_CHECKING:
+    from ..launchers.backend import LaunchBackend
+
+# The launch section's own keys; each launch back end's key follows them.
+_LAUNCH_KEYS = ("nproc_per_node", "nnodes")
 _SLURM_KEYS = ("sbatch", "evaluation_sbatch", "max_parallel", "max_array_size", "setup")
 # Slurm's own default MaxArraySize: array indices run from 0 to 1000.
 DEFAULT_MAX_ARRAY_SIZE = 1001
@@ -74,12 +83,32 @@ class Launch:
         nproc_per_node: Processes per run (``tune run --nproc_per_node N``), or ``None``.
         nnodes: Nodes per run (``tune run --nnodes N``, launched with ``srun`` on each node of
             the SLURM job), or ``None`` for one.
-        slurm: The job array to write, or ``None``.
+        backends: The section of each launch back end the experiment launches with, as its back
+            end read it, by its key (``slurm``).
     """
 
     nproc_per_node: int | None = None
-    slurm: Slurm | None = None
     nnodes: int | None = None
+    backends: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def slurm(self) -> Slurm | None:
+        """The job array to write (``launch.slurm``), or ``None``."""
+        section = self.backends.get("slurm")
+        return section if isinstance(section, Slurm) else None
+
+
+def launch_keys() -> tuple[str, ...]:
+    """The keys ``launch:`` may hold: its own, then each launch back end's."""
+    return (*_LAUNCH_KEYS, *_backends())
+
+
+def _backends() -> dict[str, LaunchBackend]:
+    # The back ends render from a plan, which reads experiments: looked up when a section is
+    # read, not imported with this module.
+    from ..launchers import BACKENDS
+
+    return BACKENDS
 
 
 def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
@@ -88,8 +117,10 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
     Raises:
         ConfigWriterError: unknown keys, or a value of the wrong kind, at its line.
     """
+    backends = _backends()
     found = ErrorList()  # each key on its own, every mistake kept
-    found.attempt(partial(reject_unknown_keys, doc, section, _LAUNCH_KEYS, ("launch",), "key"), 0)
+    keys = (*_LAUNCH_KEYS, *backends)
+    found.attempt(partial(reject_unknown_keys, doc, section, keys, ("launch",), "key"), 0)
     nproc = found.attempt(partial(_positive_int, doc, section, ("launch", "nproc_per_node")), None)
     nnodes = found.attempt(partial(_positive_int, doc, section, ("launch", "nnodes")), None)
     if nnodes is not None and nnodes > 1 and nproc is None and "nproc_per_node" not in section:
@@ -100,17 +131,26 @@ def read_launch(doc: Document, section: dict[str, Any]) -> Launch:
                 ("launch", "nnodes"),
             )
         )
-    slurm = found.attempt(partial(_read_slurm, doc, section.get("slurm")), None)
+    read: dict[str, object] = {}
+    for key, backend in backends.items():
+        value = section.get(key)
+        if value is not None:  # `slurm: ~` is no slurm
+            read[key] = found.attempt(partial(backend.read_section, doc, value), None)
     found.raise_found()
-    if slurm is not None:
-        found.attempt(partial(_nodes_agree, doc, slurm, nnodes), None)
+    launch = Launch(nproc, nnodes, read)
+    for key in read:
+        found.attempt(partial(backends[key].check_section, doc, launch), None)
     found.raise_found()
-    return Launch(nproc, slurm, nnodes)
+    return launch
 
 
-def _nodes_agree(doc: Document, slurm: Slurm, nnodes: int | None) -> None:
+def nodes_agree(doc: Document, slurm: Slurm, nnodes: int | None) -> None:
     """sbatch's nodes and launch.nnodes say one number: Slurm gives the job its nodes, and
-    torchrun waits for ``--nnodes`` of them."""
+    torchrun waits for ``--nnodes`` of them.
+
+    Raises:
+        ConfigWriterError: at the sbatch option that asks for another number.
+    """
     for option in slurm.sbatch:
         name, _, value = option.partition("=")
         if name not in ("--nodes", "-N"):
@@ -132,9 +172,12 @@ def _sbatch_keys(doc: Document) -> list[str]:
     return [str(key) for key in section if str(key).replace("_", "-") in ("nodes", "N")]
 
 
-def _read_slurm(doc: Document, slurm: Any) -> Slurm | None:
-    if slurm is None:
-        return None
+def read_slurm(doc: Document, slurm: Any) -> Slurm:
+    """The checked ``launch.slurm`` section.
+
+    Raises:
+        ConfigWriterError: unknown keys, or a value of the wrong kind, at its line.
+    """
     keypath = ("launch", "slurm")
     if not isinstance(slurm, dict):
         raise doc.error(

@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
-from ..experiment.launch import evaluation_options
 from ..experiment.load import Experiment
 from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
+from ..launchers import BACKENDS, LaunchBackend, RenderedRuns, RunFolders
+from ..launchers.commands import run_config, tune_run
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
     RUN_MAPPING,
-    SLURM_EVAL_SCRIPT,
-    SLURM_SCRIPT,
     eval_file,
     run_file,
 )
-from ..yaml_io import KeyPath, dotted, dump_inline, dump_yaml
+from ..yaml_io import KeyPath, dotted, dump_inline
 from . import recipes
 from .base import Base, render_lock
 from .evaluation import (
@@ -39,14 +38,6 @@ from .evaluation import (
     recipe_problem,
 )
 from .inputs import RECIPE_KEY, Inputs
-from .launch import (
-    RunFolders,
-    UnresolvableFolder,
-    render_slurm_script,
-    run_config,
-    shell_path,
-    tune_run,
-)
 from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
 from .outputs import (
     OUTPUT_DIR,
@@ -119,9 +110,11 @@ class Plan:
         return self.experiment.run_count
 
     @property
-    def writes_slurm_script(self) -> bool:
-        """Whether the generated folder gets ``slurm_array.sh``."""
-        return self.experiment.launch.slurm is not None and self.recipe is not None
+    def launchers(self) -> tuple[LaunchBackend, ...]:
+        """The launch back ends the experiment launches with (``launch.slurm``), which write
+        their files into the generated folder."""
+        sections = self.experiment.launch.backends
+        return tuple(backend for key, backend in BACKENDS.items() if key in sections)
 
     def runs(self, generation: str | None = None) -> Iterator[Run]:
         """Every run of the sweep, in run id order, each with its complete merged config.
@@ -365,28 +358,22 @@ def _check_base_placeholders(experiment: Experiment, base: Base, found: ErrorLis
 
 
 def _check_locations(plan: Plan) -> None:
-    """Every output folder is one torchtune writes where it says, and one the SLURM script can
-    resolve as OmegaConf will on the machine that trains.
+    """Every output folder is one torchtune writes where it says, and one every launch back end
+    can use (the SLURM script resolves it as OmegaConf will on the machine that trains).
 
     Raises:
         ConfigWriterError: the first that is not, at the experiment line that set it.
     """
     seen: set[tuple[str, str]] = set()
+    launchers = plan.launchers
     for run_id, located in plan.outputs.locations():
         for key, location in located.items():
             if (key, location) in seen:
                 continue
             seen.add((key, location))
             problem = location_problem(location)
-            if problem is None and plan.writes_slurm_script:
-                try:
-                    shell_path(location)
-                except UnresolvableFolder:
-                    problem = (
-                        "holds an interpolation the SLURM script cannot resolve as OmegaConf "
-                        "would on the machine that trains (it reads this folder for the run's "
-                        "log and its final checkpoint): give a folder, or ${oc.env:VAR}"
-                    )
+            for backend in launchers:
+                problem = problem or backend.location_problem(location)
             if problem is not None:
                 where = plan.written_at(parts(key), run_id) or ()
                 raise plan.experiment.error(f"{key} {location} {problem}", where)
@@ -533,7 +520,7 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
     renderer = ConfigRenderer(plan.controlled)
     nproc = experiment.launch.nproc_per_node
     nnodes = experiment.launch.nnodes
-    slurm = experiment.launch.slurm
+    launchers = plan.launchers
     evaluation = experiment.evaluation
     evaluated = []
     for run in plan.runs(generation):
@@ -559,7 +546,7 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
                 run.id, run.params, run.config.get(OUTPUT_DIR), command, eval_command
             )
         )
-        if slurm is not None:
+        if launchers:
             folders.append(_run_folders(run.config))
     from_mapping = experiment.path.name if timestamped else from_config
     mapping = render_run_mapping(
@@ -571,37 +558,15 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
         retired=plan.sweep.ids.retired_names(),
     )
     yield RUN_MAPPING, mapping
-    if slurm is not None and plan.recipe is not None:  # as writes_slurm_script says
-        mapping_line = (
-            RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
-            dump_yaml({"experiment": experiment.name}).rstrip("\n"),
-        )
-        script = render_slurm_script(
-            slurm,
-            header=header(from_config),
-            job_name=experiment.name,
-            runs=folders,
-            ids=plan.sweep.ids,
-            command=tune_run(plan.recipe, '"$config"', nproc, nnodes, rendezvous=True),
-            nnodes=nnodes,
-            mapping=mapping_line,
-            with_evaluation=evaluation is not None,
-        )
-        yield configs + SLURM_SCRIPT, script
-        if evaluation is not None:
-            yield (
-                configs + SLURM_EVAL_SCRIPT,
-                render_slurm_script(
-                    replace(slurm, sbatch=evaluation_options(slurm)),
-                    header=header(from_config),
-                    job_name=f"{experiment.name}-eval",
-                    runs=evaluated,
-                    ids=plan.sweep.ids,
-                    command=tune_run(EVAL_RECIPE, '"$config"', None),
-                    mapping=mapping_line,
-                    evaluates=True,
-                ),
-            )
+    rendered = RenderedRuns(
+        header(from_config),
+        RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
+        tuple(folders),
+        tuple(evaluated),
+    )
+    for backend in launchers:
+        for name, content in backend.files(plan, rendered):
+            yield configs + name, content
     if plan.base.builtin_config is not None:
         yield configs + LOCK_FILE, render_lock(plan.base)
     if timestamped:

@@ -105,7 +105,7 @@ def _check(
             if plan.experiment.output_base_dir is None:  # what --fix would write, checked now
                 folder = plan.experiment.folder / CONFIGS_DIR
                 listed = read_folder_files(folder)  # each file read once, for both checks
-                check_generated_folder(folder, slurm=plan.writes_slurm_script, listed=listed)
+                check_generated_folder(folder, launching=plan.launchers, listed=listed)
         except ConfigWriterError as error:
             result.errors.append(error)
             continue

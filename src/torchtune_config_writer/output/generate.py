@@ -121,7 +121,7 @@ def _target(plan: Plan, output_base_dir: Path | str | None) -> tuple[Path, bool]
         base_dir = experiment.resolve_path(experiment.output_base_dir, ("output", "base_dir"))
     else:
         folder = experiment.folder / CONFIGS_DIR
-        check_generated_folder(folder, slurm=plan.writes_slurm_script)
+        check_generated_folder(folder, launching=plan.launchers)
         return folder, False
     if base_dir.exists() and not base_dir.is_dir():
         raise ConfigWriterError("is a file, not a folder to write output folders in", base_dir)

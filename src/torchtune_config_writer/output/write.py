@@ -26,13 +26,14 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError
+from ..launchers import LaunchBackend, owner_of
 from ..reading import NotReadable, read_bounded
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer at a time is then the user's care
     fcntl = None  # type: ignore[assignment]
 from ..workspace.layout import (
-    SLURM_SCRIPT,
     STAGED_MARK,
     has_generated_name,
     has_tool_header,
@@ -244,15 +244,19 @@ def read_folder_files(folder: Path) -> FolderFiles:
 
 
 def check_generated_folder(
-    folder: Path, *, slurm: bool = False, listed: FolderFiles | None = None
+    folder: Path,
+    *,
+    launching: Collection[LaunchBackend] = (),
+    listed: FolderFiles | None = None,
 ) -> None:
     """Refuse to write ``folder`` if it is a symlink or a file, or holds what is not ours under
     a name the tool writes.
 
     Args:
         folder: The generated folder.
-        slurm: The generation writes ``slurm_array.sh`` (a script of the user's by that name is
-            theirs to keep until then).
+        launching: The launch back ends the generation writes files for (a script of the
+            user's under the name of another back end's file, ``slurm_array.sh``, is theirs to
+            keep until the experiment launches with that one).
         listed: The folder's files, when they were read already.
 
     Raises:
@@ -280,7 +284,8 @@ def check_generated_folder(
         )
     for name, owned in _ownership(folder, listed).items():
         if not owned:
-            if name == SLURM_SCRIPT and not slurm:
+            owner = owner_of(name)
+            if owner is not None and owner not in launching:
                 continue
             raise _not_ours(folder / name)
 
