@@ -27,7 +27,7 @@ from .errors import ConfigWriterError  # noqa: E402
 
 if TYPE_CHECKING:
     from .generation.inputs import Inputs, read_inputs
-    from .generation.plan import render
+    from .generation.render import render
     from .output.check import check
     from .output.generate import Generated, generate, generate_many
     from .validation.validate import validate
@@ -57,7 +57,7 @@ def __getattr__(name: str) -> Any:
     elif name in ("read_inputs", "Inputs"):
         from .generation import inputs as module  # type: ignore[no-redef]
     elif name == "render":
-        from .generation import plan as module  # type: ignore[no-redef]
+        from .generation import render as module  # type: ignore[no-redef]
     elif name == "validate":
         from .validation import validate as module  # type: ignore[no-redef]
     else:

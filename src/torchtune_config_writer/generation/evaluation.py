@@ -22,7 +22,6 @@ from typing import Any
 from ..experiment.evaluation import Evaluation
 from .outputs import OUTPUT_DIR, folder_in, references
 
-EVAL_RECIPE = "eleuther_eval"
 COMPONENT = "_component_"
 _LORA_ARGUMENT = re.compile(r"lora_.*|apply_lora_to_.*|use_dora|quantize_base")
 _SINGLE_FILE = "model-00001-of-00001.bin"

@@ -1,8 +1,9 @@
-"""The one path from an experiment file to the bytes of its generated files.
+"""The core's first step: an experiment's inputs, read, placed and checked into a :class:`Plan`.
 
-``generate`` writes what :func:`render_files` yields and ``check`` compares it with disk, so the
-two cannot disagree. Every error in the experiment or its base is found by
-:func:`plan_experiment`, before the first byte is rendered.
+The pipeline is one way: :func:`~.inputs.read_inputs` reads, :func:`plan_experiment` checks
+(reading nothing), :func:`~.render.render_files` makes the bytes; ``generate`` writes them and
+``check`` compares them with disk, so the two cannot disagree. Every error in the experiment or
+its base is found here, before the first byte is rendered.
 """
 
 from __future__ import annotations
@@ -18,31 +19,23 @@ from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
 from ..experiment.load import Experiment
 from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
-from ..launchers import BACKENDS, LaunchBackend, RenderedRuns, RunFolders
-from ..launchers.commands import run_config, tune_run
+from ..launchers import BACKENDS, LaunchBackend
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
-    RUN_MAPPING,
-    eval_file,
-    run_file,
 )
 from ..yaml_io import KeyPath, dotted, dump_inline
 from . import recipes
-from .base import Base, render_lock
+from .base import Base
 from .evaluation import (
-    EVAL_RECIPE,
     EvaluationProblem,
     evaluation_config,
-    final_checkpoint,
     recipe_problem,
 )
 from .inputs import RECIPE_KEY, Inputs
 from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
 from .outputs import (
-    OUTPUT_DIR,
     OutputLayout,
-    folder_in,
     location_problem,
     plan_outputs,
     shared_locations,
@@ -57,14 +50,6 @@ from .placement import (
     resolve_parameter,
 )
 from .readings import surprising_readings
-from .render import (
-    ConfigRenderer,
-    header,
-    render_evaluation,
-    render_mapping_entry,
-    render_run,
-    render_run_mapping,
-)
 from .run_ids import parse_recorded_ids
 from .sweep import Run, Sweep, holds_run_id
 from .templates import RUN_ID, needs_filling, placeholders, strings
@@ -494,99 +479,3 @@ def _merge_checked(
             )
         raise experiment.error(message, keypath) from None
     return merged
-
-
-def _run_folders(config: dict[str, Any]) -> RunFolders:
-    """A run's output folder, and where torchtune saves its last epoch's checkpoint."""
-    return RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(config))
-
-
-def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
-    """Every generated file as (path relative to the written folder, bytes), runs streamed.
-
-    Args:
-        plan: The checked plan.
-        generation: The name of a timestamped output folder: its layout (the experiment file
-            copied in, ``run_mapping.yaml`` beside ``configs/``), and its name in the runs'
-            output folders, so that each generation writes its own. ``None``: the in-repo
-            ``configs/``.
-    """
-    experiment = plan.experiment
-    timestamped = generation is not None
-    configs = f"{CONFIGS_DIR}/" if timestamped else ""
-    from_config = f"../{experiment.path.name}"
-    entries = []
-    folders = []
-    renderer = ConfigRenderer(plan.controlled)
-    nproc = experiment.launch.nproc_per_node
-    nnodes = experiment.launch.nnodes
-    launchers = plan.launchers
-    evaluation = experiment.evaluation
-    evaluated = []
-    for run in plan.runs(generation):
-        yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
-        command = (
-            None
-            if plan.recipe is None
-            else tune_run(plan.recipe, run_config(run.id), nproc, nnodes)
-        )
-        eval_command = None
-        if evaluation is not None:
-            config = evaluation_config(run.config, evaluation)
-            yield (
-                configs + eval_file(run.id),
-                render_evaluation(run, experiment.name, from_config, config),
-            )
-            eval_command = tune_run(EVAL_RECIPE, f"{CONFIGS_DIR}/{eval_file(run.id)}", None)
-            evaluated.append(
-                RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(run.config))
-            )
-        entries.append(
-            render_mapping_entry(
-                run.id, run.params, run.config.get(OUTPUT_DIR), command, eval_command
-            )
-        )
-        if launchers:
-            folders.append(_run_folders(run.config))
-    from_mapping = experiment.path.name if timestamped else from_config
-    mapping = render_run_mapping(
-        entries,
-        experiment.name,
-        plan.base.label,
-        from_mapping,
-        commands=plan.recipe is not None,
-        retired=plan.sweep.ids.retired_names(),
-    )
-    yield RUN_MAPPING, mapping
-    rendered = RenderedRuns(
-        header(from_config),
-        RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
-        tuple(folders),
-        tuple(evaluated),
-    )
-    for backend in launchers:
-        for name, content in backend.files(plan, rendered):
-            yield configs + name, content
-    if plan.base.builtin_config is not None:
-        yield configs + LOCK_FILE, render_lock(plan.base)
-    if timestamped:
-        yield experiment.path.name, experiment.document.raw
-        if plan.recipe is not None and plan.recipe_source is not None:  # the commands run it
-            yield plan.recipe, plan.recipe_source
-
-
-def render(inputs: Inputs, *, generation: str | None = None) -> dict[str, bytes]:
-    """An experiment's generated files from its inputs, read: the pure core that ``generate``
-    writes, ``check`` compares and ``show`` displays (like black's ``format_file_contents``).
-
-    Args:
-        inputs: What :func:`~.inputs.read_inputs` read.
-        generation: The name of a timestamped output folder, or ``None`` for ``configs/``.
-
-    Returns:
-        Each file's path relative to the written folder, and its bytes, in the order written.
-
-    Raises:
-        ConfigWriterError: anything wrong with the experiment or its base.
-    """
-    return dict(render_files(plan_experiment(inputs), generation=generation))

@@ -1,11 +1,20 @@
-"""Generated files as bytes: a short header comment, then YAML that OmegaConf reads back exactly."""
+"""The last step of the core: a checked plan's files as bytes, each a short header comment, then
+YAML that OmegaConf reads back exactly; the launch back ends' files after the runs'."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..launchers import RenderedRuns, RunFolders
+from ..launchers.commands import EVAL_RECIPE, run_config, tune_run
+from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, eval_file, run_file
 from ..yaml_io import FlowMapping, dump_inline, dump_yaml, plain
+from .base import render_lock
+from .evaluation import evaluation_config, final_checkpoint
+from .inputs import Inputs
+from .outputs import OUTPUT_DIR, folder_in
+from .plan import Plan, plan_experiment
 from .sweep import Run
 
 TOOL = "torchtune-config-writer"
@@ -156,3 +165,99 @@ def render_run_mapping(
         )
     text = header(experiment_file) + where + head + "runs:\n" + "".join(entries)
     return text.encode("utf-8")
+
+
+def _run_folders(config: dict[str, Any]) -> RunFolders:
+    """A run's output folder, and where torchtune saves its last epoch's checkpoint."""
+    return RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(config))
+
+
+def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple[str, bytes]]:
+    """Every generated file as (path relative to the written folder, bytes), runs streamed.
+
+    Args:
+        plan: The checked plan.
+        generation: The name of a timestamped output folder: its layout (the experiment file
+            copied in, ``run_mapping.yaml`` beside ``configs/``), and its name in the runs'
+            output folders, so that each generation writes its own. ``None``: the in-repo
+            ``configs/``.
+    """
+    experiment = plan.experiment
+    timestamped = generation is not None
+    configs = f"{CONFIGS_DIR}/" if timestamped else ""
+    from_config = f"../{experiment.path.name}"
+    entries = []
+    folders = []
+    renderer = ConfigRenderer(plan.controlled)
+    nproc = experiment.launch.nproc_per_node
+    nnodes = experiment.launch.nnodes
+    launchers = plan.launchers
+    evaluation = experiment.evaluation
+    evaluated = []
+    for run in plan.runs(generation):
+        yield configs + run_file(run.id), render_run(run, experiment.name, from_config, renderer)
+        command = (
+            None
+            if plan.recipe is None
+            else tune_run(plan.recipe, run_config(run.id), nproc, nnodes)
+        )
+        eval_command = None
+        if evaluation is not None:
+            config = evaluation_config(run.config, evaluation)
+            yield (
+                configs + eval_file(run.id),
+                render_evaluation(run, experiment.name, from_config, config),
+            )
+            eval_command = tune_run(EVAL_RECIPE, f"{CONFIGS_DIR}/{eval_file(run.id)}", None)
+            evaluated.append(
+                RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(run.config))
+            )
+        entries.append(
+            render_mapping_entry(
+                run.id, run.params, run.config.get(OUTPUT_DIR), command, eval_command
+            )
+        )
+        if launchers:
+            folders.append(_run_folders(run.config))
+    from_mapping = experiment.path.name if timestamped else from_config
+    mapping = render_run_mapping(
+        entries,
+        experiment.name,
+        plan.base.label,
+        from_mapping,
+        commands=plan.recipe is not None,
+        retired=plan.sweep.ids.retired_names(),
+    )
+    yield RUN_MAPPING, mapping
+    rendered = RenderedRuns(
+        header(from_config),
+        RUN_MAPPING if timestamped else f"{CONFIGS_DIR}/{RUN_MAPPING}",
+        tuple(folders),
+        tuple(evaluated),
+    )
+    for backend in launchers:
+        for name, content in backend.files(plan, rendered):
+            yield configs + name, content
+    if plan.base.builtin_config is not None:
+        yield configs + LOCK_FILE, render_lock(plan.base)
+    if timestamped:
+        yield experiment.path.name, experiment.document.raw
+        if plan.recipe is not None and plan.recipe_source is not None:  # the commands run it
+            yield plan.recipe, plan.recipe_source
+
+
+def render(inputs: Inputs, *, generation: str | None = None) -> dict[str, bytes]:
+    """An experiment's generated files from its inputs, read: the pure core that ``generate``
+    writes, ``check`` compares and ``show`` displays (like black's ``format_file_contents``).
+
+    Args:
+        inputs: What :func:`~.inputs.read_inputs` read.
+        generation: The name of a timestamped output folder, or ``None`` for ``configs/``.
+
+    Returns:
+        Each file's path relative to the written folder, and its bytes, in the order written.
+
+    Raises:
+        ConfigWriterError: anything wrong with the experiment or its base.
+    """
+    return dict(render_files(plan_experiment(inputs), generation=generation))

@@ -17,12 +17,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..experiment.launch import Launch, Slurm, evaluation_options, nodes_agree, read_slurm
-from ..generation.evaluation import EVAL_RECIPE
 from ..workspace.layout import CONFIGS_DIR, eval_file, run_file
 from ..yaml_io import Document, dump_yaml
 from .arrays import array_parts, array_spec, contiguous, described, no_run_test
 from .backend import RenderedRuns, RunFolders
-from .commands import tune_run
+from .commands import EVAL_RECIPE, tune_run
 from .shell import UnresolvableFolder, shell_path
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..errors import ConfigWriterError, ExitCode
 from ..generation.collisions import find_collisions, planned
 from ..generation.inputs import read_inputs, read_other_experiments
-from ..generation.plan import plan_experiment, render_files
+from ..generation.plan import plan_experiment
+from ..generation.render import render_files
 from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
 from ..workspace.deletions import left_behind
 from ..workspace.layout import CONFIGS_DIR

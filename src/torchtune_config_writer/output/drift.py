@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import display_path
-from ..generation.plan import Plan, render_files
+from ..generation.plan import Plan
+from ..generation.render import render_files
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
 from .write import FolderFiles, read_folder_files, stale_files

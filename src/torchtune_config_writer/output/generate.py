@@ -12,7 +12,8 @@ from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import find_experiment_file
 from ..generation.collisions import find_collisions, planned
 from ..generation.inputs import Inputs, read_inputs, read_other_experiments
-from ..generation.plan import Plan, plan_experiment, render_files
+from ..generation.plan import Plan, plan_experiment
+from ..generation.render import render_files
 from ..workspace.layout import CONFIGS_DIR, RUN_MAPPING, run_files
 from ..workspace.repository import ESCAPE_HINT, symlink_escape
 from .write import (

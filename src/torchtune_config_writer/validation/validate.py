@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigWriterError, require_path
 from ..experiment.load import EXPERIMENT_FILE_NAMES
 from ..generation.collisions import Collision, find_collisions, planned
-from ..generation.evaluation import EVAL_RECIPE
 from ..generation.inputs import newest_generation, read_inputs, read_other_experiments
 from ..generation.plan import Plan, parts, plan_experiment
 from ..interpolation_bound import resolving_problem
+from ..launchers.commands import EVAL_RECIPE
 from ..wording import closest
 from ..workspace.affected import (
     experiment_of,
