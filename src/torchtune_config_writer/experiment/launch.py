@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import ErrorList
-from ..yaml_io import Document, a_type_name
+from ..yaml_read import Document, a_type_name
 from .sections import reject_unknown_keys
 
 _LAUNCH_KEYS = ("nproc_per_node", "nnodes", "slurm")

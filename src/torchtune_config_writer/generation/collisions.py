@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError, display_path
+from ..keypaths import KeyPath
 from ..workspace.affected import repository_experiments
 from ..workspace.repository import repository_root
-from ..yaml_io import KeyPath
 from .outputs import location_of
 from .plan import Plan, parts, plan_experiment
 

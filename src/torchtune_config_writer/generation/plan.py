@@ -20,6 +20,7 @@ from ..experiment.design import Rule
 from ..experiment.launch import evaluation_options
 from ..experiment.load import Experiment, load_experiment
 from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
+from ..keypaths import KeyPath, dotted
 from ..reading import read_bounded
 from ..workspace.layout import (
     CONFIGS_DIR,
@@ -32,7 +33,7 @@ from ..workspace.layout import (
     run_file,
 )
 from ..workspace.repository import repository_root, symlink_escape
-from ..yaml_io import KeyPath, dotted, dump_inline, dump_yaml
+from ..yaml_write import dump_inline, dump_yaml
 from . import recipes
 from .base import Base, load_base, render_lock
 from .evaluation import (

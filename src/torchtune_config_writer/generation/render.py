@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..yaml_io import FlowMapping, dump_inline, dump_yaml, plain
+from ..yaml_read import plain
+from ..yaml_write import FlowMapping, dump_inline, dump_yaml
 from .sweep import Run
 
 TOOL = "torchtune-config-writer"

@@ -14,6 +14,7 @@ from ..generation.collisions import Collision, find_collisions, other_experiment
 from ..generation.evaluation import EVAL_RECIPE
 from ..generation.plan import Plan, newest_generation, parts, plan_experiment
 from ..interpolation_bound import resolving_problem
+from ..keypaths import KeyPath, dotted
 from ..wording import closest
 from ..workspace.affected import (
     experiment_of,
@@ -29,7 +30,7 @@ from ..workspace.layout import (
     is_eval_file,
     run_files,
 )
-from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
+from ..yaml_read import Document, read_yaml_file
 from .deep_check import Problem, deep_check
 from .execution.stage import CHECK as EXECUTION_CHECK
 from .execution.stage import EXECUTE_EACH, NOT_INSTALLED, Subject, Verdict, run_stage
