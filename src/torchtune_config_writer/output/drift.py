@@ -10,7 +10,7 @@ from ..errors import display_path
 from ..generation.plan import Plan, render_files
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
-from .write import FolderFiles, read_folder_files, stale_files
+from .ownership import FolderFiles, read_folder_files, stale_files
 
 
 @dataclass(frozen=True)
