@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.output import write
+from torchtune_config_writer.output import swap, write
 from torchtune_config_writer.workspace.layout import is_owned
 
 from .conftest import RECIPE, CliResult, experiment_text, snapshot, torchtune_version
@@ -75,8 +75,8 @@ def generate_killed_after(steps: int, folder: Path) -> int:
         for owner, name in _STEPS:
             setattr(owner, name, counted(getattr(owner, name)))
         write.shutil.rmtree = counted(shutil.rmtree)  # type: ignore[attr-defined]
-        write._exchange = counted(write._exchange)  # type: ignore[attr-defined]
-        write._write_file = counted(write._write_file)  # type: ignore[attr-defined]
+        swap._exchange = counted(swap._exchange)  # type: ignore[attr-defined]
+        write.write_file = counted(write.write_file)  # type: ignore[attr-defined]
         try:
             generate(folder)
         except BaseException:

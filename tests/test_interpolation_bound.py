@@ -21,7 +21,7 @@ from torchtune_config_writer.generation import recipes
 from torchtune_config_writer.interpolation_bound import MAX_CHAIN, resolving_problem
 from torchtune_config_writer.interpolation_syntax import read_interpolations
 from torchtune_config_writer.validation.findings import Status
-from torchtune_config_writer.yaml_io import read_yaml_file
+from torchtune_config_writer.yaml_read import read_yaml_file
 
 from .conftest import experiment_text, snapshot
 

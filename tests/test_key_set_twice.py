@@ -20,7 +20,7 @@ from torchtune_config_writer.generation.placement import (
     _check_no_key_set_twice,
     _leaf_paths,
 )
-from torchtune_config_writer.yaml_io import KeyPath, dotted
+from torchtune_config_writer.keypaths import KeyPath, dotted
 
 from .conftest import experiment_text
 

@@ -17,7 +17,7 @@ from torchtune_config_writer.generation.plan import Plan
 from torchtune_config_writer.launchers import RenderedRuns
 from torchtune_config_writer.launchers.slurm import TEMPLATE, template_sections
 from torchtune_config_writer.workspace.layout import has_generated_name
-from torchtune_config_writer.yaml_io import Document
+from torchtune_config_writer.yaml_read import Document
 
 from .conftest import CliResult, experiment_text, snapshot
 

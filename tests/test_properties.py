@@ -20,7 +20,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.cli import main
 from torchtune_config_writer.generation import recipes, templates
 from torchtune_config_writer.output.check import check
-from torchtune_config_writer.yaml_io import dump_inline, dump_yaml
+from torchtune_config_writer.yaml_write import dump_inline, dump_yaml
 
 from .conftest import RECIPE, snapshot
 

@@ -16,7 +16,7 @@ from torchtune_config_writer.validation.recipe_keys import (
     recipe_file_named,
     unread_top_level_keys,
 )
-from torchtune_config_writer.yaml_io import read_yaml_file
+from torchtune_config_writer.yaml_read import read_yaml_file
 
 from .conftest import python_without_torch
 

@@ -17,7 +17,7 @@ import pytest
 import torchtune_config_writer
 from torchtune_config_writer.experiment import launch
 from torchtune_config_writer.experiment import load as experiment
-from torchtune_config_writer.yaml_io import read_yaml_file
+from torchtune_config_writer.yaml_read import read_yaml_file
 
 from .conftest import EXAMPLES, CliResult, python_without_torch
 

@@ -157,7 +157,7 @@ def test_two_writers_of_one_folder_at_once_leave_one_complete_set(
 def test_a_writer_waits_for_the_one_that_holds_the_folder(
     write_experiment: Callable[..., Path],
 ) -> None:
-    from torchtune_config_writer.output.write import writing
+    from torchtune_config_writer.output.lock import writing
 
     path = generated(write_experiment)
     configs = path.parent / "configs"

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from torchtune_config_writer import yaml_io
+from torchtune_config_writer import yaml_read, yaml_write
 from torchtune_config_writer.errors import ConfigWriterError
 from torchtune_config_writer.generation.recipes import installed_torchtune
 
@@ -35,7 +35,7 @@ def test_every_recipe_config_is_read_exactly_as_omegaconf_reads_it() -> None:
     files = recipe_files()
     assert len(files) > 100
     for path in files:
-        ours = yaml_io.read_yaml_file(path).data
+        ours = yaml_read.read_yaml_file(path).data
         assert ours == OmegaConf.to_container(OmegaConf.load(path), resolve=False), path
 
 
@@ -43,8 +43,8 @@ def test_every_recipe_config_is_read_exactly_as_omegaconf_reads_it() -> None:
 @pytest.mark.slow
 def test_every_recipe_config_survives_a_dump_and_omegaconf_read() -> None:
     for path in recipe_files():
-        data = yaml_io.read_yaml_file(path).data
-        assert omegaconf_reads(yaml_io.dump_yaml(data)) == data, path
+        data = yaml_read.read_yaml_file(path).data
+        assert omegaconf_reads(yaml_write.dump_yaml(data)) == data, path
 
 
 SCALARS = [
@@ -84,7 +84,7 @@ SCALARS = [
 @pytest.mark.parametrize("scalar", SCALARS)
 def test_scalars_are_typed_as_omegaconf_types_them(scalar: str) -> None:
     text = f"k: {scalar}\n"
-    ours = yaml_io.parse_yaml(text.encode(), Path("x.yaml")).data["k"]
+    ours = yaml_read.parse_yaml(text.encode(), Path("x.yaml")).data["k"]
     theirs = omegaconf_reads(text)["k"]
     if isinstance(theirs, float) and math.isnan(theirs):
         assert math.isnan(ours)
@@ -94,24 +94,24 @@ def test_scalars_are_typed_as_omegaconf_types_them(scalar: str) -> None:
 
 @pytest.mark.parametrize("scalar", SCALARS)
 def test_a_string_that_looks_like_another_type_is_written_so_it_stays_a_string(scalar: str) -> None:
-    text = yaml_io.dump_yaml({"k": scalar})
+    text = yaml_write.dump_yaml({"k": scalar})
     assert omegaconf_reads(text) == {"k": scalar}
 
 
 def test_exponent_floats_are_read_as_floats_where_plain_yaml_reads_strings() -> None:
     assert yaml.safe_load("lr: 3e-4") == {"lr": "3e-4"}
-    assert yaml_io.parse_yaml(b"lr: 3e-4", Path("x.yaml")).data == {"lr": 0.0003}
+    assert yaml_read.parse_yaml(b"lr: 3e-4", Path("x.yaml")).data == {"lr": 0.0003}
 
 
 def test_duplicate_keys_are_errors_with_the_line_of_the_second() -> None:
     with pytest.raises(ConfigWriterError) as info:
-        yaml_io.parse_yaml(b"a:\n  b: 1\n  c: 2\n  b: 3\n", Path("x.yaml"))
+        yaml_read.parse_yaml(b"a:\n  b: 1\n  c: 2\n  b: 3\n", Path("x.yaml"))
     assert (info.value.line, info.value.column) == (4, 3)
     assert "duplicate key 'b' (first at line 2)" in info.value.message
 
 
 def test_merge_keys_may_be_overridden_without_a_duplicate_error() -> None:
-    doc = yaml_io.parse_yaml(b"base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  y: 3\n", Path("x.yaml"))
+    doc = yaml_read.parse_yaml(b"base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  y: 3\n", Path("x.yaml"))
     assert doc.data["run"] == {"x": 1, "y": 3}
 
 
@@ -119,19 +119,19 @@ def test_alias_bombs_are_refused() -> None:
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     with pytest.raises(ConfigWriterError, match="alias bomb"):
-        yaml_io.parse_yaml("\n".join(lines).encode(), Path("x.yaml"))
+        yaml_read.parse_yaml("\n".join(lines).encode(), Path("x.yaml"))
 
 
 def test_positions_point_at_keys_and_list_items() -> None:
-    doc = yaml_io.parse_yaml(b"a:\n  b: 1\n  c: [x, y]\n", Path("x.yaml"))
+    doc = yaml_read.parse_yaml(b"a:\n  b: 1\n  c: [x, y]\n", Path("x.yaml"))
     assert doc.position(("a", "b")) == (2, 3)
     assert doc.position(("a", "c", 1)) == (3, 10)
     assert doc.position(("a", "missing")) == (1, 1)
 
 
 def test_inline_values_stay_on_one_line() -> None:
-    assert yaml_io.dump_inline({"a": [1, {"b": "x\ny"}]}) == '{a: [1, {b: "x\\ny"}]}'
-    assert yaml_io.dump_inline(3e-4) == "0.0003"
+    assert yaml_write.dump_inline({"a": [1, {"b": "x\ny"}]}) == '{a: [1, {b: "x\\ny"}]}'
+    assert yaml_write.dump_inline(3e-4) == "0.0003"
 
 
 @pytest.mark.needs_torchtune
@@ -141,19 +141,19 @@ def test_python_and_libyaml_emitters_write_the_same_bytes() -> None:
     class PureDumper(yaml.SafeDumper):
         pass
 
-    PureDumper.yaml_implicit_resolvers = yaml_io._Dumper.yaml_implicit_resolvers
-    PureDumper.yaml_representers = yaml_io._Dumper.yaml_representers
+    PureDumper.yaml_implicit_resolvers = yaml_write._Dumper.yaml_implicit_resolvers
+    PureDumper.yaml_representers = yaml_write._Dumper.yaml_representers
     for path in recipe_files():
-        data = yaml_io.read_yaml_file(path).data
+        data = yaml_read.read_yaml_file(path).data
         pure = yaml.dump(
             data,
             Dumper=PureDumper,
             sort_keys=False,
             allow_unicode=True,
-            width=yaml_io._WIDTH,
+            width=yaml_write._WIDTH,
             default_flow_style=False,
         )
-        assert pure == yaml_io.dump_yaml(data), path
+        assert pure == yaml_write.dump_yaml(data), path
 
 
 keys = st.text(
@@ -181,7 +181,7 @@ values = st.recursive(
 @given(st.dictionaries(keys, values, min_size=1, max_size=5))
 @pytest.mark.slow
 def test_omegaconf_reads_back_exactly_what_was_written(config: dict[str, Any]) -> None:
-    assert omegaconf_reads(yaml_io.dump_yaml(config)) == config
+    assert omegaconf_reads(yaml_write.dump_yaml(config)) == config
 
 
 @pytest.mark.needs_torchtune
@@ -190,12 +190,12 @@ def test_rendering_shared_blocks_once_gives_the_same_bytes_as_one_dump() -> None
     from torchtune_config_writer.generation.render import ConfigRenderer
 
     for path in recipe_files():
-        base = yaml_io.read_yaml_file(path).data
+        base = yaml_read.read_yaml_file(path).data
         renderer = ConfigRenderer(base)
         first_key = next(iter(base))
         for config in (base, merge_at(base, (first_key,), None), merge_at(base, ("+new",), [1])):
-            assert renderer.render(config) == yaml_io.dump_yaml(config), path
-    assert ConfigRenderer({}).render({}) == yaml_io.dump_yaml({})
+            assert renderer.render(config) == yaml_write.dump_yaml(config), path
+    assert ConfigRenderer({}).render({}) == yaml_write.dump_yaml({})
 
 
 # What the line-by-line writer must get exactly as PyYAML does: strings PyYAML quotes, folds
@@ -265,8 +265,8 @@ trees = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.dictionaries(tree_keys | st.integers(), inner, max_size=4)
-        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_io.FlowMapping)
-        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_io.Replace)
+        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_write.FlowMapping)
+        | st.dictionaries(tree_keys, inner, max_size=3).map(yaml_read.Replace)
     ),
     max_leaves=16,
 )
@@ -276,30 +276,30 @@ trees = st.recursive(
 @given(st.dictionaries(tree_keys, trees, max_size=6))
 @pytest.mark.slow
 def test_the_line_by_line_writer_writes_what_pyyaml_writes(config: dict[str, Any]) -> None:
-    assert yaml_io.dump_yaml(config) == yaml_io._pyyaml_dump(config)
+    assert yaml_write.dump_yaml(config) == yaml_write._pyyaml_dump(config)
 
 
 @settings(max_examples=500, deadline=None)
 @given(trees)
 @pytest.mark.slow
 def test_inline_values_are_what_pyyaml_writes_however_often_they_repeat(value: Any) -> None:
-    first = yaml_io.dump_inline(value)
-    assert first == yaml_io._dump_inline(value) == yaml_io.dump_inline(value)
+    first = yaml_write.dump_inline(value)
+    assert first == yaml_write._dump_inline(value) == yaml_write.dump_inline(value)
 
 
 def test_values_equal_in_python_keep_their_own_yaml() -> None:
     # 1 == 1.0 == True and 0.0 == -0.0: the writer's caches must not give one the other's text.
     for values in ([1, 1.0, True], [0.0, -0.0], [0, False, None]):
-        texts = [yaml_io.dump_yaml({"k": v}) for v in values]
-        assert texts == [yaml_io._pyyaml_dump({"k": v}) for v in values]
+        texts = [yaml_write.dump_yaml({"k": v}) for v in values]
+        assert texts == [yaml_write._pyyaml_dump({"k": v}) for v in values]
         assert len(set(texts)) == len(values)
 
 
 @pytest.mark.needs_torchtune
 def test_every_recipe_config_is_written_as_pyyaml_writes_it() -> None:
     for path in recipe_files():
-        data = yaml_io.read_yaml_file(path).data
-        assert yaml_io.dump_yaml(data) == yaml_io._pyyaml_dump(data), path
+        data = yaml_read.read_yaml_file(path).data
+        assert yaml_write.dump_yaml(data) == yaml_write._pyyaml_dump(data), path
 
 
 @settings(max_examples=500, deadline=None)
@@ -310,10 +310,10 @@ def test_a_run_mapping_entry_is_the_sequence_item_pyyaml_writes(
 ) -> None:
     from torchtune_config_writer.generation.render import render_mapping_entry
 
-    named = {name.removeprefix("+"): yaml_io.plain(value) for name, value in params.items()}
-    entry: dict[str, Any] = {"id": "run_000", "params": yaml_io.FlowMapping(named)}
+    named = {name.removeprefix("+"): yaml_read.plain(value) for name, value in params.items()}
+    entry: dict[str, Any] = {"id": "run_000", "params": yaml_write.FlowMapping(named)}
     if isinstance(output_dir, str):
         entry["output_dir"] = output_dir
     entry["command"] = "tune run lora_finetune_single_device --config configs/run_000.yaml"
     written = render_mapping_entry("run_000", params, output_dir, entry["command"])
-    assert written == yaml_io._pyyaml_dump([entry])
+    assert written == yaml_write._pyyaml_dump([entry])

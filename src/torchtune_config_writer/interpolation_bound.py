@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .interpolation_syntax import WHOLE_REFERENCE, read_interpolations
-from .yaml_io import KeyPath, dotted
+from .keypaths import KeyPath, dotted
 
 # The interpolations evaluated, and the characters they build, to resolve every value of a
 # config once. OmegaConf takes 0.3 to 0.7 ms for each interpolation, so a config within these

@@ -32,7 +32,7 @@ _PLAIN_TAGS = frozenset(
 
 
 _KEY_TAGS = frozenset(("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"))
-# The one local tag: a mapping that replaces the base's whole (yaml_io.Replace).
+# The one local tag: a mapping that replaces the base's whole (yaml_read.Replace).
 REPLACE_TAG = "!replace"
 _BRACKETS = re.compile(r"[\[\]{}]")
 

@@ -20,7 +20,8 @@ from ..errors import ExitCode
 from ..generation.inputs import read_inputs
 from ..generation.placement import MISSING, lookup
 from ..generation.plan import Plan, plan_experiment
-from ..yaml_io import KeyPath, dump_inline
+from ..keypaths import KeyPath
+from ..yaml_write import dump_inline
 from .common import add_max_runs
 
 

@@ -25,8 +25,10 @@ from functools import partial
 from typing import Any
 
 from ..errors import ErrorList
+from ..keypaths import KeyPath
 from ..wording import closest
-from ..yaml_io import Document, KeyPath, a_type_name, dump_inline, plain
+from ..yaml_read import Document, a_type_name, plain
+from ..yaml_write import dump_inline
 from .parameters import Parameter, Range, linked_axes
 from .sections import reject_unknown_keys
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ErrorList
-from ..yaml_io import Document, a_type_name
+from ..yaml_read import Document, a_type_name
 from .sections import reject_unknown_keys
 
 _KEYS = ("tasks", "limit", "batch_size", "max_seq_length", "include_path")

@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorList
-from ..yaml_io import Document, a_type_name
+from ..yaml_read import Document, a_type_name
 from .sections import reject_unknown_keys
 
 if TYPE_CHECKING:

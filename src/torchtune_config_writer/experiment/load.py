@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigWriterError, ErrorList
-from ..yaml_io import Document, KeyPath, Replace, a_type_name, dotted, read_yaml_file
+from ..keypaths import KeyPath, dotted
+from ..yaml_read import Document, Replace, a_type_name, read_yaml_file
 from ..yaml_safety import MAX_EXPERIMENT_BYTES
 from .design import Design, read_design
 from .evaluation import Evaluation, read_evaluation

@@ -16,7 +16,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import ErrorList
-from ..yaml_io import Document, KeyPath, dotted, dump_inline
+from ..keypaths import KeyPath, dotted
+from ..yaml_read import Document
+from ..yaml_write import dump_inline
 
 T = TypeVar("T")
 

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import all_of
+from ..keypaths import KeyPath, dotted
 from ..wording import closest
-from ..yaml_io import Document, KeyPath, a_type_name, dotted, dump_inline, type_name
+from ..yaml_read import Document, a_type_name, type_name
+from ..yaml_write import dump_inline
 
 
 def section(doc: Document, data: dict[str, Any], key: str, required: bool) -> dict[str, Any]:

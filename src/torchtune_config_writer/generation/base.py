@@ -21,7 +21,7 @@ from ..experiment.load import Experiment
 from ..reading import read_bounded
 from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE, LOCK_MARK
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
-from ..yaml_io import Document, a_type_name, parse_yaml, read_yaml_file
+from ..yaml_read import Document, a_type_name, parse_yaml, read_yaml_file
 from . import recipes
 
 _LOCK_FIRST_LINE = LOCK_MARK.decode()  # one definition, in layout.py

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError, display_path
-from ..yaml_io import KeyPath
+from ..keypaths import KeyPath
 from .inputs import Inputs
 from .outputs import location_of
 from .plan import Plan, parts, plan_experiment

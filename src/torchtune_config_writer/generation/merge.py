@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..keypaths import KeyPath, dotted
 from ..wording import closest
-from ..yaml_io import KeyPath, Replace, a_type_name, dotted, dump_inline
+from ..yaml_read import Replace, a_type_name
+from ..yaml_write import dump_inline
 
 # Keys that torchtune 0.6.1's own configs write as integers (``lora_alpha: 16``, PPO's
 # ``gamma: 1``) but that torchtune reads as floats: a float may replace them. A test compares

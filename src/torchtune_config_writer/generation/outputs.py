@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..yaml_io import KeyPath, dotted, leaves
+from ..keypaths import KeyPath, dotted, leaves
 from .placement import MISSING, lookup
 
 OUTPUT_DIR = "output_dir"

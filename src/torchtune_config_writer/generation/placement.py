@@ -14,8 +14,9 @@ from typing import Any
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
+from ..keypaths import KeyPath, dotted
 from ..wording import closest
-from ..yaml_io import KeyPath, dotted, dump_inline
+from ..yaml_write import dump_inline
 from . import recipes
 from .merge import MergeConflict, merge_at
 from .templates import (

@@ -19,12 +19,13 @@ from ..errors import ConfigWriterError, ErrorList
 from ..experiment.design import Rule
 from ..experiment.load import Experiment
 from ..interpolation_bound import ResolvingBound, Unbounded, resolving_problem
+from ..keypaths import KeyPath, dotted
 from ..launchers import BACKENDS, LaunchBackend
 from ..workspace.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
 )
-from ..yaml_io import KeyPath, dotted, dump_inline
+from ..yaml_write import dump_inline
 from . import recipes
 from .base import Base
 from .evaluation import (

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..experiment.load import Experiment
-from ..yaml_io import Document, KeyPath
+from ..keypaths import KeyPath
+from ..yaml_read import Document
 from .merge import BOOLEAN_WORDS, spells_boolean
 from .placement import Placement, lookup
 

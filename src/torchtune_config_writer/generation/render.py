@@ -9,7 +9,8 @@ from typing import Any
 from ..launchers import RenderedRuns, RunFolders
 from ..launchers.commands import EVAL_RECIPE, run_config, tune_run
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, eval_file, run_file
-from ..yaml_io import FlowMapping, dump_inline, dump_yaml, plain
+from ..yaml_read import plain
+from ..yaml_write import FlowMapping, dump_inline, dump_yaml
 from .base import render_lock
 from .evaluation import evaluation_config, final_checkpoint
 from .inputs import Inputs

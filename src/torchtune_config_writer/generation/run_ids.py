@@ -21,7 +21,7 @@ import yaml
 from ..errors import ConfigWriterError
 from ..reading import read_bounded
 from ..workspace.layout import RUN_MAPPING, is_owned
-from ..yaml_io import Document, load_plain, parse_yaml, plain
+from ..yaml_read import Document, load_plain, parse_yaml, plain
 
 _RUN_ID = re.compile(r"run_([0-9]{3,})")
 RENUMBER_HINT = (

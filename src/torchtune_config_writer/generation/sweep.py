@@ -10,7 +10,7 @@ from typing import Any
 
 from ..experiment.design import Rule, grid
 from ..experiment.parameters import linked_axes, run_count
-from ..yaml_io import KeyPath
+from ..keypaths import KeyPath
 from .merge import DELETE, merge_at
 from .outputs import OUTPUT_DIR, output_keys, references, split_value
 from .placement import Placement, lookup

@@ -13,7 +13,9 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
-from ..yaml_io import KeyPath, Replace, dump_inline, leaves
+from ..keypaths import KeyPath, leaves
+from ..yaml_read import Replace
+from ..yaml_write import dump_inline
 
 RUN_ID = "run_id"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..experiment.launch import Launch
     from ..generation.plan import Plan
-    from ..yaml_io import Document
+    from ..yaml_read import Document
 
 
 @dataclass(frozen=True)

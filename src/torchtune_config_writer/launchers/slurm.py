@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..experiment.launch import Launch, Slurm, evaluation_options, nodes_agree, read_slurm
 from ..workspace.layout import CONFIGS_DIR, eval_file, run_file
-from ..yaml_io import Document, dump_yaml
+from ..yaml_read import Document
+from ..yaml_write import dump_yaml
 from .arrays import array_parts, array_spec, contiguous, described, no_run_test
 from .backend import RenderedRuns, RunFolders
 from .commands import EVAL_RECIPE, tune_run

@@ -16,13 +16,9 @@ from ..workspace.affected import find_affected_experiments, orphan_folders, repo
 from ..workspace.deletions import left_behind
 from ..workspace.layout import CONFIGS_DIR
 from .drift import Drift, find_drift
-from .write import (
-    WriteResult,
-    check_generated_folder,
-    read_folder_files,
-    write_generated_folder,
-    writing,
-)
+from .lock import writing
+from .ownership import check_generated_folder, read_folder_files
+from .write import WriteResult, write_generated_folder
 
 
 @dataclass

@@ -11,7 +11,7 @@ from ..generation.plan import Plan
 from ..generation.render import render_files
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, latest_complete_folder
-from .write import FolderFiles, read_folder_files, stale_files
+from .ownership import FolderFiles, read_folder_files, stale_files
 
 
 @dataclass(frozen=True)

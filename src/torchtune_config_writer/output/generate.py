@@ -16,13 +16,9 @@ from ..generation.plan import Plan, plan_experiment
 from ..generation.render import render_files
 from ..workspace.layout import CONFIGS_DIR, RUN_MAPPING, run_files
 from ..workspace.repository import ESCAPE_HINT, symlink_escape
-from .write import (
-    WriteResult,
-    check_generated_folder,
-    write_generated_folder,
-    write_new_folder,
-    writing,
-)
+from .lock import writing
+from .ownership import check_generated_folder
+from .write import WriteResult, write_generated_folder, write_new_folder
 
 
 @dataclass(frozen=True)

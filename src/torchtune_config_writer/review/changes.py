@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import ConfigWriterError
 from ..generation.run_ids import combination_key, run_number
+from ..keypaths import KeyPath
 from ..reading import MAX_FILE_BYTES, NotReadable, read_bounded
 from ..workspace.affected import git_listed
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, run_file
@@ -33,7 +34,7 @@ from ..workspace.repository import (
     resolve_commit,
     through_symlink,
 )
-from ..yaml_io import Document, KeyPath, parse_yaml, plain
+from ..yaml_read import Document, parse_yaml, plain
 
 ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "(absent)"})()
 _LOCK_FIELD = re.compile(r"# (recipe|torchtune|sha256): (.*)")

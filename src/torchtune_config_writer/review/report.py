@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..keypaths import dotted
 from ..markdown import code
 from ..terminal import printable
 from ..wording import plural
-from ..yaml_io import dotted, dump_inline
+from ..yaml_write import dump_inline
 from .changes import ABSENT, FolderChange, Review, ValueChange
 
 MARKER = "<!-- torchtune-config-writer: run changes -->"

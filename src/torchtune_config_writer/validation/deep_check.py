@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..generation.placement import lookup
+from ..keypaths import KeyPath, dotted, leaves
 from ..wording import closest
-from ..yaml_io import KeyPath, dotted, dump_inline, leaves
+from ..yaml_write import dump_inline
 from .findings import Severity
 from .recipe_keys import Passed, arguments_passed_by_recipe, unread_top_level_keys
 from .torchtune_runtime import Runtime, locate_component

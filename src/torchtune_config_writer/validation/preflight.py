@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..generation.outputs import OUTPUT_KEYS
 from ..generation.placement import lookup
-from ..yaml_io import KeyPath, dotted, leaves
+from ..keypaths import KeyPath, dotted, leaves
 from .deep_check import FILE_BUILDERS, Problem
 from .findings import Severity
 

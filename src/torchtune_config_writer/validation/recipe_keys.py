@@ -17,8 +17,8 @@ from typing import Any, TypeGuard
 
 from ..errors import ConfigWriterError
 from ..generation.recipes import require_torchtune
+from ..keypaths import leaves
 from ..reading import read_bounded
-from ..yaml_io import leaves
 
 # Every torchtune recipe calls the top-level config ``cfg`` (``recipe_main(cfg)``, ``__init__(self,
 # cfg)``, ``setup(self, cfg)``); names assigned from it (``self._cfg = cfg``) are followed too.

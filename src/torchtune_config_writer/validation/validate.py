@@ -14,6 +14,7 @@ from ..generation.collisions import Collision, find_collisions, planned
 from ..generation.inputs import newest_generation, read_inputs, read_other_experiments
 from ..generation.plan import Plan, parts, plan_experiment
 from ..interpolation_bound import resolving_problem
+from ..keypaths import KeyPath, dotted
 from ..launchers.commands import EVAL_RECIPE
 from ..wording import closest
 from ..workspace.affected import (
@@ -30,7 +31,7 @@ from ..workspace.layout import (
     is_eval_file,
     run_files,
 )
-from ..yaml_io import Document, KeyPath, dotted, read_yaml_file
+from ..yaml_read import Document, read_yaml_file
 from .deep_check import Problem, deep_check
 from .execution.stage import CHECK as EXECUTION_CHECK
 from .execution.stage import EXECUTE_EACH, NOT_INSTALLED, Subject, Verdict, run_stage

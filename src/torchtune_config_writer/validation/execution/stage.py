@@ -297,7 +297,7 @@ def _dotted(keypath: KeyPath) -> str:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    from ...yaml_io import read_yaml_file
+    from ...yaml_read import read_yaml_file
 
     try:
         data = read_yaml_file(path).data
