@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ConfigWriterError, display_path
 from ..keypaths import KeyPath
 from .inputs import Inputs
-from .outputs import location_of
+from .output_dirs import location_of
 from .plan import Plan, parts, plan_experiment
 
 

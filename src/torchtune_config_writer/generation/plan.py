@@ -28,14 +28,14 @@ from ..workspace.layout import (
 from ..yaml_write import dump_inline
 from . import recipes
 from .base import Base
-from .evaluation import (
+from .eval_configs import (
     EvaluationProblem,
     evaluation_config,
     recipe_problem,
 )
 from .inputs import RECIPE_KEY, Inputs
 from .merge import DELETE, LIST_OF_MAPPINGS_KEYS, MergeConflict, merge_at
-from .outputs import (
+from .output_dirs import (
     OutputLayout,
     location_problem,
     plan_outputs,

@@ -12,9 +12,9 @@ from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, eval_file, r
 from ..yaml_read import plain
 from ..yaml_write import FlowMapping, dump_inline, dump_yaml
 from .base import render_lock
-from .evaluation import evaluation_config, final_checkpoint
+from .eval_configs import evaluation_config, final_checkpoint
 from .inputs import Inputs
-from .outputs import OUTPUT_DIR, folder_in
+from .output_dirs import OUTPUT_DIR, folder_in
 from .plan import Plan, plan_experiment
 from .sweep import Run
 

@@ -12,7 +12,7 @@ from ..experiment.design import Rule, grid
 from ..experiment.parameters import linked_axes, run_count
 from ..keypaths import KeyPath
 from .merge import DELETE, merge_at
-from .outputs import OUTPUT_DIR, output_keys, references, split_value
+from .output_dirs import OUTPUT_DIR, output_keys, references, split_value
 from .placement import Placement, lookup
 from .run_ids import RecordedIds, RunIds, assign_ids, combination_key, fresh_ids, run_number
 from .templates import RUN_ID, fill, needs_filling, placeholders, text_of

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..workspace.layout import CONFIGS_DIR, run_file
 
-# The recipe that evaluates a run's checkpoint (its config: generation/evaluation.py).
+# The recipe that evaluates a run's checkpoint (its config: generation/eval_configs.py).
 EVAL_RECIPE = "eleuther_eval"
 # What torchtune's own multi-node SLURM example passes: every node of the job meets the first.
 RENDEZVOUS = '--rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint "$head_node_ip:29500" '

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ..generation.outputs import OUTPUT_KEYS
+from ..generation.output_dirs import OUTPUT_KEYS
 from ..generation.placement import lookup
 from ..keypaths import KeyPath, dotted, leaves
 from .deep_check import FILE_BUILDERS, Problem

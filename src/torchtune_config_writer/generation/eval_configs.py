@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from ..experiment.evaluation import Evaluation
-from .outputs import OUTPUT_DIR, folder_in, references
+from .output_dirs import OUTPUT_DIR, folder_in, references
 
 COMPONENT = "_component_"
 _LORA_ARGUMENT = re.compile(r"lora_.*|apply_lora_to_.*|use_dora|quantize_base")
