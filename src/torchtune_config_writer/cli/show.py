@@ -1,23 +1,23 @@
 """``show EXP``: what each run of an experiment changes in its base config, as a plain text table;
 writes nothing.
 
-A run is compared with the base key by key: mappings recurse, and so does a list whose mappings
-were merged into (``dataset.0.packed: true``); every other value compares whole, as a merge
-replaces it whole. A key path set to one value in every run is listed once; the key paths that
-differ between runs are the columns of a table of runs.
+A run is compared with the base as :mod:`~torchtune_config_writer.config_diff` compares configs
+(the comparison ``diff`` makes too): mappings key by key, a list whose mappings were merged into
+(``dataset.0.packed: true``) item by item, every other value whole. A key path set to one value
+in every run is listed once; the key paths that differ between runs are the columns of a table
+of runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..config_diff import MISSING, differences, same
 from ..errors import ExitCode
-from ..generation.placement import MISSING, lookup
+from ..generation.placement import lookup
 from ..generation.plan import Plan, plan_experiment
 from ..yaml_io import KeyPath, dump_inline
 from .common import add_max_runs
@@ -175,7 +175,7 @@ class _Change:
         self.one_value = True
 
     def add(self, value: Any) -> None:
-        if self.runs and self.one_value and not _same(self.value, value):
+        if self.runs and self.one_value and not same(self.value, value):
             self.one_value = False
         self.runs += 1
 
@@ -186,66 +186,12 @@ class _Change:
 def _collect_changes(plan: Plan) -> dict[KeyPath, _Change]:
     changes: dict[KeyPath, _Change] = {}
     for run in plan.runs():
-        for path, value in _differences(plan.base.config, run.config, ()):
-            change = changes.get(path)
+        for difference in differences(plan.base.config, run.config):
+            change = changes.get(difference.keypath)
             if change is None:
-                change = changes[path] = _Change(value)
-            change.add(value)
+                change = changes[difference.keypath] = _Change(difference.new)
+            change.add(difference.new)
     return changes
-
-
-def _differences(base: Any, config: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
-    """Each key path where ``config`` differs from ``base``, with its value in ``config``."""
-    if base is config:  # a merge shares everything it does not change, so this is most keys
-        return
-    if isinstance(config, dict) and (base is MISSING or isinstance(base, dict)):
-        # A key the base does not have recurses too, so that a new mapping shows its keys.
-        if not config and base is MISSING:
-            yield path, config
-            return
-        old: dict[Any, Any] = base if isinstance(base, dict) else {}
-        for key, value in config.items():
-            yield from _differences(old.get(key, MISSING), value, (*path, key))
-        for key in old:
-            if key not in config:  # merges never remove a key, but say so if one is gone
-                yield (*path, key), MISSING
-        return
-    if _merged_into_items(base, config):
-        for index, (old, new) in enumerate(zip(base, config, strict=True)):
-            yield from _differences(old, new, (*path, index))
-        return
-    if not _same(base, config):
-        yield path, config
-
-
-def _merged_into_items(base: Any, config: Any) -> bool:
-    """Whether a list looks changed only by merges into its mappings (``dataset.0.packed``).
-
-    Such a list is compared item by item; any other change (a new length, a scalar item, a key
-    gone from an item) means the list was replaced whole, and it is shown whole.
-    """
-    if not (isinstance(base, list) and isinstance(config, list) and len(base) == len(config)):
-        return False
-    return all(
-        _same(old, new)
-        or (isinstance(old, dict) and isinstance(new, dict) and old.keys() <= new.keys())
-        for old, new in zip(base, config, strict=True)
-    )
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal and of one type: ``1``, ``1.0`` and ``true`` are different values in a config."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[key], b[key]) for key in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 def _key_order(base: dict[str, Any], changes: dict[KeyPath, _Change]) -> list[KeyPath]:

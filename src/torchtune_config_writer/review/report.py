@@ -6,11 +6,12 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..config_diff import MISSING
 from ..markdown import code
 from ..terminal import printable
 from ..wording import plural
 from ..yaml_io import dotted, dump_inline
-from .changes import ABSENT, FolderChange, Review, ValueChange
+from .changes import FolderChange, Review, ValueChange
 
 MARKER = "<!-- torchtune-config-writer: run changes -->"
 _SHOWN_RUNS = 6
@@ -31,7 +32,7 @@ def _span(text: str) -> str:
 
 
 def _value(value: Any, show: Show) -> str:
-    return "(absent)" if value is ABSENT else show(dump_inline(value))
+    return "(absent)" if value is MISSING else show(dump_inline(value))
 
 
 def _params(params: dict[str, Any], show: Show) -> str:
@@ -184,7 +185,7 @@ def render_json(review: Review) -> str:
     """Everything, for tools."""
 
     def value(item: Any) -> Any:
-        return None if item is ABSENT else item
+        return None if item is MISSING else item
 
     data = {
         "base_ref": review.base_ref,
@@ -207,8 +208,8 @@ def render_json(review: Review) -> str:
                         "key": dotted(change.keypath),
                         "before": value(change.old),
                         "after": value(change.new),
-                        "absent_before": change.old is ABSENT,
-                        "absent_after": change.new is ABSENT,
+                        "absent_before": change.old is MISSING,
+                        "absent_after": change.new is MISSING,
                         "runs": list(change.runs),
                     }
                     for change in folder.changes
