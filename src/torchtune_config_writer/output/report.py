@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import relative_path
+from ..json_output import json_text
 from .check import CheckResult
 from .drift import FileDrift
 
@@ -43,6 +43,4 @@ def check_json(result: CheckResult) -> str:
         ],
         "errors": [str(one) for found in result.errors for one in found.errors],
     }
-    text = json.dumps(document, indent=2, ensure_ascii=True) + "\n"
-    # `##[` is a workflow command anywhere in a log line; inside a JSON string `\u0023` is `#`.
-    return text.replace("##[", "\\u0023#[")
+    return json_text(document)

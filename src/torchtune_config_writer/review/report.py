@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config_diff import MISSING
+from ..json_output import json_text
 from ..markdown import code
 from ..terminal import printable
 from ..wording import plural
@@ -182,7 +182,11 @@ def _markdown_folder(folder: FolderChange) -> Iterator[str]:
 
 
 def render_json(review: Review) -> str:
-    """Everything, for tools."""
+    """Everything, for tools (docs/commands.md shows the shape): each folder's runs added,
+    removed and renamed, and each changed key with its value before and after (``null`` and
+    ``absent_before`` or ``absent_after`` where the key is not there) and the runs it changed
+    in; ASCII, with no workflow command (:func:`~torchtune_config_writer.json_output.json_text`).
+    """
 
     def value(item: Any) -> Any:
         return None if item is MISSING else item
@@ -206,6 +210,7 @@ def render_json(review: Review) -> str:
                 "changes": [
                     {
                         "key": dotted(change.keypath),
+                        "path": list(change.keypath),
                         "before": value(change.old),
                         "after": value(change.new),
                         "absent_before": change.old is MISSING,
@@ -218,4 +223,4 @@ def render_json(review: Review) -> str:
             for folder in review.folders
         ],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    return json_text(data)
