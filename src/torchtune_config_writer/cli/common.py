@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..experiment.load import DEFAULT_MAX_RUNS
-
-
-def check_mark() -> str:
-    """The ✓ of the original format, unless the terminal's encoding cannot show it."""
-    try:
-        "✓".encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "*"
-    return "✓"
 
 
 def add_max_runs(parser: argparse.ArgumentParser) -> None:

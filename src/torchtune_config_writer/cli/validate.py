@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, ExitCode, display_path
-from ..terminal import announce, printable, raw_stderr
+from ..terminal import announce, check_mark, printable, raw_stderr
 from ..wording import plural
-from .common import check_mark
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
