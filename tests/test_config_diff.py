@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from torchtune_config_writer.config_diff import MISSING, Difference, differences, flatten, same
+
+from .conftest import CliResult, experiment_text
 
 NAN = float("nan")
 
@@ -109,3 +117,68 @@ def test_a_difference_is_a_plain_value() -> None:
     difference = Difference(("a",), 1, MISSING)
     assert difference == Difference(("a",), 1, MISSING)
     assert repr(MISSING) == "MISSING"
+
+
+# `show` (a run against its base) and `diff` (a run at a commit against the working tree) on one
+# pair of configs: the commit's run is the base config itself, the working tree's has controls.
+AGREEMENT_BASE = """\
+output_dir: /tmp/out
+model: {lora_rank: 64, lora_alpha: 128}
+checkpoint_files: [model.safetensors]
+betas: [1, 2]
+loss_scale: .nan
+datasets:
+- {source: a, packed: false}
+- {source: b, packed: false}
+epochs: 1
+"""
+AGREEMENT_CONTROLS = """
+model.lora_alpha: 128.0
+betas: [1.0, 2]
+loss_scale: .nan
+datasets.1.packed: true
+checkpoint_files: [model.safetensors, extra.safetensors]
++extra: {nested: {depth: 2}, tag: x}
++empty: {}
+epochs: 3
+"""
+
+
+def test_show_and_diff_agree_on_one_pair_of_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
+) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "base.yaml").write_text(AGREEMENT_BASE)
+    experiment = folder / "experiment.yaml"
+    experiment.write_text(experiment_text(base="base_config_file: base.yaml"))
+    monkeypatch.chdir(tmp_path)
+    assert cli("generate", experiment).code == 0
+    assert cli("show", experiment).out.endswith("The run is the base config, unchanged.\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, cwd=tmp_path
+        )
+    experiment.write_text(
+        experiment_text(controls=AGREEMENT_CONTROLS, base="base_config_file: base.yaml")
+    )
+    assert cli("generate", experiment).code == 0
+    shown = json.loads(cli("show", "--format", "json", experiment).out)
+    diffed = json.loads(cli("diff", "--base", "main", "--format", "json").out)
+    [study] = diffed["folders"]
+    fields = ("key", "path", "before", "after", "absent_before", "absent_after")
+    by_show = [{name: change[name] for name in fields} for change in shown["shared"]]
+    by_diff = [{name: change[name] for name in fields} for change in study["changes"]]
+    assert sorted(by_show, key=str) == sorted(by_diff, key=str)
+    assert [change["key"] for change in shown["shared"]] == [
+        "model.lora_alpha",
+        "checkpoint_files",
+        "betas",
+        "datasets.1.packed",
+        "epochs",
+        "extra.nested.depth",
+        "extra.tag",
+        "empty",
+    ]
+    assert shown["columns"] == []
+    assert {tuple(change["runs"]) for change in study["changes"]} == {("run_000",)}
