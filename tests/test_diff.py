@@ -172,3 +172,15 @@ def test_the_json_docs_commands_md_shows_is_what_diff_writes(
     written = cli("diff", "--base", "main", "--format", "json").out
     commit = json.loads(written)["base_commit"]
     assert written.replace(commit, json.loads(shown)["base_commit"]) == shown
+
+
+def test_output_dash_is_standard_output_and_an_unwritable_file_one_error(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    edit(repo, "learning_rate: 3e-4", "learning_rate: 1e-4")
+    printed = cli("diff", "--base", "main", "--format", "json")
+    assert cli("diff", "--base", "main", "--format", "json", "--output", "-").out == printed.out
+    result = cli("diff", "--base", "main", "--output", repo / "missing" / "table.txt")
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith("error: ") and len(result.err.splitlines()) == 1
+    assert "cannot write the report" in result.err
