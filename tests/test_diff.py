@@ -14,7 +14,7 @@ import pytest
 
 from torchtune_config_writer import generate
 
-from .conftest import EXAMPLES, CliResult
+from .conftest import EXAMPLES, REPO, CliResult
 
 STUDY = "lora_rank_study"
 
@@ -160,3 +160,27 @@ def test_the_hook_path_never_imports_gitpython(repo: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_json_docs_commands_md_shows_is_what_diff_writes(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    edit(repo, "[8, 16, 32, 64]", "[8, 16, 64, 128]")
+    edit(repo, "learning_rate: 3e-4", "learning_rate: 1e-4")
+    page = (REPO / "docs" / "commands.md").read_text(encoding="utf-8")
+    shown = page.split("### `diff --format json`", 1)[1].split("```json\n", 1)[1].split("```")[0]
+    written = cli("diff", "--base", "main", "--format", "json").out
+    commit = json.loads(written)["base_commit"]
+    assert written.replace(commit, json.loads(shown)["base_commit"]) == shown
+
+
+def test_output_dash_is_standard_output_and_an_unwritable_file_one_error(
+    repo: Path, cli: Callable[..., CliResult]
+) -> None:
+    edit(repo, "learning_rate: 3e-4", "learning_rate: 1e-4")
+    printed = cli("diff", "--base", "main", "--format", "json")
+    assert cli("diff", "--base", "main", "--format", "json", "--output", "-").out == printed.out
+    result = cli("diff", "--base", "main", "--output", repo / "missing" / "table.txt")
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith("error: ") and len(result.err.splitlines()) == 1
+    assert "cannot write the report" in result.err

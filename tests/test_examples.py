@@ -215,7 +215,7 @@ def test_the_readmes_experiment_generates_configs_that_validate(tmp_path: Path) 
 
 def shown_commands() -> list[tuple[str, str, str]]:
     """Each command the README and docs show with its output: (file, command, output)."""
-    pair = re.compile(r"```bash\n([^`]*?)```\n\n```(?:text)?\n(.*?)```", re.S)
+    pair = re.compile(r"```bash\n([^`]*?)```\n\n```(?:text|json)?\n(.*?)```", re.S)
     repo = Path(__file__).resolve().parent.parent
     found = []
     for page in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:

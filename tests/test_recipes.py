@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,22 @@ def test_same_bytes_under_other_hash_seeds_locales_and_working_folders(
         )
         folders.append(snapshot(path.parent))
     assert folders[0] == folders[1] == folders[2]
+
+
+@pytest.mark.needs_torchtune
+def test_recipes_as_json_lists_every_config_with_its_recipe_and_files(
+    cli: Callable[..., CliResult],
+) -> None:
+    listed = cli("recipes", "llama3_2/*lora*").out.splitlines()[1:]
+    result = cli("recipes", "--format", "json", "llama3_2/*lora*")
+    assert result.code == 0 and result.err == ""
+    report = json.loads(result.out)
+    assert report["torchtune"] == torchtune_version()
+    configs = report["configs"]
+    assert [config["config"] for config in configs] == [line.split()[-1] for line in listed]
+    recipe = ""
+    for line, config in zip(listed, configs, strict=True):
+        recipe = line[:40].strip() or recipe  # the text names a recipe on its first config
+        assert config["recipe"] == recipe
+        assert Path(config["config_file"]).is_file()
+        assert config["recipe_file"].endswith(f"{recipe}.py")

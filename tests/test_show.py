@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -315,3 +316,55 @@ def test_a_missing_experiment_is_an_error(tmp_path: Path, cli: Callable[..., Cli
     result = cli("show", tmp_path / "nowhere")
     assert result.code == 2 and result.out == "" and result.err.startswith("error: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_as_json_every_value_is_whole_and_no_workflow_command(
+    write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    long = "/scratch/" + "x" * 80
+    result = show_custom(
+        write_experiment,
+        cli,
+        "--format",
+        "json",
+        variables="lora_rank: [8, 16]",
+        controls=f"output_dir: {long}\n+note: '##[error]forged'\n+ratio: .nan\nepochs: 1",
+    )
+    assert "##[" not in result.out
+    report = json.loads(result.out)
+    assert (report["experiment"], report["base"], report["design"]) == ("study", "base.yaml", [])
+    assert report["runs"] == ["run_000", "run_001"]
+    assert report["shared"] == [
+        {
+            "key": "note",
+            "path": ["note"],
+            "before": None,
+            "after": "##[error]forged",
+            "absent_before": True,
+            "absent_after": False,
+        },
+        {
+            "key": "ratio",
+            "path": ["ratio"],
+            "before": None,
+            "after": ".nan",  # JSON has no NaN: as YAML spells it
+            "absent_before": True,
+            "absent_after": False,
+        },
+    ]
+    assert report["columns"] == [
+        {
+            "key": "output_dir",
+            "path": ["output_dir"],
+            "before": "/tmp/out",
+            "absent_before": False,
+            "values": {"run_000": f"{long}/run_000", "run_001": f"{long}/run_001"},
+        },
+        {
+            "key": "model.lora_rank",
+            "path": ["model", "lora_rank"],
+            "before": 64,
+            "absent_before": False,
+            "values": {"run_000": 8, "run_001": 16},
+        },
+    ]

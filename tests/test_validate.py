@@ -21,6 +21,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.generation import recipes
 from torchtune_config_writer.generation.recipes import installed_torchtune
 from torchtune_config_writer.validation.findings import Finding, Status, ValidationResult
+from torchtune_config_writer.validation.reports import render_json, render_text
 from torchtune_config_writer.validation.validate import Target, validate, validate_targets
 
 from .conftest import RECIPE, CliResult, experiment_text
@@ -469,3 +470,45 @@ def test_a_recipe_file_that_is_not_python_is_one_error_line(
     (line,) = result.err.splitlines()
     assert line.startswith("error: ") and "recipes/bad.py:2:" in line
     assert "the recipe is not valid Python" in line
+
+
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate() answers with a known result at once: the reports' routing is under test."""
+    from torchtune_config_writer.validation import validate as module
+
+    from .test_reports import four_configs
+
+    monkeypatch.setattr(module, "validate", lambda *args, **kwargs: four_configs())
+
+
+def test_a_report_to_standard_output_is_printed_alone(
+    validated: None, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    from .test_reports import four_configs
+
+    expected = four_configs()
+    text = tmp_path / "report.txt"
+    result = cli("validate", "--json", "-", "--text", text)
+    assert result.code == 1 and result.err == ""
+    assert result.out == render_json(expected)  # the JSON alone, not the text report too
+    assert text.read_text() == render_text(expected)
+    assert cli("validate", "--text", "-").out == render_text(expected)  # once
+    markdown = cli("validate", "--markdown", "-", "--json", tmp_path / "r.json")
+    assert markdown.out.startswith("## torchtune-config-writer validation report\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--json", "-", "--markdown", "-"], "--markdown - and --json - both write to standard"),
+        (["--text", "-", "--json", "-"], "--text - and --json - both write to standard output"),
+        (["--annotations", "--json", "-"], "--annotations and --json - both write to standard"),
+    ],
+)
+def test_two_things_on_standard_output_is_one_error_before_validating(
+    cli: Callable[..., CliResult], args: list[str], said: str, tmp_path: Path
+) -> None:
+    result = cli("validate", tmp_path / "no-such-experiment", *args)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith(f"error: {said}") and len(result.err.splitlines()) == 1

@@ -253,3 +253,31 @@ def test_the_validate_step_sends_only_its_annotations(
     log = _run_step("validate", repo, temp, WARNINGS_FAIL="false", UNVERIFIED_FAILS="false")
     _only_ours(log)
     _assert_renders_no_pull_request_markup((temp / "summary.md").read_text())
+
+
+def test_the_drift_step_checks_once_and_prints_the_text_written_from_its_json(
+    hostile: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo, _ = hostile
+    runs = re.findall(r"^\s*torchtune-config-writer check\b", _step("drift"), re.MULTILINE)
+    assert len(runs) == 1
+    temp = tmp_path / "runner"
+    temp.mkdir()
+    log = _run_step("drift", repo, temp, MAX_RUNS="")
+    start = re.search("::stop-commands::(\\w+)\n", log)
+    assert start, log
+    shown = log[start.end() : log.find(f"::{start[1]}::")]
+    done = subprocess.run(
+        [sys.executable, "-m", "torchtune_config_writer", "check"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and done.stderr == ""
+    assert shown == done.stdout  # the text check prints, byte for byte
+
+
+def test_no_step_reads_a_commands_text_output() -> None:
+    steps = yaml.safe_load((REPO / "action.yml").read_text())["runs"]["steps"]
+    for step in steps:
+        assert not re.search(r"\b(grep|sed|awk)\b", step.get("run", "")), step["name"]

@@ -82,6 +82,15 @@ class EscapingStream:
         return getattr(self.raw, name)
 
 
+def check_mark() -> str:
+    """The ✓ of the original format, unless standard output's encoding cannot show it."""
+    try:
+        "✓".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "*"
+    return "✓"
+
+
 def announce(text: str) -> None:
     """Write ``text`` to standard output as it is: workflow commands the tool means to send
     (their own values escaped by the caller, as GitHub documents)."""

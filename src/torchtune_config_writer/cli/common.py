@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..errors import ConfigWriterError, file_system_error
 from ..experiment.load import DEFAULT_MAX_RUNS
 
+STANDARD_OUTPUT = "-"  # an output FILE of ``-`` is standard output (``./-`` is a file named -)
 
-def check_mark() -> str:
-    """The ✓ of the original format, unless the terminal's encoding cannot show it."""
+
+def is_standard_output(path: Path | None) -> bool:
+    """Whether an output FILE option names standard output (``-``)."""
+    return path is not None and str(path) == STANDARD_OUTPUT
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to the file ``path``, or to standard output for ``-``.
+
+    Raises:
+        ConfigWriterError: the file cannot be written.
+    """
+    if is_standard_output(path):
+        sys.stdout.write(text)
+        return
     try:
-        "✓".encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "*"
-    return "✓"
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        found = file_system_error(exc)  # the reason, what to do, and the folder that blocks
+        message = f"cannot write the report: {found.message}"
+        raise ConfigWriterError(message, found.path or path) from None
 
 
 def add_max_runs(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,10 @@ commit (the pull request's base); writes nothing."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import ExitCode
+from .common import STANDARD_OUTPUT, write_output
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         "--output",
         type=Path,
         metavar="FILE",
-        help="write the table to FILE instead of standard output",
+        help="write the table to FILE instead of standard output (-: standard output)",
     )
 
 
@@ -43,9 +43,5 @@ def run(args: argparse.Namespace) -> int:
 
     review = review_changes(args.base, Path.cwd())
     render = {"text": render_text, "markdown": render_markdown, "json": render_json}[args.format]
-    text = render(review)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
+    write_output(args.output or Path(STANDARD_OUTPUT), render(review))
     return ExitCode.OK

@@ -9,9 +9,10 @@ from pathlib import Path
 from ..errors import ExitCode, display_path
 from ..generation.run_ids import RunIds
 from ..output.generate import Generated, generate_many
+from ..terminal import check_mark
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
-from .common import add_max_runs, check_mark
+from .common import add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:

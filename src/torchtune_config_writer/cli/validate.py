@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, ExitCode, display_path
-from ..terminal import announce, printable, raw_stderr
+from ..terminal import announce, check_mark, printable, raw_stderr
 from ..wording import plural
-from .common import check_mark
+from .common import is_standard_output, write_output
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
@@ -65,9 +65,21 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         help="run every config when there are at most N distinct ones (default 32); past that, "
         "configs whose values are of the same classes share one run",
     )
-    parser.add_argument("--text", type=Path, metavar="FILE", help="also write the text report")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown report")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    parser.add_argument(
+        "--text", type=Path, metavar="FILE", help="also write the text report (- prints it alone)"
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write a Markdown report (-: print it instead of the text report)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write a JSON report (-: print it instead of the text report)",
+    )
     parser.add_argument(
         "--annotations",
         action="store_true",
@@ -89,6 +101,7 @@ def add_failure_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    printed = _report_on_standard_output(args)  # before validating: a mistake costs nothing
     from ..validation.execution.stage import EXECUTE_EACH
     from ..validation.reports import (
         REPORT_FILE,
@@ -109,22 +122,42 @@ def run(args: argparse.Namespace) -> int:
         execute_each=EXECUTE_EACH if args.execute_each is None else args.execute_each,
     )
     # The notes of cut reports point at the text report by the name it is written under.
-    report = display_path(args.text) if args.text is not None else REPORT_FILE
+    written = args.text is not None and not is_standard_output(args.text)
+    report = display_path(args.text) if written else REPORT_FILE
     for path, text in (
         (args.text, render_text(result)),
         (args.markdown, render_markdown(result, report=report)),
         (args.json, render_json(result)),
     ):
         if path is not None:
-            try:
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise ConfigWriterError(f"cannot write the report: {exc.strerror}", path) from None
+            write_output(path, text)
     if args.annotations:  # workflow commands on purpose, their values escaped as GitHub says
         announce(render_annotations(result, report=report))
-    else:
+    elif printed is None:  # the text report, unless another report was asked for here
         sys.stdout.write(render_text(result))
     return exit_code(result, args)
+
+
+def _report_on_standard_output(args: argparse.Namespace) -> str | None:
+    """The report option given ``-``, if any: standard output then carries that report alone.
+
+    Raises:
+        ConfigWriterError: two reports, or a report and the annotations, would share it.
+    """
+    chosen = [
+        name for name in ("text", "markdown", "json") if is_standard_output(getattr(args, name))
+    ]
+    if len(chosen) > 1:
+        raise ConfigWriterError(
+            f"--{chosen[0]} - and --{chosen[1]} - both write to standard output: one report can "
+            "go there (-), give the others a file"
+        )
+    if chosen and args.annotations:
+        raise ConfigWriterError(
+            f"--annotations and --{chosen[0]} - both write to standard output: give --{chosen[0]} "
+            "a file"
+        )
+    return chosen[0] if chosen else None
 
 
 def exit_code(result: ValidationResult, args: argparse.Namespace) -> int:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config_diff import MISSING
 from ..keypaths import KeyPath, dotted, leaves
-from .placement import MISSING, lookup
+from .placement import lookup
 
 OUTPUT_DIR = "output_dir"
 OUTPUT_KEYS = frozenset({OUTPUT_DIR, "log_dir"})

@@ -11,6 +11,7 @@ from enum import Enum
 from functools import partial
 from typing import Any
 
+from ..config_diff import MISSING
 from ..errors import ConfigWriterError, ErrorList
 from ..experiment.load import Experiment
 from ..experiment.parameters import Parameter
@@ -200,10 +201,6 @@ def _new_key_path(experiment: Experiment, parameter: Parameter, base: dict[str, 
                 parameter.keypath,
             )
     return path
-
-
-# No value at a key path (``None`` is YAML's null, a value like any other).
-MISSING = object()
 
 
 def _split(name: str, base: dict[str, Any]) -> KeyPath:

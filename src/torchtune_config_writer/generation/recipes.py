@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import ConfigWriterError
+from ..json_output import json_text
 from ..wording import close_names
 
 
@@ -189,6 +190,26 @@ def list_configs(pattern: str | None = None) -> list[BuiltinConfig]:
         return fnmatch.fnmatchcase(text, needle) if is_glob else needle in text
 
     return [config for config in configs if matches(config.name) or matches(config.recipe)]
+
+
+def listing_json(configs: list[BuiltinConfig], version: str) -> str:
+    """The listing for tools (``recipes --format json``): ``torchtune`` (its version) and
+    ``configs``, each with its ``recipe``, ``config`` (the name), ``config_file`` (what ``tune cp``
+    copies) and ``recipe_file`` (what ``tune run`` runs), in ``tune ls`` order."""
+    return json_text(
+        {
+            "torchtune": version,
+            "configs": [
+                {
+                    "recipe": config.recipe,
+                    "config": config.name,
+                    "config_file": str(config.path),
+                    "recipe_file": str(config.recipe_file),
+                }
+                for config in configs
+            ],
+        }
+    )
 
 
 def format_listing(configs: list[BuiltinConfig]) -> str:

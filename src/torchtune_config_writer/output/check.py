@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigWriterError, ExitCode
+from ..errors import ConfigWriterError, ExitCode, display_path
+from ..generation import base
 from ..generation.collisions import find_collisions, planned
 from ..generation.inputs import read_inputs, read_other_experiments
 from ..generation.plan import plan_experiment
 from ..generation.render import render_files
-from ..workspace.affected import find_affected_experiments, orphan_folders, repository_experiments
+from ..workspace.affected import (
+    experiments_in,
+    find_affected_experiments,
+    orphan_folders,
+    repository_experiments,
+    submodules,
+)
 from ..workspace.deletions import left_behind
 from ..workspace.layout import CONFIGS_DIR
+from ..workspace.repository import repository_root
 from .drift import Drift, find_drift
 from .lock import writing
 from .ownership import check_generated_folder, read_folder_files
@@ -30,12 +38,15 @@ class CheckResult:
         errors: Experiments that could not be checked (bad input), in order.
         fixed: What ``fix`` wrote, one per drifted experiment.
         orphans: Generated folders whose experiment is gone: drift that ``fix`` leaves alone.
+        notes: What the check could not do or chose not to, and why (a base config whose users
+            cannot be found, experiments in git submodules, the recorded bases' torchtune).
     """
 
     drifts: list[Drift] = field(default_factory=list)
     errors: list[ConfigWriterError] = field(default_factory=list)
     fixed: list[WriteResult] = field(default_factory=list)
     orphans: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -87,7 +98,58 @@ def check(
         result = _check(experiments, whole_repository, fix, max_runs)
     if whole_repository or folders:
         result.orphans = orphan_folders(folders, start)
+    result.notes = [
+        *_untraceable(changed, start),
+        *_torchtune_versions(result.drifts),
+        *(_submodules(start) if whole_repository else []),
+    ]
     return result
+
+
+def _untraceable(paths: list[Path], start: Path) -> Iterator[str]:
+    """A file that is no experiment may be a base config, whose users only a repository lists:
+    outside one, "0 experiments up to date" alone would read as "nothing uses it"."""
+    if repository_root(start) is not None:
+        return
+    for path in paths:
+        if path.is_file() and not experiments_in(path) and repository_root(path.parent) is None:
+            yield (
+                f"{display_path(path)}: not inside a git repository, so the experiments that use "
+                "it as their base config cannot be found: name them (check EXPERIMENT...)"
+            )
+
+
+def _torchtune_versions(drifts: list[Drift]) -> Iterator[str]:
+    """The lock wins over the installed torchtune; a different one is said once (the records
+    stay as they are until ``--refresh-base``)."""
+    recorded = sorted(
+        {
+            version
+            for drift in drifts
+            if drift.plan.base.recorded and (version := drift.plan.base.torchtune_version)
+        }
+    )
+    installed = base.installed_torchtune_version() if recorded else None
+    if installed is not None and recorded != [installed]:
+        yield (
+            f"the recorded base configs come from torchtune {', '.join(recorded)}, and "
+            f"torchtune {installed} is installed here: the records are used "
+            "(`generate --refresh-base` re-reads them)"
+        )
+
+
+def _submodules(start: Path) -> Iterator[str]:
+    """git ls-files does not enter submodules: their experiments would be skipped silently."""
+    for submodule in submodules(start):
+        count = len(repository_experiments(submodule))
+        if count:
+            shown = display_path(submodule)
+            what = "its 1 experiment was" if count == 1 else f"its {count} experiments were"
+            pronoun = "it" if count == 1 else "them"
+            yield (
+                f"{shown}/ is a git submodule: {what} not checked; check {pronoun} from inside "
+                f"(cd {shown} && torchtune-config-writer check)"
+            )
 
 
 def _check(

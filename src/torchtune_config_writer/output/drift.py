@@ -89,10 +89,11 @@ def describe(drift: Drift) -> Iterator[str]:
     """Lines that show the drift: a unified diff per changed file, one line per missing or stale.
 
     The files that differ only in line endings get no diff (every line would show, looking
-    alike): :func:`summary` gives them one line. A change that repeats across files (one control
-    of a 2,000-run sweep) is shown once, then the files it also applies to, so that the report
-    stays short: the same lines removed and added, whatever the lines around them (a run's own
-    ``lora_rank`` beside a changed ``lora_alpha``). Every line ends with a newline.
+    alike): the folder's ``drift:`` line in the report says which they are. A change that repeats
+    across files (one control of a 2,000-run sweep) is shown once, then the files it also applies
+    to, so that the report stays short: the same lines removed and added, whatever the lines
+    around them (a run's own ``lora_rank`` beside a changed ``lora_alpha``). Every line ends with
+    a newline.
     """
     # The change of each diff (its removed and added lines, hunk by hunk) → the first file's
     # diff and the files that have it, in the order first met (a dict keeps it).
@@ -140,28 +141,3 @@ def _flush(
             count = plural(len(others), "more file", grouped=True)
             yield f"the same change in {count}: {listed}\n"
     groups.clear()
-
-
-# Where the CRLF comes from is git's checkout (core.autocrlf): this pattern keeps every generated
-# folder LF whatever the setting, and also covers folders added later.
-_EOL_HINT = 'add "**/configs/** text eol=lf" to .gitattributes'
-
-
-def summary(drift: Drift) -> Iterator[str]:
-    """The one ``drift:`` line of the folder (the GitHub Action counts them), saying which files
-    differ only in line endings.
-
-    Every line ends with a newline.
-    """
-    shown = display_path(drift.folder)
-    crlf = len([file for file in drift.files if file.line_endings_only])
-    changed = len(drift.files) - crlf
-    if not changed:
-        yield f"drift: {shown}/ differs only in line endings (CRLF): {_EOL_HINT}\n"
-        return
-    experiment = display_path(drift.plan.experiment.path)
-    line = f"drift: {shown}/ differs from {experiment} in {plural(changed, 'file')}"
-    if crlf:
-        more = plural(crlf, "more file")
-        line += f", and only in line endings (CRLF) in {more}: {_EOL_HINT}"
-    yield line + "\n"

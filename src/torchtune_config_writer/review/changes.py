@@ -4,7 +4,8 @@ The committed folders are compared, not regenerated: they are what a pull reques
 what the cluster runs. The other commit's files are read straight from git objects with
 gitpython (imported only here, so the hook never pays for it). A run is known by its values
 (``run_mapping.yaml``'s ``params``): the same values under another id is a renamed run, new
-values an added run.
+values an added run. A run's two configs are compared as ``show`` compares a run with its base
+(:mod:`~torchtune_config_writer.config_diff`).
 
 Both sides are a pull request's input, read as ``check`` reads the working tree: regular files
 only (no symlink is followed, none committed is read), of bounded size, through the guarded YAML
@@ -17,11 +18,11 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config_diff import differences
 from ..errors import ConfigWriterError
 from ..generation.run_ids import combination_key, run_number
 from ..keypaths import KeyPath
@@ -36,7 +37,6 @@ from ..workspace.repository import (
 )
 from ..yaml_read import Document, parse_yaml, plain
 
-ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "(absent)"})()
 _LOCK_FIELD = re.compile(r"# (recipe|torchtune|sha256): (.*)")
 
 _SUFFIX = f"{CONFIGS_DIR}/{RUN_MAPPING}"
@@ -53,8 +53,9 @@ class ValueChange:
 
     Attributes:
         keypath: Where in the config.
-        old: Its value before (:data:`ABSENT` where the key was not there).
-        new: Its value after (:data:`ABSENT` where it is gone).
+        old: Its value before (:data:`~torchtune_config_writer.config_diff.MISSING` where the
+            key was not there).
+        new: Its value after (``MISSING`` where it is gone).
         runs: The ids of the runs it changed in (their new ids).
     """
 
@@ -305,11 +306,11 @@ def _folder_change(folder: str, old: _Side | None, new: _Side | None) -> FolderC
         if was_raw == now_raw:
             continue  # the same bytes: nothing to parse (most runs of most pull requests)
         was, now = before.config(previous, was_raw), after.config(ident, now_raw)
-        for keypath, was_value, now_value in _value_changes(was, now):
-            key = (keypath, repr(was_value), repr(now_value))
+        for difference in differences(was, now):
+            key = (difference.keypath, repr(difference.old), repr(difference.new))
             found = grouped.get(key)
             runs = (*found.runs, ident) if found else (ident,)
-            grouped[key] = ValueChange(keypath, was_value, now_value, runs)
+            grouped[key] = ValueChange(difference.keypath, difference.old, difference.new, runs)
     change.removed.extend(
         (ident, params) for ident, params in before.runs.items() if ident not in matched
     )
@@ -377,32 +378,6 @@ def _lock_label(lock: bytes | None) -> str | None:
     recipe = fields.get("recipe", "?")
     version = fields.get("torchtune")
     return f"{recipe} (torchtune {version})" if version else recipe
-
-
-def _value_changes(old: Any, new: Any) -> Iterator[tuple[KeyPath, Any, Any]]:
-    """Every leaf key path whose value differs, in the new config's order, then removed ones."""
-    before, after = dict(_flat(old)), dict(_flat(new))
-    for keypath, value in after.items():
-        was = before.get(keypath, ABSENT)
-        if was is ABSENT or type(was) is not type(value) or was != value:
-            yield keypath, was, value
-    for keypath, value in before.items():
-        if keypath not in after:
-            yield keypath, value, ABSENT
-
-
-def _flat(node: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
-    """The config's values by key path, as a reviewer reads them: a list of plain values
-    (``[q_proj, v_proj]``) and an empty mapping are one value; mappings and lists of mappings
-    are looked into."""
-    if isinstance(node, dict) and node:
-        for key, value in node.items():
-            yield from _flat(value, (*keypath, key))
-    elif isinstance(node, list) and any(isinstance(item, (dict, list)) for item in node):
-        for index, value in enumerate(node):
-            yield from _flat(value, (*keypath, index))
-    else:
-        yield keypath, node
 
 
 def _id_order(run_id: str) -> tuple[int, str]:

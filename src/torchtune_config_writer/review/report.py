@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..config_diff import MISSING
+from ..json_output import json_text
 from ..keypaths import dotted
 from ..markdown import code
 from ..terminal import printable
 from ..wording import plural
 from ..yaml_write import dump_inline
-from .changes import ABSENT, FolderChange, Review, ValueChange
+from .changes import FolderChange, Review, ValueChange
 
 MARKER = "<!-- torchtune-config-writer: run changes -->"
 _SHOWN_RUNS = 6
@@ -32,7 +33,7 @@ def _span(text: str) -> str:
 
 
 def _value(value: Any, show: Show) -> str:
-    return "(absent)" if value is ABSENT else show(dump_inline(value))
+    return "(absent)" if value is MISSING else show(dump_inline(value))
 
 
 def _params(params: dict[str, Any], show: Show) -> str:
@@ -182,10 +183,14 @@ def _markdown_folder(folder: FolderChange) -> Iterator[str]:
 
 
 def render_json(review: Review) -> str:
-    """Everything, for tools."""
+    """Everything, for tools (docs/commands.md shows the shape): each folder's runs added,
+    removed and renamed, and each changed key with its value before and after (``null`` and
+    ``absent_before`` or ``absent_after`` where the key is not there) and the runs it changed
+    in; ASCII, with no workflow command (:func:`~torchtune_config_writer.json_output.json_text`).
+    """
 
     def value(item: Any) -> Any:
-        return None if item is ABSENT else item
+        return None if item is MISSING else item
 
     data = {
         "base_ref": review.base_ref,
@@ -206,10 +211,11 @@ def render_json(review: Review) -> str:
                 "changes": [
                     {
                         "key": dotted(change.keypath),
+                        "path": list(change.keypath),
                         "before": value(change.old),
                         "after": value(change.new),
-                        "absent_before": change.old is ABSENT,
-                        "absent_after": change.new is ABSENT,
+                        "absent_before": change.old is MISSING,
+                        "absent_after": change.new is MISSING,
                         "runs": list(change.runs),
                     }
                     for change in folder.changes
@@ -218,4 +224,4 @@ def render_json(review: Review) -> str:
             for folder in review.folders
         ],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    return json_text(data)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
 from ..errors import display_path, relative_path
+from ..json_output import json_text
 from ..markdown import code as _code
 from ..terminal import printable
 from ..wording import plural
@@ -139,7 +139,8 @@ def render_json(result: ValidationResult) -> str:
         JSON with ``versions``, ``counts`` (configs per status and ``total``) and ``configs``:
         each with ``path``, ``status``, ``tune_validate``, ``execution`` (how running the recipe
         reached its verdict), ``experiment`` and ``findings`` (every
-        field of a finding), ending in a newline.
+        field of a finding), ending in a newline; ASCII, with no workflow command
+        (:func:`~torchtune_config_writer.json_output.json_text`).
     """
     document = {
         "versions": dict(result.versions),
@@ -159,7 +160,7 @@ def render_json(result: ValidationResult) -> str:
             for config in result.configs
         ],
     }
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_text(document, sort_keys=True)
 
 
 def render_annotations(
