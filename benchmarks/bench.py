@@ -349,7 +349,8 @@ def recipe_workloads(repeat: int) -> list[Row]:
             [
                 sys.executable,
                 "-c",
-                "from torchtune_config_writer.generation.recipes import installed_torchtune;"
+                "from torchtune_config_writer.generation.builtin_configs import "
+                "installed_torchtune;"
                 f"installed_torchtune().find({RECIPE!r}).path.read_bytes()",
             ],
             root,

@@ -31,7 +31,7 @@ def main() -> int:
     import torchtune
     from torchtune._recipe_registry import get_all_recipes
 
-    from torchtune_config_writer.validation.validate import Target, validate_targets
+    from torchtune_config_writer.validation.validating import Target, validate_targets
 
     root = Path(torchtune.__file__).parent.parent / "recipes" / "configs"
     targets, names = [], {}

@@ -20,9 +20,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from torchtune_config_writer.cli import main
-from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation import builtin_configs
 from torchtune_config_writer.generation.base import read_lock
-from torchtune_config_writer.generation.recipes import (
+from torchtune_config_writer.generation.builtin_configs import (
     SINGLE_DEVICE_RECIPES,
     BuiltinConfig,
     Torchtune,
@@ -243,7 +243,7 @@ def python_without_torch(
 
 def torchtune_version() -> str:
     """The version of the torchtune that answers here (the recorded one where none is installed)."""
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     return torchtune.version
 
@@ -274,7 +274,7 @@ def recorded_torchtune(
     if _RECORDED is None:
         _RECORDED = _recorded_catalog(tmp_path_factory.mktemp("recorded-torchtune"))
     catalog = _RECORDED
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: catalog)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: catalog)
 
 
 _RECORDED: Torchtune | None = None

@@ -40,7 +40,7 @@ def test_every_public_function_is_on_the_page_with_its_signature() -> None:
 
 
 def test_every_public_result_lists_its_fields() -> None:
-    from torchtune_config_writer.output.check import CheckResult
+    from torchtune_config_writer.output.checking import CheckResult
     from torchtune_config_writer.validation.findings import ValidationResult
 
     for cls in (api.Generated, api.Inputs, CheckResult, ValidationResult):

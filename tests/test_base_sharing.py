@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation import builtin_configs
 
 from .conftest import CliResult, experiment_text, snapshot
 
@@ -30,7 +30,9 @@ def test_a_new_experiment_reuses_another_experiments_record_without_torchtune(
         experiment_text(controls="output_dir: /scratch/b").replace("name: study", "name: b"),
         folder="b",
     )
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)  # the hook's environment
+    monkeypatch.setattr(
+        builtin_configs, "installed_torchtune", lambda: None
+    )  # the hook's environment
     result = cli("generate", second)
     assert result.code == 0, result.err
     assert result.out.splitlines()[0] == (
@@ -49,7 +51,7 @@ def test_without_a_record_anywhere_it_still_says_to_install_torchtune(
 ) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     path = write_experiment(experiment_text())
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     result = cli("generate", path)
     assert result.code == 2 and "pip install torchtune" in result.err
 

@@ -14,8 +14,13 @@ import pytest
 
 from torchtune_config_writer import generate
 from torchtune_config_writer.errors import ConfigWriterError
-from torchtune_config_writer.generation import recipes
-from torchtune_config_writer.output.report import CheckReport, read_json, text_lines, write_text
+from torchtune_config_writer.generation import builtin_configs
+from torchtune_config_writer.output.check_report import (
+    CheckReport,
+    read_json,
+    text_lines,
+    write_text,
+)
 from torchtune_config_writer.workspace.deletions import deleted_files
 
 from .conftest import (
@@ -170,7 +175,7 @@ def test_files_that_affect_no_experiment_check_nothing(
 def test_no_recorded_base_and_no_torchtune_is_a_clear_error(
     repo: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     assert cli("check").code == 0  # the recorded bases are enough
     experiment = repo / "lora_rank_study" / "experiment.yaml"
     experiment.write_text(
@@ -544,7 +549,7 @@ def test_the_module_prints_a_json_report_as_text_on_one_stream(
     (repo / "broken" / "experiment.yaml").write_text("experiment: {name: x}\n")
     report = tmp_path / "report.json"
     report.write_text(cli("check", "--format", "json").out)
-    module = [sys.executable, "-m", "torchtune_config_writer.output.report"]
+    module = [sys.executable, "-m", "torchtune_config_writer.output.check_report"]
     done = subprocess.run([*module, str(report)], capture_output=True, text=True)
     out, err = text_from_json(report.read_text())
     assert (done.returncode, done.stdout, done.stderr) == (0, err + out, "")

@@ -118,9 +118,9 @@ def test_a_crlf_checkout_is_reported_as_line_endings_only(
 def test_a_crlf_lock_is_still_the_recorded_base(
     repo: Path, tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer.generation import recipes
+    from torchtune_config_writer.generation import builtin_configs
 
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     clone = crlf_clone(repo, tmp_path)
     monkeypatch.chdir(clone)
     result = cli("check", "lora_rank_study")
@@ -167,9 +167,9 @@ def test_a_hand_edited_lock_is_refused_with_how_to_restore_it(
 def test_a_lock_written_before_digests_still_generates_the_same_runs(
     repo: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer.generation import recipes
+    from torchtune_config_writer.generation import builtin_configs
 
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     lock = repo / "lora_rank_study" / "configs" / "base.lock.yaml"
     lines = lock.read_bytes().split(b"\n")
     lock.write_bytes(b"\n".join(line for line in lines if not line.startswith(b"# sha256: ")))

@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.validation.validate import validate
+from torchtune_config_writer.validation.validating import validate
 
 from .conftest import EXAMPLES, assert_same_files, snapshot
 

@@ -250,7 +250,7 @@ def test_an_experiment_folder_linked_from_outside_is_not_written(
 def test_a_base_config_file_linked_out_of_the_repository_is_refused(
     repository: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
-    from torchtune_config_writer.generation.recipes import installed_torchtune
+    from torchtune_config_writer.generation.builtin_configs import installed_torchtune
 
     outside = tmp_path / "outside.yaml"
     outside.write_bytes(installed_torchtune().find(RECIPE).path.read_bytes())

@@ -15,7 +15,7 @@ import pytest
 
 from torchtune_config_writer import ConfigWriterError, generate
 from torchtune_config_writer.errors import display_path
-from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation import builtin_configs
 from torchtune_config_writer.generation.base import read_lock, render_lock
 
 from .conftest import (
@@ -369,7 +369,7 @@ def test_recorded_base_is_reused_without_torchtune(
     generate(path)
     before = snapshot(path.parent / "configs")
     # torchtune cannot be uninstalled inside the test run; make it unfindable instead.
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     generated = generate(path)
     assert generated.plan.base.recorded and snapshot(path.parent / "configs") == before
     path.write_text(
@@ -474,7 +474,7 @@ def test_an_interrupted_write_keeps_the_recorded_base(
     ready = configs.with_name(".configs.tcw-ready")
     configs.rename(ready)
     (ready / ".tcw-new").touch()
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     generated = generate(path)
     assert generated.plan.base.recorded and snapshot(configs) == recorded
     assert runs_of(path)[0]["batch_size"] == 3

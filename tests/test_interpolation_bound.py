@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation import builtin_configs
 from torchtune_config_writer.interpolation_bound import MAX_CHAIN, resolving_problem
 from torchtune_config_writer.interpolation_syntax import read_interpolations
 from torchtune_config_writer.validation.findings import Status
@@ -172,7 +172,7 @@ def test_the_keys_of_a_string_are_read_as_omegaconf_reads_them(text: str, keys: 
 
 @pytest.mark.needs_torchtune
 def test_every_builtin_torchtune_config_is_within_the_bound() -> None:
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     found = torchtune.find("llama3_2/1B_lora_single_device")
     assert found is not None
@@ -283,7 +283,7 @@ def hostile_config(tmp_path: Path) -> Path:
 def test_validate_reports_the_cost_instead_of_resolving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from torchtune_config_writer.validation import validate as validating
+    from torchtune_config_writer.validation import validating as validating
     from torchtune_config_writer.validation.execution import client
 
     class NoWorker:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from torchtune_config_writer import ConfigWriterError, generate
-from torchtune_config_writer.generation import recipes
+from torchtune_config_writer.generation import builtin_configs
 
 from .conftest import EXAMPLES, RECIPE, CliResult, experiment_text, snapshot
 
@@ -76,7 +76,7 @@ def test_each_run_carries_the_command_that_trains_it(write_experiment: Callable[
         "tune run lora_finetune_single_device --config configs/run_001.yaml",
     ]
     # The recipe is torchtune's own for the config, as `tune ls` lists it.
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     builtin = torchtune.find(RECIPE)
     assert builtin is not None and builtin.recipe == "lora_finetune_single_device"
@@ -239,7 +239,7 @@ def test_a_lock_of_version_0_1_gets_its_recipe_from_torchtune(
     old = lock.read_bytes().replace(b"# tune run: lora_finetune_single_device\n", b"")
     lock.write_bytes(old)
     with monkeypatch.context() as without_torchtune:
-        without_torchtune.setattr(recipes, "installed_torchtune", lambda: None)
+        without_torchtune.setattr(builtin_configs, "installed_torchtune", lambda: None)
         before = snapshot(path.parent / "configs")
         with pytest.raises(ConfigWriterError, match="does not record the recipe that runs"):
             generate(path)
@@ -268,7 +268,7 @@ def test_a_hand_edited_recipe_in_the_lock_cannot_reach_a_command(
             "# tune run: lora_finetune_single_device", "# tune run: x; touch pwned #"
         )
     )
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     with pytest.raises(ConfigWriterError, match="does not record the recipe that runs"):
         generate(path)
 

@@ -440,7 +440,7 @@ def test_a_timestamped_experiment_validates_its_newest_folder(
         experiment_text(controls="output_dir: /s") + "output:\n  base_dir: out\n"
     )
     assert cli("generate", path).code == 0
-    from torchtune_config_writer.validation.validate import find_targets
+    from torchtune_config_writer.validation.validating import find_targets
 
     (stamped,) = (path.parent / "out").iterdir()
     for named in (path.parent, stamped):

@@ -20,7 +20,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.validation.deep_check import Problem
 from torchtune_config_writer.validation.findings import Severity
 from torchtune_config_writer.validation.preflight import preflight_problems
-from torchtune_config_writer.validation.validate import validate
+from torchtune_config_writer.validation.validating import validate
 
 from .conftest import CliResult, experiment_text, python_without_torch
 

@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 
 from torchtune_config_writer import generate
 from torchtune_config_writer.cli import main
-from torchtune_config_writer.generation import recipes, templates
-from torchtune_config_writer.output.check import check
+from torchtune_config_writer.generation import builtin_configs, templates
+from torchtune_config_writer.output.checking import check
 from torchtune_config_writer.yaml_write import dump_inline, dump_yaml
 
 from .conftest import RECIPE, snapshot
@@ -75,7 +75,7 @@ def expected_runs(document: dict[str, Any]) -> list[Any]:
     merge torchtune's command line overrides use) of the controls, then of one combination
     of the variables, the last varying fastest; runs that would share the ``output_dir`` (the
     folder every output key of this recipe config follows) get their run id appended."""
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     found = torchtune.find(RECIPE)
     assert found is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from torchtune_config_writer.generation.recipes import installed_torchtune
+from torchtune_config_writer.generation.builtin_configs import installed_torchtune
 from torchtune_config_writer.validation.recipe_keys import (
     Passed,
     arguments_passed_by_recipe,

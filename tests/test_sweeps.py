@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from torchtune_config_writer import ConfigWriterError, generate
-from torchtune_config_writer.generation import recipes, templates
+from torchtune_config_writer.generation import builtin_configs, templates
 
 from .conftest import RECIPE, CliResult, experiment_text, mapping_of, runs_of
 
@@ -391,7 +391,7 @@ def test_a_list_where_the_recipe_takes_one_mapping_is_refused_at_its_line(
 
 @pytest.mark.needs_torchtune
 def test_the_recipes_that_take_a_list_of_datasets_are_the_ones_whose_source_concatenates() -> None:
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     concatenating = {
         name
@@ -400,7 +400,7 @@ def test_the_recipes_that_take_a_list_of_datasets_are_the_ones_whose_source_conc
         and source.exists()
         and "isinstance(cfg_dataset, ListConfig)" in source.read_text()
     }
-    assert concatenating == recipes.DATASET_LIST_RECIPES
+    assert concatenating == builtin_configs.DATASET_LIST_RECIPES
 
 
 @pytest.mark.needs_torch

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.generation import recipes
-from torchtune_config_writer.generation.recipes import installed_torchtune
+from torchtune_config_writer.generation import builtin_configs
+from torchtune_config_writer.generation.builtin_configs import installed_torchtune
 from torchtune_config_writer.validation.findings import Finding, Status, ValidationResult
 from torchtune_config_writer.validation.reports import render_json, render_text
-from torchtune_config_writer.validation.validate import Target, validate, validate_targets
+from torchtune_config_writer.validation.validating import Target, validate, validate_targets
 
 from .conftest import RECIPE, CliResult, experiment_text
 
@@ -31,7 +31,7 @@ TUNE = str(Path(sys.executable).with_name("tune"))
 
 def recipe_text() -> str:
     """The built-in config the experiments use, as `tune cp` copies it."""
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     assert torchtune is not None
     found = torchtune.find(RECIPE)
     assert found is not None
@@ -475,7 +475,7 @@ def test_a_recipe_file_that_is_not_python_is_one_error_line(
 @pytest.fixture
 def validated(monkeypatch: pytest.MonkeyPatch) -> None:
     """validate() answers with a known result at once: the reports' routing is under test."""
-    from torchtune_config_writer.validation import validate as module
+    from torchtune_config_writer.validation import validating as module
 
     from .test_reports import four_configs
 

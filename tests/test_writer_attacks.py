@@ -346,9 +346,9 @@ def test_a_timestamped_experiment_finds_its_base_in_its_newest_generation(
     first = generate(path)
     assert not first.plan.base.recorded  # read from torchtune the first time
     # Without torchtune, the next generation reuses what the last one recorded.
-    from torchtune_config_writer.generation import recipes
+    from torchtune_config_writer.generation import builtin_configs
 
-    monkeypatch.setattr(recipes, "installed_torchtune", lambda: None)
+    monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     second = generate(path)
     assert second.plan.base.recorded
     assert (second.folder / "base.lock.yaml").read_bytes() == (

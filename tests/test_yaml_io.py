@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from torchtune_config_writer import yaml_read, yaml_write
 from torchtune_config_writer.errors import ConfigWriterError
-from torchtune_config_writer.generation.recipes import installed_torchtune
+from torchtune_config_writer.generation.builtin_configs import installed_torchtune
 
 
 def recipe_files() -> list[Path]:

@@ -28,9 +28,9 @@ from .errors import ConfigWriterError  # noqa: E402
 if TYPE_CHECKING:
     from .generation.inputs import Inputs, read_inputs
     from .generation.render import render
-    from .output.check import check
-    from .output.generate import Generated, generate, generate_many
-    from .validation.validate import validate
+    from .output.checking import check
+    from .output.generating import Generated, generate, generate_many
+    from .validation.validating import validate
 
 __all__ = [
     "ConfigWriterError",
@@ -51,15 +51,15 @@ def __getattr__(name: str) -> Any:
     # Each on first use: a command imports only what it runs (the hook's check never loads
     # validation, nor generating's writer of new folders).
     if name == "check":
-        from .output import check as module
+        from .output import checking as module
     elif name in ("generate", "generate_many", "Generated"):
-        from .output import generate as module  # type: ignore[no-redef]
+        from .output import generating as module  # type: ignore[no-redef]
     elif name in ("read_inputs", "Inputs"):
         from .generation import inputs as module  # type: ignore[no-redef]
     elif name == "render":
         from .generation import render as module  # type: ignore[no-redef]
     elif name == "validate":
-        from .validation import validate as module  # type: ignore[no-redef]
+        from .validation import validating as module  # type: ignore[no-redef]
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(module, name)

@@ -318,7 +318,7 @@ def judge_corpus(
 
 def _validate(configs: list[Path], *, preflight: bool = False) -> dict[Path, ConfigResult]:
     """``validate``'s result for each config, from one call."""
-    from torchtune_config_writer.validation.validate import validate
+    from torchtune_config_writer.validation.validating import validate
 
     if not configs:
         return {}

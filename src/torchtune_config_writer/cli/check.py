@@ -1,5 +1,5 @@
 """``check [PATH...] [--fix]``: the drift check, reported as text (diffs and one line per drifted
-folder) or as JSON: two reporters of one report (:mod:`~torchtune_config_writer.output.report`)."""
+folder) or as JSON: two reporters of one report (``output/check_report.py``)."""
 
 from __future__ import annotations
 
@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
         # an empty check).
         print(f"{check_mark()} 0 experiments up to date")
         return ExitCode.OK
-    from ..output.report import CheckReport, check_report, render_json, write_text
+    from ..output.check_report import CheckReport, check_report, render_json, write_text
 
     if nothing:
         report = CheckReport()
     else:
-        from ..output.check import check
+        from ..output.checking import check
 
         result = check(args.paths, fix=args.fix, max_runs=args.max_runs, deleted=deleted)
         report = check_report(result, fix=args.fix)

@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
 def run(args: argparse.Namespace) -> int:
     # Imported here: gitpython is for this command only, never the hook's path.
     from ..review.changes import review_changes
-    from ..review.report import render_json, render_markdown, render_text
+    from ..review.changes_report import render_json, render_markdown, render_text
 
     review = review_changes(args.base, Path.cwd())
     render = {"text": render_text, "markdown": render_markdown, "json": render_json}[args.format]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ExitCode, display_path
 from ..generation.run_ids import RunIds
-from ..output.generate import Generated, generate_many
+from ..output.generating import Generated, generate_many
 from ..terminal import check_mark
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE
@@ -136,7 +136,7 @@ def _id_changes(ids: RunIds) -> str:
 def _validate(generated: Generated, args: argparse.Namespace) -> int:
     # Imported here: validation imports torch, which plain generating never needs.
     from ..validation.reports import REPORT_FILE, render_text
-    from ..validation.validate import Target, validate_targets
+    from ..validation.validating import Target, validate_targets
     from .validate import exit_code, summary, terminal_progress
 
     targets = [Target(config, generated.plan) for config in generated.run_files]

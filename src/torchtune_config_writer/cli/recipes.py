@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from ..errors import ExitCode
-from ..generation.recipes import format_listing, list_configs, listing_json, require_torchtune
+from ..generation.builtin_configs import (
+    format_listing,
+    list_configs,
+    listing_json,
+    require_torchtune,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import ExitCode
 from ..generation.inputs import read_inputs
 from ..generation.plan import Plan, plan_experiment
-from ..review.sweep import sweep_changes
+from ..review.sweep_changes import sweep_changes
 from ..review.sweep_report import DEFAULT_CELL_WIDTH, render_json, render_text
 from .common import add_max_runs
 

@@ -14,7 +14,7 @@ from .common import is_standard_output, write_output
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
-    from ..validation.validate import Progress
+    from ..validation.validating import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         render_markdown,
         render_text,
     )
-    from ..validation.validate import validate
+    from ..validation.validating import validate
 
     result = validate(
         args.paths,

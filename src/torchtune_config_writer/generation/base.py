@@ -22,7 +22,7 @@ from ..reading import read_bounded
 from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE, LOCK_MARK
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
 from ..yaml_read import Document, a_type_name, parse_yaml, read_yaml_file
-from . import recipes
+from . import builtin_configs
 
 _LOCK_FIRST_LINE = LOCK_MARK.decode()  # one definition, in layout.py
 # The header's lines at most: the first, recipe, torchtune, sha256, tune run, and "The bytes of".
@@ -154,7 +154,7 @@ def _from_file(experiment: Experiment, path: Path) -> Base:
 
 
 def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     if torchtune is None:
         raise experiment.error(
             f"base_config '{recipe}' is not recorded in {CONFIGS_DIR}/{LOCK_FILE} yet, and "
@@ -197,7 +197,7 @@ def _with_runs_with(recorded: Base) -> Base:
     # torchtune's registry knows it, and the lock is written again with it.
     if recorded.runs_with is not None:
         return recorded
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     config = torchtune.find(recorded.label) if torchtune is not None else None
     if config is None:
         return recorded

@@ -18,7 +18,7 @@ from ..experiment.load import Experiment, load_experiment
 from ..reading import read_bounded
 from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, latest_complete_folder
 from ..workspace.repository import repository_root, symlink_escape
-from . import recipes
+from . import builtin_configs
 from .base import Base, load_base
 
 RECIPE_KEY = ("framework_config", "recipe")
@@ -97,7 +97,7 @@ def read_inputs(
     recipe = experiment.recipe
     launch = experiment.launch
     several = (launch.nnodes is not None and launch.nnodes > 1) or launch.nproc_per_node
-    single_device = frozenset(recipes.single_device_recipes()) if several else frozenset()
+    single_device = frozenset(builtin_configs.single_device_recipes()) if several else frozenset()
     outside = experiment.base_config_file is not None or (recipe or "").endswith(".py")
     return Inputs(
         experiment,

@@ -18,7 +18,7 @@ from ..yaml_write import dump_inline
 # every built-in config with the annotations of the parameters its values go to.
 FLOAT_KEYS = frozenset({"lora_alpha", "label_smoothing", "gamma", "reward_penalty"})
 # Where torchtune's recipes take a list of mappings for a mapping: `dataset`, each item a dataset
-# they concatenate (the plan checks that the recipe is one of those, generation/recipes.py).
+# they concatenate (the plan checks that the recipe is one of those, generation/builtin_configs.py).
 LIST_OF_MAPPINGS_KEYS = frozenset({("dataset",)})
 
 

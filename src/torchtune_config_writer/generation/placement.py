@@ -18,7 +18,7 @@ from ..experiment.parameters import Parameter
 from ..keypaths import KeyPath, dotted
 from ..wording import closest
 from ..yaml_write import dump_inline
-from . import recipes
+from . import builtin_configs
 from .merge import MergeConflict, merge_at
 from .templates import (
     RUN_ID,
@@ -300,7 +300,7 @@ def _lora_config_instead(name: str, experiment: Experiment) -> str | None:
     config = experiment.base_config
     if name.rsplit(".", 1)[-1] not in LORA_ARGUMENTS or config is None or "lora" in config:
         return None
-    torchtune = recipes.installed_torchtune()
+    torchtune = builtin_configs.installed_torchtune()
     known = {c.name for c in torchtune.configs} if torchtune is not None else set()
     model, _, variant = config.rpartition("/")
     twins = [

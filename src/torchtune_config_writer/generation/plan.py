@@ -26,7 +26,7 @@ from ..workspace.layout import (
     LOCK_FILE,
 )
 from ..yaml_write import dump_inline
-from . import recipes
+from . import builtin_configs
 from .base import Base
 from .eval_configs import (
     EvaluationProblem,
@@ -436,7 +436,7 @@ def _check_dataset_lists(
 ) -> None:
     """A list under ``dataset`` only for a recipe that concatenates one (a recipe file of the
     user's is taken at its word)."""
-    if recipe is None or recipe.endswith(".py") or recipe in recipes.DATASET_LIST_RECIPES:
+    if recipe is None or recipe.endswith(".py") or recipe in builtin_configs.DATASET_LIST_RECIPES:
         return
     for placement in placements:
         if placement.path not in LIST_OF_MAPPINGS_KEYS:  # dataset.data_files: [...] is no list

@@ -10,7 +10,7 @@ from ..config_diff import MISSING
 from ..json_output import json_text
 from ..keypaths import KeyPath, dotted
 from ..yaml_write import dump_inline
-from .sweep import SweepChanges
+from .sweep_changes import SweepChanges
 
 DEFAULT_CELL_WIDTH = 60
 _GAP = "  "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ..errors import ConfigWriterError
-from ..generation.recipes import require_torchtune
+from ..generation.builtin_configs import require_torchtune
 from ..keypaths import leaves
 from ..reading import read_bounded
 

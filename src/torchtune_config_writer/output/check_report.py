@@ -3,7 +3,7 @@
 
 The JSON holds the whole report, diffs, notes and hint included, so :func:`read_json` gives it
 back and the text can be written from it again: the GitHub Action runs ``check`` once, for JSON,
-and prints the text with ``python -m torchtune_config_writer.output.report REPORT.json``.
+and prints the text with ``python -m torchtune_config_writer.output.check_report REPORT.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..terminal import check_mark, escaped_output, printable
 from ..wording import plural
 
 if TYPE_CHECKING:  # the generator loads only with a real check: the hook's quick exit never
-    from .check import CheckResult
+    from .checking import CheckResult
     from .drift import FileDrift
 
 # Where the CRLF comes from is git's checkout (core.autocrlf): this pattern keeps every generated
@@ -98,7 +98,7 @@ def check_report(result: CheckResult, *, fix: bool = False) -> CheckReport:
     """The report of a check: paths relative to the cwd, each drifted folder's diff rendered.
 
     Args:
-        result: What :func:`~torchtune_config_writer.output.check.check` found.
+        result: What :func:`~torchtune_config_writer.output.checking.check` found.
         fix: Whether it was asked to fix.
     """
     from .drift import describe
@@ -276,9 +276,9 @@ def read_json(text: str, source: Path | None = None) -> CheckReport:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m torchtune_config_writer.output.report REPORT.json``: print the text ``check``
-    prints, from its JSON report, all to standard output in the order ``check`` writes it (the
-    GitHub Action's log). Exit code 2 when the file is no such report, else 0."""
+    """``python -m torchtune_config_writer.output.check_report REPORT.json``: print the text
+    ``check`` prints, from its JSON report, all to standard output in the order ``check`` writes
+    it (the GitHub Action's log). Exit code 2 when the file is no such report, else 0."""
     args = sys.argv[1:] if argv is None else argv
     with escaped_output():
         if len(args) != 1:

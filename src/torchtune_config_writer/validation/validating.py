@@ -446,7 +446,7 @@ def _eval_recipe_file() -> Path | None:
 def _recipe_problems(plan: Plan | None, recipe_file: Path | None) -> list[Problem]:
     if plan is None or plan.recipe is None or recipe_file is not None:
         return []
-    from ..generation.recipes import require_torchtune
+    from ..generation.builtin_configs import require_torchtune
 
     known = require_torchtune("checking recipes").recipes
     close = closest(plan.recipe, known)
