@@ -194,7 +194,10 @@ def drift_workloads(repeat: int) -> list[Row]:
 LIBRARIES = ("yaml", "pathlib", "argparse", "subprocess", "dataclasses", "typing")
 
 
-def import_times(repeat: int) -> tuple[float, float]:
+COMMAND_LINE = "from torchtune_config_writer.cli import main"
+
+
+def import_times(repeat: int, prelude: str = "") -> tuple[float, float]:
     """Seconds that importing the command line and `check` takes, by -X importtime (the sum of
     every module's own time, less what `python -c pass` imports): all of it and our modules'."""
 
@@ -212,9 +215,7 @@ def import_times(repeat: int) -> tuple[float, float]:
     totals, ours = [], []
     for _ in range(repeat):
         start = own_times("pass")
-        times = own_times(
-            "from torchtune_config_writer.cli import main; import torchtune_config_writer.cli.check"
-        )
+        times = own_times(f"{prelude}{COMMAND_LINE}; import torchtune_config_writer.cli.check")
         added = {name: us for name, us in times.items() if name not in start}
         totals.append(sum(added.values()) / 1e6)
         ours.append(sum(us for n, us in added.items() if n.startswith("torchtune_config")) / 1e6)
@@ -360,6 +361,261 @@ def recipe_workloads(repeat: int) -> list[Row]:
         Row("resolve a recipe base (what tune cp copies)", ours, "no torch import"),
         Row("tune cp of the same recipe", theirs, f"{theirs / ours:.0f}x slower than ours"),
     ]
+
+
+# Each speed mechanism against the plain library call it stands for, in the same command: a
+# prelude swaps the plain call in before the command line loads (the mechanism's module first,
+# so every module that imports the name gets the plain one). Runs alternate, A B A B.
+PLAIN = {
+    "the line-by-line YAML writer": (
+        "one PyYAML dump per document",
+        "import torchtune_config_writer.yaml_write as w\n"
+        "w.dump_yaml = w._pyyaml_dump\n"
+        "w.dump_inline = w._dump_inline\n",
+    ),
+    "ReusedConfig": (
+        "OmegaConf.create per config",
+        "from omegaconf import OmegaConf\n"
+        "from torchtune_config_writer.validation import torchtune_runtime as r\n"
+        "r.ReusedConfig.config = lambda self, data: OmegaConf.create(data)\n",
+    ),
+    "renameat2 via ctypes": (
+        "two os.rename",
+        "from torchtune_config_writer.output import swap\nswap._exchange = lambda a, b: False\n",
+    ),
+    "lazy imports": (
+        "every import at the top",
+        "import ctypes, decimal, difflib, hashlib, tempfile\n"
+        "import omegaconf.grammar_parser\n"
+        "from torchtune_config_writer.cli import check, diff, generate, recipes, schema, show\n"
+        "from torchtune_config_writer.cli import validate\n"
+        "from torchtune_config_writer.output import check_report, checking, generating\n"
+        "from torchtune_config_writer.validation import validating\n",
+    ),
+    "the dist-info scan": (
+        "importlib.metadata.version",
+        "import importlib.metadata\n"
+        "from torchtune_config_writer.generation import base\n"
+        "def version():\n"
+        "    try:\n"
+        "        return importlib.metadata.version('torchtune')\n"
+        "    except importlib.metadata.PackageNotFoundError:\n"
+        "        return None\n"
+        "base.installed_torchtune_version = version\n",
+    ),
+}
+MAIN = "import sys\nfrom torchtune_config_writer.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+def with_and_without(
+    repeat: int,
+    mechanism: str,
+    workload: str,
+    args: list[str],
+    cwd: Path,
+    budget: float | None,
+    before: Callable[[], None] | None = None,
+) -> Row:
+    """The command ``args`` as it is and with ``mechanism`` replaced by its plain call."""
+    plain, prelude = PLAIN[mechanism]
+    variants = ([sys.executable, "-c", MAIN, *args], [sys.executable, "-c", prelude + MAIN, *args])
+    walls: tuple[list[float], list[float]] = ([], [])
+    cpus: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for index, variant in enumerate(variants):
+            if before is not None:
+                before()
+            wall, cpu = wall_and_cpu(variant, cwd)
+            walls[index].append(wall)
+            cpus[index].append(cpu)
+    ours, theirs = (statistics.median(measured) for measured in walls)
+    cpu_ours, cpu_theirs = (statistics.median(measured) for measured in cpus)
+    return Row(
+        f"{mechanism}: {workload}",
+        ours,
+        f"without ({plain}): {theirs:.3f} s, {1000 * (theirs - ours):+.0f} ms; CPU time "
+        f"{cpu_ours:.3f} s against {cpu_theirs:.3f} s, {1000 * (cpu_theirs - cpu_ours):+.0f} ms",
+        ""
+        if budget is None
+        else f"<= {budget:g} s: {verdict(ours <= budget)}, without {verdict(theirs <= budget)}",
+    )
+
+
+def wall_and_cpu(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Seconds the command took, and the CPU seconds it used (user and system): the second
+    varies less on a machine that other work shares."""
+    start = time.perf_counter()
+    child = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+FIRST_CALLS = {
+    "the dist-info scan": (
+        "from torchtune_config_writer.generation.base import installed_torchtune_version\n"
+        "start = time.perf_counter(); installed_torchtune_version()",
+        "start = time.perf_counter(); import importlib.metadata\n"
+        "importlib.metadata.version('torchtune')",
+    ),
+    "renameat2 via ctypes": (
+        "from torchtune_config_writer.output.swap import _exchange\n"
+        "start = time.perf_counter(); _exchange(a, b)",
+        "start = time.perf_counter(); os.rename(b, c); os.rename(a, b)",
+    ),
+}
+
+
+def first_call(code: str) -> float:
+    """Seconds of the code after ``start = ...`` in a fresh process (what a command pays once)."""
+    setup = "import os, tempfile, time; d = tempfile.mkdtemp()\n"
+    setup += "a, b, c = (os.path.join(d, n) for n in 'abc'); os.mkdir(a); os.mkdir(b)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{setup}{code}\nprint(time.perf_counter() - start)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split()[-1])
+
+
+def mechanism_workloads(repeat: int) -> list[Row]:
+    """What each speed mechanism buys, against the plain library call, on the workloads of the
+    budgets it serves."""
+    writer, lazy, scan = "the line-by-line YAML writer", "lazy imports", "the dist-info scan"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repository"
+        root.mkdir()
+        experiments = make_repository(root, 20, 16)
+        for mechanism in (writer, lazy, scan):
+            rows.append(
+                with_and_without(repeat, mechanism, "check, 20 x 16", ["check"], root, 0.15)
+            )
+        hook = ["check", "--fix", "--deletions"]
+        rows.append(with_and_without(repeat, lazy, "the hook, no YAML changed", hook, root, 0.1))
+        ours, _ = import_times(repeat)
+        theirs, _ = import_times(repeat, PLAIN[lazy][1])
+        rows.append(
+            Row(
+                f"{lazy}: importing the package for check (-X importtime)",
+                ours,
+                f"without ({PLAIN[lazy][0]}): {theirs:.3f} s, {1000 * (theirs - ours):+.0f} ms",
+                f"<= 0.03 s: {verdict(ours <= 0.03)}, without {verdict(theirs <= 0.03)}",
+            )
+        )
+        rows.append(deferred_imports(repeat))
+        changed = experiments[7]
+        original = changed.read_text()
+
+        def change_one() -> None:
+            text = changed.read_text()
+            new = original.replace("learning_rate: 3e-4", "learning_rate: 5e-4")
+            changed.write_text(original if text != original else new)
+
+        fix = ["check", "--fix", str(changed)]
+        rows.append(
+            with_and_without(
+                repeat, "renameat2 via ctypes", "the hook, one of 20", fix, root, 0.1, change_one
+            )
+        )
+        large = Path(tmp) / "large"
+        shutil.copytree(EXAMPLE, large)
+        ranks = ", ".join(str(rank) for rank in range(1, 2001))
+        text = (large / "experiment.yaml").read_text().replace("[8, 16, 32, 64]", f"[{ranks}]")
+        text = text.replace("  name: lora_rank_study\n", "  name: s\n  max_runs: 2000\n")
+        (large / "experiment.yaml").write_text(text)
+        subprocess.run([*COMMAND, "generate", str(large)], check=True, capture_output=True)
+        check_large = ["check", str(large)]
+        rows.append(with_and_without(repeat, writer, "check, 2,000 runs", check_large, root, 1.5))
+        values = ", ".join(str(i) for i in range(100))
+        sweep = write_experiment(
+            Path(tmp) / "sweep", "big", f"  seed: [{values}]\n  lora_rank: [{values}]\n"
+        )
+        generate = ["generate", "--max-runs", "10000", str(sweep)]
+        rows.append(
+            with_and_without(
+                min(repeat, 3),
+                writer,
+                "generate 10,000 runs",
+                generate,
+                Path(tmp),
+                10,
+                lambda: shutil.rmtree(sweep.parent / "configs", ignore_errors=True),
+            )
+        )
+    for mechanism, (with_it, without_it) in FIRST_CALLS.items():
+        mine = statistics.median(first_call(with_it) for _ in range(repeat))
+        plain = statistics.median(first_call(without_it) for _ in range(repeat))
+        rows.append(
+            Row(
+                f"{mechanism}: its first call in a process",
+                mine,
+                f"{1000 * mine:.1f} ms; without ({PLAIN[mechanism][0]}): {1000 * plain:.1f} ms",
+            )
+        )
+    return rows
+
+
+def reused_config_workloads(repeat: int) -> list[Row]:
+    """ReusedConfig against OmegaConf.create per config, on 2,000 configs (needs torch)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ranks = ", ".join(str(rank) for rank in range(1, 2001))
+        big = write_experiment(root / "validate", "v", f"  lora_rank: [{ranks}]\n")
+        big.write_text(big.read_text().replace("  name: v\n", "  name: v\n  max_runs: 2000\n"))
+        subprocess.run([*COMMAND, "generate", str(big)], check=True, capture_output=True)
+        configs = [str(p) for p in sorted((big.parent / "configs").glob("run_[0-9]*.yaml"))]
+        for options, label, budget in (
+            (["--no-execute"], "validate --no-execute 2,000 configs", None),
+            ([], "validate 2,000 configs, recipes executed", 120.0),
+        ):
+            validate = ["validate", *options, *configs]
+            rows.append(with_and_without(repeat, "ReusedConfig", label, validate, root, budget))
+    return rows
+
+
+# What each import that waits for its use costs when it comes: in a process that has imported
+# what `check` imports (the command line, the generator, the drift check and the writer), or,
+# for those marked, only what the hook on a commit that changes no YAML file imports.
+DEFERRED = {
+    "the generator (the hook, no YAML changed)": (
+        "import torchtune_config_writer.output.checking",
+        True,
+    ),
+    "the other commands' modules": (
+        "from torchtune_config_writer.cli import diff, generate, recipes, schema, show, validate\n"
+        "import torchtune_config_writer.output.generating\n"
+        "import torchtune_config_writer.output.check_report\n"
+        "import torchtune_config_writer.validation.validating",
+        False,
+    ),
+    "tempfile (a new timestamped folder)": ("import tempfile", False),
+    "ctypes (renameat2)": ("import ctypes", False),
+    "hashlib (a random search; the hook, no YAML changed)": ("import hashlib", True),
+    "decimal (a random search)": ("import decimal", False),
+    "difflib (a did-you-mean, a diff; the hook, no YAML changed)": ("import difflib", True),
+    "omegaconf's grammar (a hard interpolation)": ("import omegaconf.grammar_parser", False),
+    "importlib.metadata (torchtune's version)": ("import importlib.metadata", False),
+}
+
+
+def deferred_imports(repeat: int) -> Row:
+    costs = []
+    for name, (code, hook_only) in DEFERRED.items():
+        before = "import time, torchtune_config_writer.cli.check\n"
+        if not hook_only:
+            before += "import torchtune_config_writer.output.checking\n"
+        program = f"{before}start = time.perf_counter()\n{code}\nprint(time.perf_counter() - start)"
+        times = []
+        for _ in range(repeat):
+            done = subprocess.run(
+                [sys.executable, "-c", program], capture_output=True, text=True, check=True
+            )
+            times.append(float(done.stdout.split()[-1]))
+        costs.append(f"{name} {1000 * statistics.median(times):.1f} ms")
+    return Row("lazy imports: what each deferred import costs", 0.0, "; ".join(costs))
 
 
 def validation_workloads(full: bool) -> list[Row]:
@@ -579,6 +835,10 @@ def main() -> None:
         rows += large_validation_workloads(min(args.repeat, 3))
     if "execute" in groups:
         rows += execution_workloads()
+    if "mechanisms" in groups:
+        rows += mechanism_workloads(args.repeat)
+    if "reused" in groups:
+        rows += reused_config_workloads(min(args.repeat, 3))
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}, median of {args.repeat}")
     print()
     print("| workload | time | note | budget |")

@@ -99,6 +99,7 @@ _InlineDumper.add_representer(str, _represent_inline_str)
 _InlineDumper.add_representer(Replace, _represent_replace)
 
 
+# Kept: check of 2,000 runs 0.98 s, not 1.57 s with one PyYAML dump per file (performance.md).
 def dump_yaml(data: Any) -> str:
     """Render ``data`` as block YAML that OmegaConf reads back to exactly ``data``.
 

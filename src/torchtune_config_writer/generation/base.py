@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,11 +291,10 @@ def _recipe_name(text: str | None) -> str | None:
 def installed_torchtune_version() -> str | None:
     """The installed torchtune's version, read from its dist-info folder's name, or ``None``.
 
-    Neither torchtune nor importlib.metadata is imported: the metadata import alone takes some
-    40 ms, and the hook's check may spend that on nothing (3.5 ms this way, measured).
+    Neither torchtune nor importlib.metadata is imported: ``importlib.metadata.version`` takes
+    60 ms in a fresh process, this 0.6 ms, and check of 20 experiments is 48 to 76 ms faster for
+    it (docs/performance.md).
     """
-    import importlib.util
-
     spec = importlib.util.find_spec("torchtune")
     if spec is None or not spec.submodule_search_locations:
         return None

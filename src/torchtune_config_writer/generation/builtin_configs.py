@@ -75,7 +75,7 @@ def installed_torchtune() -> Torchtune | None:
     try:
         registry = _run_standalone(registry_file)
         all_recipes = registry.get_all_recipes()
-        from importlib.metadata import version as installed_version  # 15 ms: only here
+        from importlib.metadata import version as installed_version  # 34 ms: only here
 
         version = installed_version("torchtune")
     except Exception as exc:  # noqa: BLE001 - any failure means a torchtune we cannot read

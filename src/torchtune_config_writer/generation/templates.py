@@ -155,7 +155,7 @@ def interpolation_problem(text: str) -> str | None:
     """Why OmegaConf refuses ``text`` as a value, or ``None`` if it takes it."""
     if "${" not in text or SIMPLE_INTERPOLATION.match(text):
         return None
-    from omegaconf.errors import GrammarParseError  # its parser only for the rare hard case
+    from omegaconf.errors import GrammarParseError  # 69 ms: only for the rare hard case
     from omegaconf.grammar_parser import parse as parse_grammar
 
     try:

@@ -116,7 +116,7 @@ def describe(drift: Drift) -> Iterator[str]:
 
 
 def _diff_body(on_disk: bytes, generated: bytes) -> Iterator[str]:
-    import difflib  # only drift is shown as a diff
+    import difflib  # only drift is shown as a diff (2 ms)
 
     # CRLF from the checkout is said once per folder: the diff shows what else changed.
     old = on_disk.replace(b"\r\n", b"\n").decode("utf-8", "replace").splitlines(keepends=True)

@@ -125,7 +125,7 @@ def write_new_folder(
             parent.mkdir(parents=True, exist_ok=True)
             folder = claim_folder(parent, name)  # first: the files name the folder they are in
             created.append(folder)
-            import tempfile  # only a timestamped generation writes a new folder
+            import tempfile  # 4 ms: only a timestamped generation writes a new folder
 
             staging = Path(tempfile.mkdtemp(prefix=f".{name}.tcw-", dir=parent))
             for relative, content in render(folder.name):

@@ -89,6 +89,7 @@ def load_runtime() -> Runtime:
     return Runtime(config, _get_component_from_path, ConfigError, versions)
 
 
+# Kept: validate of 2,000 configs 42 s, not 66 s with OmegaConf.create per config (performance.md).
 class ReusedConfig:
     """One ``DictConfig`` for a run of configs alike, changed value by value from one to the next.
 
