@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .keypaths import KeyPath
+from .keypaths import KeyPath, dotted
 
 
 class _Missing:
@@ -120,6 +120,26 @@ def differences(old: Any, new: Any, keypath: KeyPath = ()) -> Iterator[Differenc
             yield from differences(was, now, (*keypath, index))
     elif not same(old, new):
         yield Difference(keypath, old, new)
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON reports write it: ``null`` for :data:`MISSING` (their ``absent_*`` fields
+    tell it from a ``null`` the config holds)."""
+    return None if value is MISSING else value
+
+
+def change_json(keypath: KeyPath, old: Any, new: Any) -> dict[str, Any]:
+    """One change as ``show --format json`` and ``diff --format json`` both write it: ``key``
+    (dotted), ``path`` (its keys and list indexes), ``before``, ``after``, ``absent_before`` and
+    ``absent_after``."""
+    return {
+        "key": dotted(keypath),
+        "path": list(keypath),
+        "before": json_value(old),
+        "after": json_value(new),
+        "absent_before": old is MISSING,
+        "absent_after": new is MISSING,
+    }
 
 
 def _merged_into(old: Any, new: Any) -> bool:

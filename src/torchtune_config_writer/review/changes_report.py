@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..config_diff import MISSING
+from ..config_diff import MISSING, change_json
 from ..json_output import json_text
 from ..keypaths import dotted
 from ..markdown import code
@@ -189,9 +189,6 @@ def render_json(review: Review) -> str:
     in; ASCII, with no workflow command (:func:`~torchtune_config_writer.json_output.json_text`).
     """
 
-    def value(item: Any) -> Any:
-        return None if item is MISSING else item
-
     data = {
         "base_ref": review.base_ref,
         "base_commit": review.base_commit,
@@ -210,12 +207,7 @@ def render_json(review: Review) -> str:
                 "renamed": [{"from": was, "to": now} for was, now in folder.renamed],
                 "changes": [
                     {
-                        "key": dotted(change.keypath),
-                        "path": list(change.keypath),
-                        "before": value(change.old),
-                        "after": value(change.new),
-                        "absent_before": change.old is MISSING,
-                        "absent_after": change.new is MISSING,
+                        **change_json(change.keypath, change.old, change.new),
                         "runs": list(change.runs),
                     }
                     for change in folder.changes

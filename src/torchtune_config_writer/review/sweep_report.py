@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..config_diff import MISSING
+from ..config_diff import MISSING, change_json, json_value
 from ..json_output import json_text
 from ..keypaths import KeyPath, dotted
 from ..yaml_write import dump_inline
@@ -123,30 +123,17 @@ def render_json(changes: SweepChanges) -> str:
     (:func:`~torchtune_config_writer.json_output.json_text`).
     """
 
-    def value(item: Any) -> Any:
-        return None if item is MISSING else item
-
     document = {
         "experiment": changes.experiment,
         "base": changes.base,
         "design": list(changes.design),
         "runs": list(changes.run_ids),
-        "shared": [
-            {
-                "key": dotted(change.keypath),
-                "path": list(change.keypath),
-                "before": value(change.before),
-                "after": value(change.after),
-                "absent_before": change.before is MISSING,
-                "absent_after": change.after is MISSING,
-            }
-            for change in changes.shared
-        ],
+        "shared": [change_json(c.keypath, c.before, c.after) for c in changes.shared],
         "columns": [
             {
                 "key": dotted(column.keypath),
                 "path": list(column.keypath),
-                "before": value(column.before),
+                "before": json_value(column.before),
                 "absent_before": column.before is MISSING,
                 "values": {
                     run_id: item
