@@ -557,16 +557,22 @@ def mechanism_workloads(repeat: int) -> list[Row]:
     return rows
 
 
+def generated_2000_configs(folder: Path, name: str) -> list[Path]:
+    """An experiment of 2,000 runs (one per lora_rank) generated in ``folder``: its run configs."""
+    ranks = ", ".join(str(rank) for rank in range(1, 2001))
+    path = write_experiment(folder, name, f"  lora_rank: [{ranks}]\n")
+    limited = path.read_text().replace(f"  name: {name}\n", f"  name: {name}\n  max_runs: 2000\n")
+    path.write_text(limited)
+    subprocess.run([*COMMAND, "generate", str(path)], check=True, capture_output=True)
+    return sorted((path.parent / "configs").glob("run_[0-9]*.yaml"))
+
+
 def reused_config_workloads(repeat: int) -> list[Row]:
     """ReusedConfig against OmegaConf.create per config, on 2,000 configs (needs torch)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ranks = ", ".join(str(rank) for rank in range(1, 2001))
-        big = write_experiment(root / "validate", "v", f"  lora_rank: [{ranks}]\n")
-        big.write_text(big.read_text().replace("  name: v\n", "  name: v\n  max_runs: 2000\n"))
-        subprocess.run([*COMMAND, "generate", str(big)], check=True, capture_output=True)
-        configs = [str(p) for p in sorted((big.parent / "configs").glob("run_[0-9]*.yaml"))]
+        configs = [str(p) for p in generated_2000_configs(root / "validate", "v")]
         for options, label, budget in (
             (["--no-execute"], "validate --no-execute 2,000 configs", None),
             ([], "validate 2,000 configs, recipes executed", 120.0),
@@ -746,12 +752,7 @@ def large_validation_workloads(repeat: int) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ranks = ", ".join(str(rank) for rank in range(1, 2001))
-        path = write_experiment(root / "exp", "big", f"  lora_rank: [{ranks}]\n")
-        limited = path.read_text().replace("  name: big\n", "  name: big\n  max_runs: 2000\n")
-        path.write_text(limited)
-        subprocess.run([*COMMAND, "generate", str(path)], check=True, capture_output=True)
-        configs = sorted((path.parent / "configs").glob("run_[0-9]*.yaml"))
+        configs = generated_2000_configs(root / "exp", "big")
         peaks = {}
         for count in (250, 2000):
             times, peak = [], 0.0
