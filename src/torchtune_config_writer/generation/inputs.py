@@ -20,6 +20,7 @@ from ..workspace.layout import CONFIGS_DIR, LOCK_FILE, RUN_MAPPING, latest_compl
 from ..workspace.repository import repository_root, symlink_escape
 from . import builtin_configs
 from .base import Base, load_base
+from .run_ids import read_recorded_mapping
 
 RECIPE_KEY = ("framework_config", "recipe")
 
@@ -82,8 +83,6 @@ def read_inputs(
     Raises:
         ConfigWriterError: the experiment, its base or its run mapping cannot be read.
     """
-    from .run_ids import read_recorded_mapping
-
     experiment = load_experiment(Path(path), max_runs=max_runs)
     # configs/, or the staged folder where an interrupted write (no atomic swap) left no configs/;
     # an experiment that writes timestamped folders finds its base in the newest of them.
@@ -97,7 +96,7 @@ def read_inputs(
     recipe = experiment.recipe
     launch = experiment.launch
     several = (launch.nnodes is not None and launch.nnodes > 1) or launch.nproc_per_node
-    single_device = frozenset(builtin_configs.single_device_recipes()) if several else frozenset()
+    single_device = builtin_configs.single_device_recipes() if several else frozenset()
     outside = experiment.base_config_file is not None or (recipe or "").endswith(".py")
     return Inputs(
         experiment,
