@@ -210,9 +210,10 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
                 render_evaluation(run, experiment.name, from_config, config),
             )
             eval_command = tune_run(EVAL_RECIPE, f"{CONFIGS_DIR}/{eval_file(run.id)}", None)
-            evaluated.append(
-                RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(run.config))
-            )
+            if launchers:
+                evaluated.append(
+                    RunFolders(folder_in(config, OUTPUT_DIR), final_checkpoint(run.config))
+                )
         entries.append(
             render_mapping_entry(
                 run.id, run.params, run.config.get(OUTPUT_DIR), command, eval_command
@@ -248,8 +249,8 @@ def render_files(plan: Plan, *, generation: str | None = None) -> Iterator[tuple
 
 
 def render(inputs: Inputs, *, generation: str | None = None) -> dict[str, bytes]:
-    """An experiment's generated files from its inputs, read: the pure core that ``generate``
-    writes, ``check`` compares and ``show`` displays (like black's ``format_file_contents``).
+    """An experiment's generated files from its inputs, read: the pure core whose bytes
+    ``generate`` writes and ``check`` compares (like black's ``format_file_contents``).
 
     Args:
         inputs: What :func:`~.inputs.read_inputs` read.
