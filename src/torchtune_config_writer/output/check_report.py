@@ -218,7 +218,7 @@ def render_json(report: CheckReport) -> str:
                 "experiment": state.experiment,
                 "folder": state.folder,
                 "drifted": state.drifted,
-                "files": [{"name": name, "state": state} for name, state in state.files],
+                "files": [{"name": name, "state": kind} for name, kind in state.files],
             }
             for state in report.experiments
         ],
