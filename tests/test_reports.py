@@ -92,21 +92,53 @@ def many_errors(configs: int, per_config: int, message: str = "bad value") -> Va
     )
 
 
-def test_text_report_lists_every_config_with_its_findings_and_where_they_were_set() -> None:
+def test_text_report_gives_each_finding_with_where_it_was_set_then_every_config() -> None:
     assert render_text(four_configs()) == (
         "torchtune-config-writer validation report\n"
         "versions: torchtune 0.6.1, torch 2.6.0\n"
         "4 configs: 1 valid, 1 with warnings, 1 unverified, 1 invalid\n"
         "\n"
-        "sweep/configs/run_001.yaml: valid (tune validate: passed)\n"
-        "sweep/configs/run_002.yaml: invalid (tune validate: crashed)\n"
-        "  error optimizer.lr (line 12) [type]: expected a float, got the string '3e-4'\n"
+        "error optimizer.lr [type]: expected a float, got the string '3e-4'\n"
         "    set at sweep/experiment.yaml:7\n"
-        "sweep/configs/run_003.yaml: unverified (tune validate: passed)\n"
-        "  unverified quantizer._component_ (line 20) [import]: bitsandbytes is not installed\n"
-        "sweep/configs/run_004.yaml: warning (tune validate: passed)\n"
-        "  warning unused_key (line 30) [unread-key]: the recipe never reads unused_key\n"
+        "    in sweep/configs/run_002.yaml:12\n"
+        "\n"
+        "warning unused_key [unread-key]: the recipe never reads unused_key\n"
+        "    in sweep/configs/run_004.yaml:30\n"
+        "\n"
+        "unverified quantizer._component_ [import]: bitsandbytes is not installed\n"
+        "    in sweep/configs/run_003.yaml:20\n"
+        "\n"
+        "configs:\n"
+        "  sweep/configs/run_001.yaml: valid (tune validate: passed)\n"
+        "  sweep/configs/run_002.yaml: invalid (tune validate: crashed)\n"
+        "  sweep/configs/run_003.yaml: unverified (tune validate: passed)\n"
+        "  sweep/configs/run_004.yaml: warning (tune validate: passed)\n"
     )
+
+
+def test_the_console_report_gives_a_finding_of_many_configs_once_and_counts_the_rest() -> None:
+    # 40 configs share one mistake of a control; 2 configs have one of their own.
+    shared = "expected a float, got the string '3e-4'"
+    result = many_errors(40, 1, shared)
+    for n in (41, 42):
+        own = Finding(run(n), "model.lora_rank", 9, Severity.WARNING, "type", f"rank {n}?")
+        result.configs.append(ConfigResult(run(n), "passed", (own,)))
+    result.configs.append(ConfigResult(run(43), "passed"))
+    text = render_text(result, verbose=False)
+    assert text.count(shared) == 1
+    assert f"error key1 [type]: {shared}\n    in 40 configs: sweep/configs/run_001.yaml:1, " in text
+    assert "sweep/configs/run_005.yaml:1 and 35 more (-v lists them)\n" in text
+    assert "run_006" not in text  # the first five are named, the rest counted
+    assert text.count("rank 4") == 2  # two findings of their own, each with its config
+    assert "\n1 config without findings (-v lists every config)\n" in text
+    assert "\nconfigs:\n" not in text
+    verbose = render_text(result, verbose=True)
+    assert verbose.count(shared) == 1 and "run_040.yaml:1\n" in verbose
+    assert "\n  sweep/configs/run_043.yaml: valid (tune validate: passed)\n" in verbose
+    quiet = render_text(result, verbose=False, findings_only=True)
+    assert quiet.startswith(f"error key1 [type]: {shared}\n") and "validation report" not in quiet
+    assert "without findings" not in quiet
+    assert render_text(many_errors(0, 0), findings_only=True) == ""
 
 
 def test_text_report_shows_paths_inside_the_cwd_relative_and_indents_long_messages(
@@ -121,10 +153,13 @@ def test_text_report_shows_paths_inside_the_cwd_relative_and_indents_long_messag
     assert render_text(result).splitlines()[2:] == [
         "1 config: 0 valid, 0 with warnings, 0 unverified, 1 invalid",
         "",
-        "exp/configs/run_001.yaml: invalid (tune validate: crashed)",
-        "  error [tune-validate]: Traceback:",
+        "error [tune-validate]: Traceback:",
         "      File x",
         "    KeyError",
+        "    in exp/configs/run_001.yaml",
+        "",
+        "configs:",
+        "  exp/configs/run_001.yaml: invalid (tune validate: crashed)",
     ]
     assert render_text(result).splitlines()[1] == "versions: torchtune 0.6.1, torch unknown"
 

@@ -10,61 +10,184 @@ import signal
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 import argparse  # noqa: E402
+import difflib  # noqa: E402
 import importlib  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import NoReturn  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import ConfigWriterError, ExitCode, file_system_error  # noqa: E402
-from ..terminal import escaped_output  # noqa: E402
+from ..terminal import escaped_output, set_colour  # noqa: E402
 
-# Each command, with the line --help lists it by; a command's module (and what it imports) is
-# loaded only when that command runs: the hook's `check` never loads what `validate` needs.
-# Kept: every import at the top makes check of 20 experiments 0.27 s slower (performance.md).
-_COMMANDS = {
-    "generate": "write each experiment's generated folder",
-    "check": "regenerate in memory and compare with the generated folders on disk",
-    "show": "show each run's changes to the base config as a table (writes nothing)",
-    "diff": "what the generated folders change, run by run, against a commit (writes nothing)",
-    "validate": "validate generated configs: torchtune's check and deeper ones",
-    "recipes": "list torchtune's built-in configs (tune ls)",
-    "schema": "print the JSON Schema of experiment.yaml (for editor completion and checks)",
+PROG = "torchtune-config-writer"
+
+# Each command, with the line --help lists it by and the examples that end its own --help; a
+# command's module (and what it imports) is loaded only when that command runs: the hook's
+# `check` never loads what `validate` needs. Kept: every import at the top makes check of 20
+# experiments 0.27 s slower (performance.md).
+_COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "generate": (
+        "write each experiment's generated folder",
+        (
+            ("generate examples/lora_rank_study", "write configs/ beside the experiment"),
+            ("generate exp_a exp_b --validate", "write both, then validate (needs torchtune)"),
+            ("generate exp --output-base-dir runs/", "a new timestamped folder in runs/"),
+        ),
+    ),
+    "check": (
+        "regenerate in memory and compare with the generated folders on disk",
+        (
+            ("check", "every experiment of the git repository"),
+            ("check examples/lora_rank_study --fix", "write what drifted (still exits 1)"),
+            ("check --format json > report.json", "the whole report, for tools"),
+        ),
+    ),
+    "show": (
+        "show each run's changes to the base config as a table (writes nothing)",
+        (
+            ("show examples/lr_batch_sweep", "every run's values against the base"),
+            ("show exp --run run_003", "one run's changes"),
+        ),
+    ),
+    "diff": (
+        "what the generated folders change, run by run, against a commit (writes nothing)",
+        (
+            ("diff", "against HEAD, every experiment"),
+            ("diff --base origin/main --markdown -", "a pull request's changes, as Markdown"),
+        ),
+    ),
+    "validate": (
+        "validate generated configs: torchtune's check and deeper ones",
+        (
+            ("validate", "every experiment of the git repository"),
+            ("validate examples/lora_rank_study -v", "and list every config, valid ones too"),
+            ("validate exp --no-execute --json report.json", "static checks, a JSON report"),
+        ),
+    ),
+    "recipes": (
+        "list torchtune's built-in configs (tune ls)",
+        (
+            ("recipes", "every recipe and its configs"),
+            ("recipes 'llama3_2/*lora*'", "those matching a glob"),
+        ),
+    ),
+    "schema": (
+        "print the JSON Schema of experiment.yaml (for editor completion and checks)",
+        (("schema > experiment.schema.json", "save it for your editor"),),
+    ),
+    "completion": (
+        "print a shell completion script (bash, zsh or tcsh)",
+        (
+            ("completion bash > ~/.local/share/bash-completion/completions/" + PROG, "bash"),
+            ("completion zsh > ~/.zfunc/_" + PROG, "zsh (with ~/.zfunc in fpath)"),
+        ),
+    ),
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's wrapping, except for the examples at the end, kept line for line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return text
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        # One line, like every other error of the tool.
+        # One line, like every other error of the tool, naming the help of the command at fault.
         self.exit(ExitCode.BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _examples(examples: tuple[tuple[str, str], ...]) -> str:
+    width = max(len(PROG) + 1 + len(command) for command, _ in examples)
+    lines = [f"  {PROG} {command}".ljust(width + 4) + f"# {why}" for command, why in examples]
+    return "\n".join(["examples:", *lines])
 
 
 def _command_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+def _terminal_options() -> argparse.ArgumentParser:
+    """The options every command takes, as ruff's and pre-commit's do."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour errors, warnings and diffs: auto (default) on a terminal, unless NO_COLOR "
+        "is set",
+    )
+    loudness = options.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="print only problems (no progress or ✓ lines)"
+    )
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="print more: every config, file or folder"
+    )
+    return options
+
+
+def build_parser(chosen: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser, with ``chosen``'s arguments (or ``every`` command's, for shell
+    completion); the other commands get a parser that only names them."""
     parser = _Parser(
-        prog="torchtune-config-writer",
+        prog=PROG,
         description="Write one complete torchtune config per combination of an experiment's "
         "variables.",
+        epilog=f"`{PROG} COMMAND --help` shows a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    # The command is the first argument that is no option (the program's own take no value);
-    # the others get a parser that only names them, for --help and for the error of a typo.
-    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
-    for name, summary in _COMMANDS.items():
-        if name == chosen:
+    terminal = _terminal_options()
+    for name, (summary, examples) in _COMMANDS.items():
+        if every or name == chosen:
             _command_module(name).add_parser(commands, summary)
+            command = commands.choices[name]
+            command.epilog = _examples(examples)
+            command._add_container_actions(terminal)  # --color, -q, -v after the command
         else:
             commands.add_parser(name, help=summary)
     return parser
+
+
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser in ``parser`` (from :func:`build_parser`), by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise ValueError("the parser has no commands")
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    # The command is the first argument that is no option (the program's own take no value).
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    if chosen is not None and chosen not in _COMMANDS:
+        close = difflib.get_close_matches(chosen, _COMMANDS, n=1, cutoff=0.6)
+        guess = f": did you mean {close[0]}?" if close else f" (one of {', '.join(_COMMANDS)})"
+        _Parser(prog=PROG).error(f"no command {chosen!r}{guess}")
+    parser = build_parser(chosen)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse blames the program; the option belongs to the command's help
+        command = command_parsers(parser)[args.command]
+        options = [o for action in command._actions for o in action.option_strings]
+        first = unknown[0].split("=", 1)[0]
+        close = difflib.get_close_matches(first, options, n=1, cutoff=0.75)
+        guess = f": did you mean {close[0]}?" if close and first.startswith("-") else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{guess}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str]) -> int:
     try:
         # Inside the handler: Ctrl-C while a command's module is imported is one line too.
-        args = _build_parser(argv).parse_args(argv)
+        args = _parse(argv)
+        set_colour(args.color)
         code = int(_command_module(args.command).run(args))
         sys.stdout.flush()  # a closed pipe shows here, inside the handler
         return code

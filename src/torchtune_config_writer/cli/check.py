@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if nothing and args.format == "text":
         # One `git diff` was the cost, and nothing else is imported (the text report's line for
         # an empty check; the generator's import alone is 54 ms).
-        print(f"{check_mark()} 0 experiments up to date")
+        if not args.quiet:
+            print(f"{check_mark()} 0 experiments up to date")
         return ExitCode.OK
     from ..output.check_report import CheckReport, check_report, render_json, write_text
 
@@ -68,5 +69,12 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":  # the whole report, errors and notes too, on standard output
         sys.stdout.write(render_json(report))
     else:
-        write_text(report, sys.stdout, sys.stderr, mark=check_mark())
+        write_text(
+            report,
+            sys.stdout,
+            sys.stderr,
+            mark=check_mark(),
+            quiet=args.quiet,
+            verbose=args.verbose,
+        )
     return report.exit_code

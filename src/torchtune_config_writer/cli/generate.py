@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         renumber=args.renumber,
     )
     for generated in results:
-        _report(generated)
+        if not args.quiet:
+            _report(generated, verbose=args.verbose)
         for warning in generated.plan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     if not args.validate:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     return max(_validate(generated, args) for generated in results)
 
 
-def _report(generated: Generated) -> None:
+def _report(generated: Generated, *, verbose: bool = False) -> None:
     mark = check_mark()
     base = generated.plan.base
     source = ""
@@ -111,6 +112,12 @@ def _report(generated: Generated) -> None:
     elif write is not None and generated.run_mapping.name in write.replaced:
         verb = "Updated"
     print(f"{mark} {verb} {shown}{_id_changes(generated.plan.sweep.ids)}")
+    if verbose and write is not None:  # each file the write changed, as git status names them
+        folder = display_path(generated.folder)
+        for name in write.changed:
+            print(f"  {'updated' if name in write.replaced else 'added'}: {folder}/{name}")
+        for name in write.removed:
+            print(f"  removed: {folder}/{name}")
     relative = generated.plan.outputs.relative_keys()
     if relative:
         folder = display_path(generated.plan.experiment.folder)
@@ -137,16 +144,23 @@ def _validate(generated: Generated, args: argparse.Namespace) -> int:
     # Imported here: validation imports torch, which plain generating never needs.
     from ..validation.reports import REPORT_FILE, render_text
     from ..validation.validating import Target, validate_targets
-    from .validate import exit_code, summary, terminal_progress
+    from .progress import progress_display
+    from .validate import console_report, exit_code, summary
 
     targets = [Target(config, generated.plan) for config in generated.run_files]
-    result = validate_targets(targets, terminal_progress())
+    progress = progress_display(args.quiet)
+    try:
+        result = validate_targets(targets, progress)
+    finally:
+        if progress is not None:
+            progress.close()
     report = None
     # A timestamped folder: the report goes in it, as the original format shows.
     if generated.write is None:
         report = generated.folder.parent / REPORT_FILE
         report.write_text(render_text(result), encoding="utf-8")
     else:  # configs/ holds only what generating writes, the same on every machine
-        sys.stdout.write(render_text(result))
-    print(summary(result, report))
+        sys.stdout.write(console_report(result, args))
+    if not args.quiet:
+        print(summary(result, report))
     return exit_code(result, args)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, ExitCode, display_path
-from ..terminal import announce, check_mark, printable, raw_stderr
+from ..terminal import announce, check_mark
 from ..wording import plural
 from .common import is_standard_output, write_output
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
-    from ..validation.validating import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
@@ -111,16 +110,22 @@ def run(args: argparse.Namespace) -> int:
         render_text,
     )
     from ..validation.validating import validate
+    from .progress import progress_display
 
-    result = validate(
-        args.paths,
-        affected=args.affected,
-        progress=terminal_progress(),
-        preflight=args.preflight,
-        recipe=args.recipe,
-        execute=args.execute,
-        execute_each=EXECUTE_EACH if args.execute_each is None else args.execute_each,
-    )
+    progress = progress_display(args.quiet)
+    try:
+        result = validate(
+            args.paths,
+            affected=args.affected,
+            progress=progress,
+            preflight=args.preflight,
+            recipe=args.recipe,
+            execute=args.execute,
+            execute_each=EXECUTE_EACH if args.execute_each is None else args.execute_each,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     # The notes of cut reports point at the text report by the name it is written under.
     written = args.text is not None and not is_standard_output(args.text)
     report = display_path(args.text) if written else REPORT_FILE
@@ -134,8 +139,16 @@ def run(args: argparse.Namespace) -> int:
     if args.annotations:  # workflow commands on purpose, their values escaped as GitHub says
         announce(render_annotations(result, report=report))
     elif printed is None:  # the text report, unless another report was asked for here
-        sys.stdout.write(render_text(result))
+        sys.stdout.write(console_report(result, args))
     return exit_code(result, args)
+
+
+def console_report(result: ValidationResult, args: argparse.Namespace) -> str:
+    """The text report as the terminal or CI log shows it: each finding once with its configs;
+    ``-v`` lists every config, ``-q`` only the findings (nothing when there are none)."""
+    from ..validation.reports import render_text
+
+    return render_text(result, verbose=args.verbose, findings_only=args.quiet)
 
 
 def _report_on_standard_output(args: argparse.Namespace) -> str | None:
@@ -174,18 +187,3 @@ def summary(result: ValidationResult, report: Path | None = None) -> str:
     where = f" ({display_path(report)})" if report is not None else ""
     mark = check_mark() if not result.count(Status.INVALID) else "!"
     return f"{mark} Validated {plural(len(result.configs), 'config')}: {', '.join(counts)}{where}"
-
-
-def terminal_progress() -> Progress | None:
-    """A one-line progress display on a terminal's stderr; nothing when it is not a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(index: int, total: int, config: Path) -> None:
-        line = f"validating {index + 1}/{total} {printable(display_path(config))}"
-        end = "\n" if index + 1 == total else ""
-        stream = raw_stderr()  # its own carriage return and erase-line, past the escaping
-        stream.write(f"\r\033[K{line}{end}")
-        stream.flush()
-
-    return show

@@ -136,7 +136,9 @@ def _state(file: FileDrift) -> str:
 Stream = Literal["out", "err"]
 
 
-def text_lines(report: CheckReport, *, mark: str = "✓") -> Iterator[tuple[Stream, str]]:
+def text_lines(
+    report: CheckReport, *, mark: str = "✓", quiet: bool = False, verbose: bool = False
+) -> Iterator[tuple[Stream, str]]:
     """The text ``check`` prints, a piece at a time with the stream it goes to: errors, then
     each drifted folder's diffs, one ``drift:`` line per drifted folder (the drift summary),
     what ``--fix`` wrote, stale folders and the hint on standard output, then the notes, and
@@ -145,6 +147,8 @@ def text_lines(report: CheckReport, *, mark: str = "✓") -> Iterator[tuple[Stre
     Args:
         report: The check's report.
         mark: The check mark (``*`` for a terminal that cannot show ``✓``).
+        quiet: Leave out the ``✓`` line (``check -q``): only problems are printed.
+        verbose: Name each experiment that is up to date too (``check -v``).
     """
     for error in report.errors:
         yield "err", f"error: {error}\n"
@@ -177,7 +181,11 @@ def text_lines(report: CheckReport, *, mark: str = "✓") -> Iterator[tuple[Stre
         yield "out", report.hint + "\n"
     for note in report.notes:
         yield "err", f"note: {note}\n"
-    if report.exit_code == ExitCode.OK:
+    if verbose:
+        for state in report.experiments:
+            if not state.drifted:
+                yield "out", f"up to date: {printable(state.folder)}/\n"
+    if report.exit_code == ExitCode.OK and not quiet:
         yield "out", f"{mark} {plural(len(report.experiments), 'experiment')} up to date\n"
 
 
@@ -197,9 +205,17 @@ def _summary(state: FolderState) -> str:
     return line + "\n"
 
 
-def write_text(report: CheckReport, out: TextIO, err: TextIO, *, mark: str = "✓") -> None:
+def write_text(
+    report: CheckReport,
+    out: TextIO,
+    err: TextIO,
+    *,
+    mark: str = "✓",
+    quiet: bool = False,
+    verbose: bool = False,
+) -> None:
     """Write the text report: :func:`text_lines`, each piece to ``out`` or ``err``."""
-    for stream, text in text_lines(report, mark=mark):
+    for stream, text in text_lines(report, mark=mark, quiet=quiet, verbose=verbose):
         (out if stream == "out" else err).write(text)
 
 

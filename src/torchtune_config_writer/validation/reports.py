@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..errors import display_path, relative_path
@@ -36,34 +36,76 @@ Pair = tuple[Finding, ConfigResult]
 SourceKey = tuple[str, int, str, str, str, str]
 
 
-def render_text(result: ValidationResult) -> str:
-    """The readable report (``validation_report.txt``): every config and every finding.
+def render_text(
+    result: ValidationResult, *, verbose: bool = True, listed: int = 5, findings_only: bool = False
+) -> str:
+    """The readable report: the summary, each finding once with the configs it is found in,
+    then every config with its status (``verbose``, as ``validation_report.txt`` has it).
+
+    A finding that 200 configs share (a control's mistake) is one entry naming them; without
+    ``verbose`` it names the first ``listed`` and counts the rest, and the configs without a
+    finding are counted, not listed, so that a CI log shows what needs fixing.
 
     Args:
         result: The validation to report.
+        verbose: List every config, and every config of each finding.
+        listed: Without ``verbose``, how many configs each finding names.
+        findings_only: Only the findings (``validate -q``): no heading, summary or configs.
 
     Returns:
-        The report, one finding a line, ending in a newline; the same for the same result.
+        The report, ending in a newline; the same for the same result.
     """
     counts = ", ".join(f"{result.count(s)} {_STATUS_WORDS.get(s, s)}" for s in Status)
     summary = f"{plural(len(result.configs), 'config')}: {counts}"
-    lines = [TITLE, f"versions: {_versions(result)}", summary, ""]
-    for config in result.configs:
-        executed = f"; {config.execution}" if config.execution else ""
-        lines.append(
-            f"{display_path(config.config)}: {config.status} "
-            f"(tune validate: {config.tune_validate}{executed})"
-        )
-        for finding in config.findings:
-            key = f" {finding.keypath}" if finding.keypath else ""
-            line = f" (line {finding.line})" if finding.line is not None else ""
-            # A traceback's later lines stay indented under the finding they belong to.
-            message = "\n    ".join(finding.message.splitlines())
-            lines.append(f"  {finding.severity}{key}{line} [{finding.check}]: {message}")
-            source = _source(finding, config)
-            if source:
-                lines.append(f"    set at {source}")
+    lines = [TITLE, f"versions: {_versions(result)}", summary]
+    findings: list[str] = []
+    for (finding, source), hits in _grouped(result).items():
+        key = f" {finding.keypath}" if finding.keypath else ""
+        # A traceback's later lines stay indented under the finding they belong to.
+        message = "\n    ".join(finding.message.splitlines())
+        findings += ["", f"{finding.severity}{key} [{finding.check}]: {message}"]
+        if source:
+            findings.append(f"    set at {source}")
+        shown = hits if verbose else hits[:listed]
+        where = ", ".join(_at(config, line) for config, line in shown)
+        more = len(hits) - len(shown)
+        if more:
+            where += f" and {more} more (-v lists them)"
+        configs = plural(len(hits), "config")
+        findings.append(f"    in {configs}: {where}" if len(hits) > 1 else f"    in {where}")
+    if findings_only:
+        return "\n".join(findings[1:]) + "\n" if findings else ""
+    lines += findings
+    if verbose:
+        lines += ["", "configs:"]
+        for config in result.configs:
+            executed = f"; {config.execution}" if config.execution else ""
+            lines.append(
+                f"  {display_path(config.config)}: {config.status} "
+                f"(tune validate: {config.tune_validate}{executed})"
+            )
+    else:
+        unlisted = sum(not config.findings for config in result.configs)
+        if unlisted:
+            lines += ["", f"{plural(unlisted, 'config')} without findings (-v lists every config)"]
     return "\n".join(lines) + "\n"
+
+
+def _grouped(result: ValidationResult) -> dict[tuple[Finding, str], list[tuple[Path, int | None]]]:
+    """Each distinct finding (its config and line aside) → the configs and lines it is found
+    at; errors first, then in the order met."""
+    groups: dict[tuple[Finding, str], list[tuple[Path, int | None]]] = {}
+    for finding, config in _most_useful_first(result):
+        same = replace(finding, config=Path(), line=None, experiment=None, experiment_line=None)
+        hit = (config.config, finding.line)
+        groups.setdefault((same, _source(finding, config)), []).append(hit)
+    order = sorted(groups, key=lambda key: _SEVERITY_RANK.get(key[0].severity, len(Severity)))
+    return {key: groups[key] for key in order}
+
+
+def _at(config: Path, line: int | None) -> str:
+    """``exp/configs/run_000.yaml:12``: a place a terminal or an editor opens."""
+    return display_path(config) + (f":{line}" if line is not None else "")
 
 
 def render_markdown(

@@ -51,7 +51,27 @@ if TYPE_CHECKING:
 # Our findings that are why `tune validate` fails or crashes (a wrong type is not one of them).
 _EXPLAINS_TUNE_VALIDATE = frozenset({"import", "interpolation", "signature"})
 
-Progress = Callable[[int, int, Path], None]
+
+@dataclass(frozen=True)
+class Step:
+    """What validation is doing, for a progress display.
+
+    Attributes:
+        stage: ``importing torch and torchtune``, ``checking`` or ``running recipes``.
+        index: The item the stage has come to (from 0), with ``total`` items; a stage that is
+            not counted (the import) has ``total`` 0.
+        total: How many items the stage has.
+        item: The config checked, where the stage goes config by config.
+    """
+
+    stage: str
+    index: int = 0
+    total: int = 0
+    item: Path | None = None
+
+
+Progress = Callable[[Step], None]
+IMPORTING, CHECKING, EXECUTING = "importing torch and torchtune", "checking", "running recipes"
 
 
 @dataclass(frozen=True)
@@ -117,7 +137,8 @@ def validate(
         affected: Read ``paths`` as changed files and validate the experiments they affect
             (as ``check`` does); files that affect none are ignored.
         start: Where the repository is looked for.
-        progress: Called before each config with (index, total, config).
+        progress: Called with each :class:`Step`: the import, before each config's checks and
+            before each batch of recipe runs.
         preflight: Also check, on the machine that will train, that the files each config reads
             exist and its output locations are writable; executions use the real files only.
         recipe: The recipe that runs configs no experiment generated.
@@ -154,7 +175,9 @@ def validate_targets(
     """Validate the given configs in order (the public ``validate`` finds them first)."""
     from .execution.client import shared_executor
 
+    report = progress or (lambda step: None)
     executor = shared_executor() if execute and targets else None
+    report(Step(IMPORTING))  # a CI log is not silent for the ten seconds torch takes
     if executor is not None:
         executor.start()  # it imports torch while the static checks run here; it lives on
     runtime = load_runtime()
@@ -164,15 +187,19 @@ def validate_targets(
     collisions = find_collisions(plans, planned(others))
     reused = ReusedConfig()  # a sweep's configs in turn differ in a few values
     for index, target in enumerate(targets):
-        if progress is not None:
-            progress(index, len(targets), target.config)
+        report(Step(CHECKING, index, len(targets), target.config))
         shared = [collision for collision in collisions if collision.plan is target.plan]
         result.configs.append(
             validate_config(runtime, target, shared, preflight=preflight, reused=reused)
         )
     if executor is not None:
         executed = execute_targets(
-            targets, result.configs, executor, preflight=preflight, execute_each=execute_each
+            targets,
+            result.configs,
+            executor,
+            preflight=preflight,
+            execute_each=execute_each,
+            progress=report,
         )
         result.configs[:] = executed
         result.versions.update(executor.versions)
@@ -186,6 +213,7 @@ def execute_targets(
     *,
     preflight: bool = False,
     execute_each: int = EXECUTE_EACH,
+    progress: Progress | None = None,
 ) -> list[ConfigResult]:
     """The results with what running each config's recipe found (configs without an error of
     the static checks, whose recipe is known)."""
@@ -207,7 +235,14 @@ def execute_targets(
         subjects.append(
             Subject(target.config, recipe, target.folder, target.base, target.processes, real_files)
         )
-    verdicts = run_stage(subjects, executor, execute_each=execute_each)
+    counted = None
+    if progress is not None:
+        report = progress
+
+        def counted(done: int, total: int) -> None:
+            report(Step(EXECUTING, done, total))
+
+    verdicts = run_stage(subjects, executor, execute_each=execute_each, progress=counted)
     for index, verdict in zip(chosen, verdicts, strict=True):
         updated[index] = _with_execution(targets[index], updated[index], verdict)
     return updated

@@ -87,13 +87,17 @@ def run_stage(
     executor: Executor,
     *,
     execute_each: int = EXECUTE_EACH,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
-    """Execute the configs (grouped), narrow failures down; a verdict per subject, in order."""
+    """Execute the configs (grouped), narrow failures down; a verdict per subject, in order.
+
+    ``progress`` is called before each batch of runs with (runs done, runs known so far): a
+    failure's narrowing adds runs as it goes.
+    """
     if not subjects:
         return []
     try:
-        return _Stage(subjects, executor, execute_each).run()
+        return _Stage(subjects, executor, execute_each, progress).run()
     except WorkerFailed as exc:
         message = f"not checked by running the recipe: the execution worker failed ({exc})"
         problem: Problem = ((), Severity.UNVERIFIED, message)
@@ -101,9 +105,17 @@ def run_stage(
 
 
 class _Stage:
-    def __init__(self, subjects: Sequence[Subject], executor: Executor, each: int) -> None:
+    def __init__(
+        self,
+        subjects: Sequence[Subject],
+        executor: Executor,
+        each: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.subjects = list(subjects)
-        self.executor = executor
+        self.executor: Executor | _Counted = executor
+        if progress is not None:
+            self.executor = _Counted(executor, progress)
         self.keys = [_keys(s) for s in subjects]
         distinct = {key.values for key in self.keys}
         self.by_class = len(distinct) > each
@@ -232,6 +244,23 @@ class _Stage:
         if data is None:
             return [()], ""
         return [guess_keypath(outcome, data)], ""
+
+
+class _Counted:
+    """An executor that reports each batch of runs before it runs them."""
+
+    def __init__(self, executor: Executor, progress: Callable[[int, int], None]) -> None:
+        self.executor = executor
+        self.progress = progress
+        self.done = 0
+
+    def run(self, requests: Sequence[Request]) -> list[Outcome]:
+        if not requests:
+            return []
+        self.progress(self.done, self.done + len(requests))
+        outcomes = self.executor.run(requests)
+        self.done += len(requests)
+        return outcomes
 
 
 def _takes_no_step(outcome: Outcome) -> bool:
