@@ -43,11 +43,15 @@ class CliResult:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run ``main([...])`` and capture its exit code and output."""
+    """Run ``main([...])`` and capture its exit code and output (argparse's exit included: a
+    mistyped argument or ``--help``)."""
 
     def run(*argv: str | Path) -> CliResult:
         capsys.readouterr()
-        code = main([str(arg) for arg in argv])
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as exit:
+            code = int(exit.code or 0)
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 

@@ -335,7 +335,7 @@ def test_a_terminal_gets_a_progress_line(configs: dict[str, Path]) -> None:
     shown = os.read(main, 65536).decode()
     os.close(main)
     assert result.returncode == 0
-    assert "validating 1/1 " in shown and "clean/configs/run_000.yaml" in shown
+    assert "checking 1/1 " in shown and "clean/configs/run_000.yaml" in shown
 
 
 @pytest.mark.needs_torch

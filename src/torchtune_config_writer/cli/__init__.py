@@ -49,15 +49,16 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "show": (
         "show each run's changes to the base config as a table (writes nothing)",
         (
-            ("show examples/lr_batch_sweep", "every run's values against the base"),
-            ("show exp --run run_003", "one run's changes"),
+            ("show examples/lr_batch_sweep", "every run's changes to the base, as a table"),
+            ("show exp --wide", "values whole, not cut at 60 characters"),
+            ("show exp --format json", "every value whole, for tools"),
         ),
     ),
     "diff": (
         "what the generated folders change, run by run, against a commit (writes nothing)",
         (
-            ("diff", "against HEAD, every experiment"),
-            ("diff --base origin/main --markdown -", "a pull request's changes, as Markdown"),
+            ("diff --base HEAD~1", "what the last commit changed, run by run"),
+            ("diff --base origin/main --format markdown --output changes.md", "for a PR"),
         ),
     ),
     "validate": (
