@@ -10,6 +10,7 @@ from 8 (about 8 minutes).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -607,6 +608,37 @@ DEFERRED = {
 }
 
 
+# The terminal's libraries: what each would add to the hook's start. Colour and the progress
+# line are a few lines of ANSI by hand (the hook's whole import budget is 30 ms); completion
+# uses shtab, imported by `completion` alone.
+TERMINAL_LIBRARIES = {
+    "shtab (completion only)": "shtab",
+    "rich.console (colour, width, progress)": "rich.console",
+    "colorama (colour on old Windows consoles)": "colorama",
+    "difflib (a typo's did-you-mean only)": "difflib",
+}
+
+
+def terminal_library_imports(repeat: int) -> Row:
+    costs = []
+    for name, module in TERMINAL_LIBRARIES.items():
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            costs.append(f"{name}: not installed here")
+            continue
+        program = f"import time\nstart = time.perf_counter()\nimport {module}\n"
+        program += "print(time.perf_counter() - start)"
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", program], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(repeat)
+        ]
+        costs.append(f"{name} {1000 * statistics.median(times):.1f} ms")
+    return Row("terminal libraries: what importing each costs", 0.0, "; ".join(costs))
+
+
 def deferred_imports(repeat: int) -> Row:
     costs = []
     for name, (code, hook_only) in DEFERRED.items():
@@ -823,6 +855,7 @@ def main() -> None:
     rows: list[Row] = []
     if "drift" in groups:
         rows += drift_workloads(args.repeat)
+        rows.append(terminal_library_imports(args.repeat))
     if "large" in groups:
         rows += large_drift_workloads(args.repeat)
     if "generate" in groups:

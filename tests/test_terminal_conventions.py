@@ -179,9 +179,7 @@ def test_each_commands_help_ends_with_examples_that_parse(
 ) -> None:
     shown = cli(name, "--help").out
     assert "\nexamples:\n  torchtune-config-writer " + name in shown
-    examples = [
-        line.split("#")[0] for line in shown.split("\nexamples:\n")[1].splitlines() if line
-    ]
+    examples = [line.split("#")[0] for line in shown.split("\nexamples:\n")[1].splitlines() if line]
     assert len(examples) >= 1
     for example in examples:
         words = shlex.split(example.split(">")[0])  # the shell's redirection is not an argument
@@ -226,7 +224,9 @@ def test_snapshots_of_validate_on_a_terminal_and_in_a_log_with_grouped_findings(
     write_experiment: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
     # One control that no recipe reads, shared by three runs: one finding naming three configs.
-    path = write_experiment(experiment_text(variables="lora_rank: [8, 16, 32]", controls="+epoch: 3"))
+    path = write_experiment(
+        experiment_text(variables="lora_rank: [8, 16, 32]", controls="+epoch: 3")
+    )
     record_base(path)
     assert cli("generate", path).code == 0
     folder = path.parent.parent

@@ -10,7 +10,6 @@ import signal
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 import argparse  # noqa: E402
-import difflib  # noqa: E402
 import importlib  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
@@ -176,6 +175,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     # The command is the first argument that is no option (the program's own take no value).
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     if chosen is not None and chosen not in _COMMANDS:
+        import difflib  # a typo's guess only: the hook's own path does without it
+
         close = difflib.get_close_matches(chosen, _COMMANDS, n=1, cutoff=0.6)
         guess = f": did you mean {close[0]}?" if close else f" (one of {', '.join(_COMMANDS)})"
         _Parser(prog=PROG).error(f"no command {chosen!r}{guess}")
@@ -185,6 +186,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         command = command_parsers(parser)[args.command]
         options = [o for action in command._actions for o in action.option_strings]
         first = unknown[0].split("=", 1)[0]
+        import difflib
+
         close = difflib.get_close_matches(first, options, n=1, cutoff=0.75)
         guess = f": did you mean {close[0]}?" if close and first.startswith("-") else ""
         command.error(f"unrecognized arguments: {' '.join(unknown)}{guess}")
