@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,15 @@ import jsonschema
 import pytest
 
 import torchtune_config_writer
+from torchtune_config_writer import yaml_read
+from torchtune_config_writer.errors import ConfigWriterError
 from torchtune_config_writer.experiment import launch
 from torchtune_config_writer.experiment import load as experiment
-from torchtune_config_writer.yaml_read import read_yaml_file
+from torchtune_config_writer.yaml_read import Replace, parse_yaml, read_yaml_file
+from torchtune_config_writer.yaml_safety import REPLACE_TAG
 
 from .conftest import EXAMPLES, CliResult, python_without_torch
+from .test_meaning import forms_table
 
 SCHEMA_PATH = Path(torchtune_config_writer.__file__).with_name("experiment.schema.json")
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -308,15 +313,295 @@ def test_schema_prints_the_schema_file_exactly(cli: Callable[..., CliResult]) ->
     assert result.out == SCHEMA_PATH.read_text(encoding="utf-8")
 
 
-def test_schema_writes_the_files_bytes_without_importing_torch(tmp_path: Path) -> None:
+def test_schema_writes_the_files_bytes_without_importing_torch_or_jsonschema(
+    tmp_path: Path,
+) -> None:
     script = textwrap.dedent("""
         import sys
         from torchtune_config_writer.cli import main
         code = main(["schema"])
-        heavy = ("torch", "torchtune", "torchao")
+        heavy = ("torch", "torchtune", "torchao", "jsonschema")
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         sys.exit(code or (3 if loaded else 0))
     """)
     result = python_without_torch(script, cwd=tmp_path, text=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout == SCHEMA_PATH.read_bytes()
+
+
+# --- schema --check: the schema on files read as the tool reads them -------------------------
+
+
+def test_schema_check_accepts_every_example(cli: Callable[..., CliResult]) -> None:
+    assert len(EXAMPLE_FILES) >= 2  # found, not listed
+    result = cli("schema", "--check", *EXAMPLE_FILES)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.endswith(f" {len(EXAMPLE_FILES)} experiment files match the schema\n")
+    assert len(result.out.splitlines()) == 1
+
+
+def test_schema_check_takes_a_folder_as_generate_does(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    for name in ("experiment.yaml", "experiment.yml"):
+        folder = tmp_path / name.replace(".", "_")
+        write(folder, HEAD).rename(folder / name)
+        result = cli("schema", "--check", folder)
+        assert (result.code, result.err) == (0, "")
+        assert result.out.endswith(" 1 experiment file matches the schema\n")
+    # A folder and its own file are one experiment file.
+    result = cli("schema", "--check", folder, folder / "experiment.yml")
+    assert result.out.endswith(" 1 experiment file matches the schema\n")
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["nowhere/experiment.yaml", "empty_folder"],
+)
+def test_schema_check_of_a_path_without_an_experiment_is_one_error_line(
+    missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty_folder").mkdir()
+    result = cli("schema", "--check", missing)
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.startswith(f"error: {missing}: ")
+    assert len(result.err.splitlines()) == 1
+
+
+# Every form of the tag, in every place the format takes it (the table "Where each form works"
+# of docs/experiment-format.md): what the loader accepts, schema --check accepts.
+SGD = "{_component_: torch.optim.SGD, lr: 0.1}"
+TAGGED = {
+    ("controls", "block style"): HEAD
+    + "controls:\n  optimizer: !replace\n    _component_: torch.optim.SGD\n    lr: 0.1\n",
+    ("controls", "flow style"): HEAD + f"controls:\n  optimizer: !replace {SGD}\n",
+    ("controls", "empty"): HEAD + "controls:\n  optimizer: !replace {}\n",
+    ("controls", "the verbatim tag"): HEAD + f"controls:\n  optimizer: !<!replace> {SGD}\n",
+    ("controls", "deep inside a value"): HEAD + "controls:\n  +custom: {inner: !replace {a: 1}}\n",
+    ("variables", "flow and block"): HEAD
+    + f"variables:\n  optimizer:\n    - !replace {SGD}\n    - !replace\n      lr: 0.2\n",
+    ("variables", "anchored, matched through its alias by exclude and when"): HEAD
+    + f"variables:\n  optimizer: [&sgd !replace {SGD}, {{lr: 0.2}}]\n  seed: [1, 2]\n"
+    "exclude:\n  - {optimizer: *sgd, seed: 2}\n"
+    "conditions:\n  - when: {optimizer: *sgd}\n    set: {batch_size: 2}\n",
+    ("linked groups", "a member's value"): HEAD
+    + f"variables:\n  pair:\n    seed: [1, 2]\n    optimizer: [!replace {SGD}, {{lr: 0.2}}]\n",
+    ("conditions", "in set"): HEAD
+    + f"variables:\n  seed: [1, 2]\nconditions:\n  - when: {{seed: 1}}\n"
+    f"    set:\n      optimizer: !replace {SGD}\n",
+}
+
+
+def test_every_place_the_format_takes_replace_is_tried() -> None:
+    table = forms_table()
+    takes = {place for (place, form), works in table.items() if form == "!replace" and works}
+    assert {place for place, _ in TAGGED} == takes
+
+
+@pytest.mark.parametrize("text", TAGGED.values(), ids=[": ".join(key) for key in TAGGED])
+def test_schema_check_accepts_replace_wherever_the_loader_does(
+    text: str, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path = write(tmp_path / "exp", text)
+    assert any(isinstance(value, Replace) for value in all_values(read_yaml_file(path).data))
+    result = cli("schema", "--check", path)
+    assert (result.code, result.err) == (0, ""), result.err
+    assert cli("generate", path).code == 0
+
+
+def all_values(data: Any) -> Iterator[Any]:
+    yield data
+    children = data.values() if isinstance(data, dict) else data if isinstance(data, list) else []
+    for child in children:
+        yield from all_values(child)
+
+
+# Mistakes, each line as schema --check prints it: file:line:column, what, what to do.
+MISPLACED = "!replace works on config values (under controls, variables, conditions and exclude)"
+VIOLATIONS = {
+    "a wrong key, misspelt": (
+        HEAD.replace("  name: study\n", "  name: study\n  max_run: 5\n"),
+        ["3:3: unknown key 'max_run' in experiment: did you mean 'max_runs'?"],
+    ),
+    "a wrong type under a !replace the schema checks": (
+        HEAD + "evaluation: !replace\n  tasks: truthfulqa_mc2\n  limit: 0\n",
+        [
+            f"7:1: {MISPLACED}, not on evaluation: drop the tag",
+            "8:3: evaluation.tasks is 'truthfulqa_mc2', expected a list",
+            "9:3: evaluation.limit is the integer 0: give more than 0",
+        ],
+    ),
+    "a wrong key under a !replace on a section": (
+        HEAD + "controls: !replace\n  seed: 1\n  lora-rank: 8\n",
+        [
+            f"7:1: {MISPLACED}, not on controls: drop the tag",
+            "9:3: controls has the key 'lora-rank', which is not allowed: not a parameter name: "
+            "write a config key such as lora_rank, a dotted path such as optimizer.lr, +name to "
+            "add a new key, or ~name to delete one",
+        ],
+    ),
+    "!replace on a linked group whose member is no list": (
+        HEAD + "variables:\n  pair: !replace\n    seed: [1, 2]\n    batch_size: 4\n",
+        [
+            f"8:3: {MISPLACED}, not on variables.pair: drop the tag",
+            "10:5: variables.pair.batch_size is the integer 4, expected a list: every variable "
+            "of a linked group is a list of values, e.g. [8, 16]",
+        ],
+    ),
+    "!replace where a variable's list belongs": (
+        HEAD + "variables:\n  optimizer: !replace {lr: 0.1}\n",
+        [
+            "8:3: variables.optimizer has 1 key (lr): a linked group has at least 2",
+            f"8:3: {MISPLACED}, not on variables.optimizer: drop the tag",
+            "8:24: variables.optimizer.lr is the float 0.1, expected a list: every variable of a "
+            "linked group is a list of values, e.g. [8, 16]",
+        ],
+    ),
+    "!replace on a rule": (
+        HEAD + "variables:\n  seed: [1, 2]\nconditions:\n  - when: !replace {seed: 1}\n"
+        "    set: {batch_size: 2}\n",
+        [f"10:5: {MISPLACED}, not on conditions.0.when: drop the tag"],
+    ),
+    "!replace in launch, on a mapping the schema refuses a key of": (
+        HEAD.replace("single_device", "distributed")
+        + "launch:\n  slurm:\n    sbatch: !replace {partition: gpu, array: 0-3}\n",
+        [
+            f"9:5: {MISPLACED}, not on launch.slurm.sbatch: drop the tag",
+            "9:39: launch.slurm.sbatch may not have the key 'array': a mapping of sbatch "
+            'options, e.g. {partition: gpu, time: "04:00:00"}, without array: the array is '
+            "written for you, one task per run (launch.slurm.max_parallel limits how many run "
+            "at once)",
+        ],
+    ),
+    "an sbatch value of no type it takes": (
+        HEAD + "launch:\n  slurm:\n    sbatch:\n      exclusive: false\n",
+        [
+            "10:7: launch.slurm.sbatch.exclusive is the boolean false, expected text, a number "
+            "or true"
+        ],
+    ),
+    "no base": (
+        HEAD.replace("  base_config_file: base.yaml\n", ""),
+        ["4:1: framework_config needs one of base_config and base_config_file: give exactly one"],
+    ),
+    "!replace before a list": (
+        HEAD + "controls:\n  model: !replace [1, 2]\n",
+        ["8:10: !replace takes a mapping: it replaces the base's mapping there whole"],
+    ),
+    "a tag the format does not have": (
+        HEAD + "controls:\n  ~profiler: !delete\n",
+        ["8:14: the tag !delete is not allowed"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "lines"), VIOLATIONS.values(), ids=VIOLATIONS.keys())
+def test_schema_check_reports_each_violation_at_its_line_and_column(
+    text: str,
+    lines: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "exp", text)
+    before = sorted(tmp_path.rglob("*"))
+    result = cli("schema", "--check", "exp")
+    assert (result.code, result.out) == (2, "")
+    reported = result.err.splitlines()
+    assert len(reported) == len(lines), result.err
+    for line, wanted in zip(reported, lines, strict=True):
+        assert line.startswith(f"error: exp/experiment.yaml:{wanted}"), result.err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_schema_check_reports_every_file_and_checks_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a", HEAD + "controls: {batch_size: 2}\nvariables:\n  seed: 1\n")
+    write(tmp_path / "b", HEAD)
+    write(tmp_path / "c", HEAD.replace("framework: torchtune", "framework: pytorch"))
+    result = cli("schema", "--check", "a", "b", "c", "d")
+    assert (result.code, result.out) == (2, "")
+    assert [line.split(": ", 2)[1] for line in result.err.splitlines()] == [
+        "a/experiment.yaml:9:3",
+        "c/experiment.yaml:3:3",
+        "d",
+    ]
+
+
+@pytest.mark.parametrize(("where", "text", "message"), REFUSED.values(), ids=REFUSED.keys())
+def test_schema_check_refuses_what_the_schema_refuses_on_one_line_each(
+    where: tuple[str, ...],
+    text: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliResult],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path / "exp", text)
+    result = cli("schema", "--check", "exp")
+    assert (result.code, result.out) == (2, "")
+    positions = read_yaml_file(path).positions
+    # At the key path the schema names, or at a key under it (the one that is wrong).
+    at = {positions[key] for key in positions if key[: len(where)] == where}
+    lines = [
+        re.match(r"error: exp/experiment\.yaml:(\d+):(\d+): ", line)
+        for line in result.err.splitlines()
+    ]
+    assert lines and all(lines), result.err
+    assert lines[0] and (int(lines[0][1]), int(lines[0][2])) in at, result.err
+
+
+def test_the_editor_settings_list_every_tag_the_loader_reads() -> None:
+    """docs/editor-support.md's yaml.customTags names each tag of the loader with each kind of
+    node it takes, as yaml-language-server spells them ("!tag mapping")."""
+    tags = [tag for tag in yaml_read._Loader.yaml_constructors if str(tag).startswith("!")]
+    assert REPLACE_TAG in tags
+    samples = {"mapping": "{a: 1}", "sequence": "[1]", "scalar": "text"}
+    read = set()
+    for tag in tags:
+        for kind, sample in samples.items():
+            try:
+                parse_yaml(f"key: {tag} {sample}\n".encode(), Path("tags.yaml"))
+            except ConfigWriterError:
+                continue
+            read.add(f"{tag} {kind}")
+    page = (Path(__file__).parent.parent / "docs" / "editor-support.md").read_text()
+    settings = [
+        json.loads(block)
+        for block in re.findall(r"```json\n(.*?)```", page, re.S)
+        if "yaml.customTags" in block
+    ]
+    assert settings and all(set(s["yaml.customTags"]) == read for s in settings), read
+
+
+def test_the_schema_tells_where_replace_works() -> None:
+    """Hovering a config value's place says what !replace does there."""
+    sections = SCHEMA["properties"]
+    places = [
+        sections["controls"],
+        sections["controls"]["additionalProperties"],
+        SCHEMA["definitions"]["sweep"],
+        SCHEMA["definitions"]["linkedGroup"]["additionalProperties"],
+        sections["conditions"]["items"]["properties"]["set"],
+    ]
+    for place in places:
+        assert "!replace {...}" in place["description"]
+        assert "`!replace {...}`" in place["markdownDescription"]
+
+
+def test_the_hooks_check_never_imports_jsonschema(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES / "lr_search", tmp_path / "lr_search")
+    script = textwrap.dedent("""
+        import sys
+        from torchtune_config_writer.cli import main
+        code = main(["check", "lr_search"])
+        print(code, sorted(m for m in sys.modules if m.split(".")[0] == "jsonschema"))
+    """)
+    result = python_without_torch(script, cwd=tmp_path)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr

@@ -1,27 +1,46 @@
-"""``schema``: the JSON Schema of ``experiment.yaml``, for editors that check YAML as you type."""
+"""``schema``: the JSON Schema of ``experiment.yaml``, for editors that check YAML as you type;
+``schema --check EXP...``: experiment files checked against it, read as the tool reads them."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
+from pathlib import Path
 
 from ..errors import ExitCode
-
-SCHEMA_FILE = "experiment.schema.json"
+from ..experiment.schema import schema_bytes
+from ..terminal import check_mark
+from ..wording import plural
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
-    commands.add_parser(
+    parser = commands.add_parser(
         "schema",
         help=summary,
         description="Print the JSON Schema (draft-07) of experiment.yaml. Save it with "
         "`torchtune-config-writer schema > experiment.schema.json` and point your editor at it, "
-        "e.g. with the first line `# yaml-language-server: $schema=<path>` in experiment.yaml.",
+        "e.g. with the first line `# yaml-language-server: $schema=<path>` in experiment.yaml. "
+        "With --check, check experiment files against it instead: read as generate reads them, "
+        "so `!replace` is the mapping it holds.",
+    )
+    parser.add_argument(
+        "--check",
+        nargs="+",
+        type=Path,
+        metavar="EXP",
+        help="check these experiment files (an experiment.yaml, or the folder holding one) "
+        "against the schema: one error line per violation, exit code 2",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check:
+        from ..experiment.schema import check_schema
+
+        count = check_schema(args.check)
+        verb = "matches" if count == 1 else "match"
+        print(f"{check_mark()} {plural(count, 'experiment file')} {verb} the schema")
+        return ExitCode.OK
     data = schema_bytes()
     # The file's exact bytes: a text stream would translate newlines on some platforms.
     stream = getattr(sys.stdout, "buffer", None)
@@ -32,12 +51,3 @@ def run(args: argparse.Namespace) -> int:
         stream.write(data)
         stream.flush()
     return ExitCode.OK
-
-
-def schema_bytes() -> bytes:
-    """The JSON Schema of ``experiment.yaml`` shipped in the package, as stored.
-
-    Returns:
-        The bytes of ``experiment.schema.json`` (UTF-8 JSON, draft-07).
-    """
-    return resources.files("torchtune_config_writer").joinpath(SCHEMA_FILE).read_bytes()

@@ -137,6 +137,18 @@ class Experiment:
         return self.document.error(message, keypath)
 
 
+def read_experiment_document(path: Path) -> Document:
+    """The experiment file that ``path`` names, parsed, before any rule of the format is checked
+    (``schema --check`` reads it as ``load_experiment`` does).
+
+    Raises:
+        ConfigWriterError: no experiment file there, too large, not YAML.
+    """
+    path = find_experiment_file(path)
+    _check_size(path)
+    return read_yaml_file(path)
+
+
 def find_experiment_file(path: Path) -> Path:
     """The experiment file that ``path`` names: the file itself, or the one in a folder.
 
@@ -227,9 +239,8 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
     Raises:
         ConfigWriterError: any rule of the format is broken; the message points at the line.
     """
-    path = find_experiment_file(path)
-    _check_size(path)
-    doc = read_yaml_file(path)
+    doc = read_experiment_document(path)
+    path = doc.path
     data = doc.data
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else a_type_name(data)

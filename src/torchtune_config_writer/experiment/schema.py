@@ -1,0 +1,124 @@
+"""The JSON Schema of ``experiment.yaml``, and experiment files checked against it as the tool
+reads them (``schema --check``).
+
+An editor or a generic checker reads YAML 1.2 with no tags of its own, so it cannot read
+``!replace``; here the file is parsed by the tool's own loader, which turns a ``!replace``
+mapping into the mapping it holds (a :class:`~..yaml_read.Replace`), so the schema checks it as
+that mapping. What the schema cannot say, where the tag may stand, is checked beside it.
+jsonschema is imported only by :func:`check_schema` (it costs 0.15 s): ``schema`` alone and the
+hook's ``check`` never load it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigWriterError, ErrorList, all_of
+from ..keypaths import KeyPath, dotted
+from ..yaml_read import Document, Replace
+from ..yaml_safety import REPLACE_TAG
+from .load import read_experiment_document
+from .schema_errors import SchemaErrors
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator
+
+SCHEMA_FILE = "experiment.schema.json"
+
+
+def schema_bytes() -> bytes:
+    """The JSON Schema of ``experiment.yaml`` shipped in the package, as stored.
+
+    Returns:
+        The bytes of ``experiment.schema.json`` (UTF-8 JSON, draft-07).
+    """
+    return resources.files("torchtune_config_writer").joinpath(SCHEMA_FILE).read_bytes()
+
+
+def check_schema(paths: Sequence[Path]) -> int:
+    """Check experiment files against the JSON Schema, read as ``generate`` reads them.
+
+    Args:
+        paths: Experiment files, or folders holding one (as ``generate`` takes them).
+
+    Returns:
+        How many experiment files were checked (all valid).
+
+    Raises:
+        ConfigWriterError: every violation of every file, each at its line and column; a path
+            that names no experiment file, or a file that is not YAML.
+    """
+    import jsonschema  # here, not at the top: 0.15 s that only this check needs
+
+    schema = json.loads(schema_bytes())
+    validator = jsonschema.Draft7Validator(schema)
+    found = ErrorList()
+    checked: dict[Path, None] = {}  # a folder and its file given both are one file
+    for path in paths:
+        doc = found.attempt(partial(read_experiment_document, path), None)
+        if doc is None or doc.path.resolve() in checked:
+            continue
+        checked[doc.path.resolve()] = None
+        errors = list(_violations(doc, validator))
+        if errors:
+            found.add(all_of(errors))
+    found.raise_found()
+    return len(checked)
+
+
+def _violations(doc: Document, validator: Draft7Validator) -> Iterator[ConfigWriterError]:
+    errors = SchemaErrors(validator, doc.data)
+    for error in validator.iter_errors(doc.data):
+        for keypath, message in errors.explain(error):
+            yield doc.error(message, keypath)
+    for keypath in misplaced_replace(doc.data):
+        yield doc.error(
+            f"{REPLACE_TAG} works on config values (under controls, variables, conditions and "
+            f"exclude), not on {dotted(keypath) or 'the file'}: drop the tag",
+            keypath,
+        )
+
+
+def misplaced_replace(data: Any) -> Iterator[KeyPath]:
+    """Where a ``!replace`` mapping stands outside a config value: on a section, a linked group,
+    a rule, or anywhere in ``launch`` and ``evaluation`` (docs/experiment-format.md's table).
+
+    A config value is a control's value, a variable's value (in a linked group too), and a
+    condition's ``set`` or a rule's value (which matches a variable's value), at any depth.
+    """
+
+    def walk(value: Any, keypath: KeyPath) -> Iterator[KeyPath]:
+        if _is_config_value(data, keypath):
+            return
+        if isinstance(value, Replace):
+            yield keypath
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from walk(inner, (*keypath, key))
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                yield from walk(inner, (*keypath, index))
+
+    return walk(data, ())
+
+
+def _is_config_value(data: Any, keypath: KeyPath) -> bool:
+    match keypath:
+        case ("controls", _, *_) | ("exclude", int(), _, *_):
+            return True
+        case ("conditions", int(), "set" | "when", _, *_):
+            return True
+        case ("variables", str(name), *inside) if inside:
+            entry = data["variables"][name]
+            # A variable's values, or a linked group member's values (a range has none).
+            return isinstance(entry, list) or (
+                isinstance(entry, dict)
+                and len(inside) >= 2
+                and isinstance(entry.get(inside[0]), list)
+            )
+    return False
