@@ -338,6 +338,7 @@ def test_schema_check_accepts_every_example(cli: Callable[..., CliResult]) -> No
     assert (result.code, result.err) == (0, "")
     assert result.out.endswith(f" {len(EXAMPLE_FILES)} experiment files match the schema\n")
     assert len(result.out.splitlines()) == 1
+    assert cli("schema", "-q", "--check", *EXAMPLE_FILES) == CliResult(0, "", "")
 
 
 def test_schema_check_takes_a_folder_as_generate_does(

@@ -77,7 +77,10 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     ),
     "schema": (
         "print the JSON Schema of experiment.yaml (for editor completion and checks)",
-        (("schema > experiment.schema.json", "save it for your editor"),),
+        (
+            ("schema > experiment.schema.json", "save it for your editor"),
+            ("schema --check experiments/*/", "check experiment files against it (CI)"),
+        ),
     ),
     "completion": (
         "print a shell completion script (bash, zsh or tcsh)",

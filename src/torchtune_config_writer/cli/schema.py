@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
         from ..experiment.schema import check_schema
 
         count = check_schema(args.check)
-        verb = "matches" if count == 1 else "match"
-        print(f"{check_mark()} {plural(count, 'experiment file')} {verb} the schema")
+        if not args.quiet:
+            verb = "matches" if count == 1 else "match"
+            print(f"{check_mark()} {plural(count, 'experiment file')} {verb} the schema")
         return ExitCode.OK
     data = schema_bytes()
     # The file's exact bytes: a text stream would translate newlines on some platforms.
