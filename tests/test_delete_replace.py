@@ -143,3 +143,38 @@ def test_a_replaced_scheduler_keeps_none_of_the_bases_arguments_where_a_merged_o
     assert kept.code == 1 and "num_warmup_steps" in kept.out, kept.out
     clean = cli("validate", swapped.parent)
     assert "num_warmup_steps" not in clean.out, clean.out
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "where"),
+    [
+        ("controls: !replace\n  seed: 1\n", "6:1", "controls"),
+        ("variables: !replace\n  lora_rank: [8, 16]\n", "6:1", "variables"),
+        (
+            "variables:\n  lora: !replace\n    lora_rank: [8, 16]\n    lora_alpha: [16, 32]\n",
+            "7:3",
+            "variables.lora",
+        ),
+        (
+            "variables:\n  lora_rank: [8, 16]\nexclude:\n- !replace {lora_rank: 8}\n",
+            "9:3",
+            "exclude.0",
+        ),
+        ("output: !replace\n  experiment_name: x\n", "6:1", "output"),
+    ],
+)
+def test_replace_on_anything_but_a_config_value_is_refused_not_ignored(
+    write_experiment: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    text: str,
+    at: str,
+    where: str,
+) -> None:
+    # generate took these as written (the tag dropped); schema --check refused them.
+    path = write_experiment(experiment_text() + text)
+    for command in ("generate", "schema --check"):
+        result = cli(*command.split(), path)
+        assert result.code == 2, (command, result.out)
+        assert result.err.startswith(f"error: {path}:{at}: !replace works on config values ")
+        assert f"not on {where}: drop the tag" in result.err
+    assert not (path.parent / "configs").exists()

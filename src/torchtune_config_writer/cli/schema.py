@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import ExitCode
+from ..errors import ConfigWriterError, ExitCode
 from ..experiment.schema import schema_bytes
 from ..terminal import check_mark
 from ..wording import plural
@@ -24,20 +24,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         "so `!replace` is the mapping it holds.",
     )
     parser.add_argument(
-        "--check",
-        nargs="+",
+        "paths",
+        nargs="*",
         type=Path,
         metavar="EXP",
-        help="check these experiment files (an experiment.yaml, or the folder holding one) "
-        "against the schema: one error line per violation, exit code 2",
+        help="with --check: an experiment.yaml, or the folder holding one",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the EXP files against the schema instead of printing it: one error line "
+        "per violation, exit code 2",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check != bool(args.paths):  # a flag, so that -q may come anywhere after it
+        wanted = "the experiment files to check" if args.check else "--check to check them"
+        raise ConfigWriterError(f"schema --check takes experiment files: give {wanted}")
     if args.check:
         from ..experiment.schema import check_schema
 
-        count = check_schema(args.check)
+        count = check_schema(args.paths)
         if not args.quiet:
             verb = "matches" if count == 1 else "match"
             print(f"{check_mark()} {plural(count, 'experiment file')} {verb} the schema")

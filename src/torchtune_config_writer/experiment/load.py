@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 from ..errors import ConfigWriterError, ErrorList
 from ..keypaths import KeyPath, dotted
 from ..yaml_read import Document, Replace, a_type_name, read_yaml_file
-from ..yaml_safety import MAX_EXPERIMENT_BYTES
+from ..yaml_safety import MAX_EXPERIMENT_BYTES, REPLACE_TAG
 from .design import Design, read_design
 from .evaluation import Evaluation, read_evaluation
 from .launch import RECIPE, Launch, read_launch
@@ -247,6 +248,8 @@ def load_experiment(path: Path, max_runs: int | None = None) -> Experiment:
         raise doc.error(
             f"expected the experiment sections (experiment:, variables:, ...), found {kind}"
         )
+    for keypath in misplaced_replace(data):  # taken as written there, silently: refused
+        raise misplaced_replace_error(doc, keypath)
     # Each part is checked on its own, so that independent mistakes are reported together.
     found = ErrorList()
     unknown = found.attempt(partial(reject_unknown_keys, doc, data, _SECTIONS, (), "section"), 1)
@@ -503,3 +506,52 @@ def _ascii_spelling(name: str) -> str:
     """``étude`` as ``etude``: the accents dropped, anything else not ASCII as ``_``."""
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^A-Za-z0-9._-]", "_", plain) or "study"
+
+
+def misplaced_replace_error(doc: Document, keypath: KeyPath) -> ConfigWriterError:
+    """The error of a ``!replace`` at ``keypath``, where :func:`misplaced_replace` found it."""
+    return doc.error(
+        f"{REPLACE_TAG} works on config values (under controls, variables, conditions and "
+        f"exclude), not on {dotted(keypath) or 'the file'}: drop the tag",
+        keypath,
+    )
+
+
+def misplaced_replace(data: Any) -> Iterator[KeyPath]:
+    """Where a ``!replace`` mapping stands outside a config value: on a section, a linked group,
+    a rule, or anywhere in ``launch`` and ``evaluation`` (docs/experiment-format.md's table).
+
+    A config value is a control's value, a variable's value (in a linked group too), and a
+    condition's ``set`` or a rule's value (which matches a variable's value), at any depth.
+    """
+
+    def walk(value: Any, keypath: KeyPath) -> Iterator[KeyPath]:
+        if _is_config_value(data, keypath):
+            return
+        if isinstance(value, Replace):
+            yield keypath
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from walk(inner, (*keypath, key))
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                yield from walk(inner, (*keypath, index))
+
+    return walk(data, ())
+
+
+def _is_config_value(data: Any, keypath: KeyPath) -> bool:
+    match keypath:
+        case ("controls", _, *_) | ("exclude", int(), _, *_):
+            return True
+        case ("conditions", int(), "set" | "when", _, *_):
+            return True
+        case ("variables", str(name), *inside) if inside:
+            entry = data["variables"][name]
+            # A variable's values, or a linked group member's values (a range has none).
+            return isinstance(entry, list) or (
+                isinstance(entry, dict)
+                and len(inside) >= 2
+                and isinstance(entry.get(inside[0]), list)
+            )
+    return False

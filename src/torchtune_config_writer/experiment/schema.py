@@ -16,13 +16,11 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigWriterError, ErrorList, all_of
-from ..keypaths import KeyPath, dotted
-from ..yaml_read import Document, Replace
-from ..yaml_safety import REPLACE_TAG
-from .load import read_experiment_document
+from ..yaml_read import Document
+from .load import misplaced_replace, misplaced_replace_error, read_experiment_document
 from .schema_errors import SchemaErrors
 
 if TYPE_CHECKING:
@@ -77,48 +75,4 @@ def _violations(doc: Document, validator: Draft7Validator) -> Iterator[ConfigWri
         for keypath, message in errors.explain(error):
             yield doc.error(message, keypath)
     for keypath in misplaced_replace(doc.data):
-        yield doc.error(
-            f"{REPLACE_TAG} works on config values (under controls, variables, conditions and "
-            f"exclude), not on {dotted(keypath) or 'the file'}: drop the tag",
-            keypath,
-        )
-
-
-def misplaced_replace(data: Any) -> Iterator[KeyPath]:
-    """Where a ``!replace`` mapping stands outside a config value: on a section, a linked group,
-    a rule, or anywhere in ``launch`` and ``evaluation`` (docs/experiment-format.md's table).
-
-    A config value is a control's value, a variable's value (in a linked group too), and a
-    condition's ``set`` or a rule's value (which matches a variable's value), at any depth.
-    """
-
-    def walk(value: Any, keypath: KeyPath) -> Iterator[KeyPath]:
-        if _is_config_value(data, keypath):
-            return
-        if isinstance(value, Replace):
-            yield keypath
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                yield from walk(inner, (*keypath, key))
-        elif isinstance(value, list):
-            for index, inner in enumerate(value):
-                yield from walk(inner, (*keypath, index))
-
-    return walk(data, ())
-
-
-def _is_config_value(data: Any, keypath: KeyPath) -> bool:
-    match keypath:
-        case ("controls", _, *_) | ("exclude", int(), _, *_):
-            return True
-        case ("conditions", int(), "set" | "when", _, *_):
-            return True
-        case ("variables", str(name), *inside) if inside:
-            entry = data["variables"][name]
-            # A variable's values, or a linked group member's values (a range has none).
-            return isinstance(entry, list) or (
-                isinstance(entry, dict)
-                and len(inside) >= 2
-                and isinstance(entry.get(inside[0]), list)
-            )
-    return False
+        yield misplaced_replace_error(doc, keypath)
