@@ -7,6 +7,7 @@ user's `.pre-commit-config.yaml` would install it: without torch or torchtune.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import EXAMPLES, REPO, copy_experiment, snapshot
+from .conftest import EXAMPLES, REPO, copy_experiment, copy_working_tree, snapshot
 
 HOOK = "check-torchtune-configs"
 HOOK_NAME = "torchtune configs match their experiments"
@@ -48,18 +49,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def hook_repo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> tuple[Path, str]:
     """A git repository holding this working tree (tracked and new files), and its commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     dest = tmp_path_factory.mktemp("hook-repo")
-    for name in filter(None, listed.split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    copy_working_tree(dest)
     for args in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "hook")):
         run(dest, *args, env=env).check_returncode()
     sha = run(dest, "git", "rev-parse", "HEAD", env=env).stdout.strip()
@@ -278,19 +269,23 @@ def test_the_check_only_hook_fails_on_drift_and_writes_nothing(
     assert result.returncode == 1, result.stdout
     assert "torchtune configs match their experiments (check only)" in result.stdout
     assert "stale: lora_rank_study/configs/run_002.yaml" in result.stdout
-    assert "run `torchtune-config-writer check --fix` to regenerate" in result.stdout
     assert snapshot(repo / "lora_rank_study" / "configs") == before
-    assert fix_with_the_tool(repo) == 1  # drift, fixed
+    # The hint names the hook's own tool, in pre-commit's environment: it runs from the user's
+    # shell, where no torchtune-config-writer need be on the PATH.
+    [hint] = [line for line in result.stdout.splitlines() if line.endswith("to regenerate")]
+    command = shlex.split(hint.removeprefix("run `").removesuffix("` to regenerate"))
+    assert command[-2:] == ["check", "--fix"]
+    assert Path(command[0]).is_relative_to(env["PRE_COMMIT_HOME"]), hint
+    without_tool = {**env, "PATH": path_without("torchtune-config-writer", env["PATH"])}
+    assert run(repo, *command, env=without_tool).returncode == 1  # drift, fixed
     run(repo, "git", "add", "-A", env=env).check_returncode()
     assert commit(repo, env).returncode == 0
 
 
-def fix_with_the_tool(repo: Path) -> int:
-    return subprocess.run(
-        [sys.executable, "-m", "torchtune_config_writer", "check", "--fix"],
-        cwd=repo,
-        capture_output=True,
-    ).returncode
+def path_without(program: str, path: str) -> str:
+    """``path`` without the folders that hold ``program``: a shell where it is not installed."""
+    folders = path.split(os.pathsep)
+    return os.pathsep.join(folder for folder in folders if not (Path(folder) / program).exists())
 
 
 @pytest.mark.needs_pre_commit
