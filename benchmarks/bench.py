@@ -1,6 +1,6 @@
 """Benchmarks: build their own workloads in a temporary folder and print a table.
 
-    python benchmarks/bench.py [--repeat N] [--full] [--only drift,large,generate,...]
+    python benchmarks/bench.py [--repeat N] [--full] [--only drift,large,generate,...,hooks]
 
 Every workload is whole commands in fresh processes (what a user or the pre-commit hook waits
 for), the median of N runs. `--full` runs `tune validate` 64 times instead of extrapolating
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -826,6 +826,117 @@ def large_validation_workloads(repeat: int) -> list[Row]:
     return rows
 
 
+def hook_workloads(repeat: int) -> list[Row]:
+    """What a `git commit` waits for with the pre-commit hooks, through the real pre-commit: the
+    drift hook alone, and with the validation hook at the commit stage (it runs at pre-push by
+    default, docs/pre-commit.md). The hooks come from a commit of this working tree; the
+    validation hook runs this environment's tool, which has torch and torchtune."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = {
+            **os.environ,
+            "PRE_COMMIT_HOME": str(root / "pre-commit-home"),
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@b",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@b",
+        }
+        source = root / "hooks"
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for name in filter(None, listed.split("\0")):
+            if (REPO / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, source / name)
+        for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+            subprocess.run(args, cwd=source, check=True, env=env)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        tool = Path(sys.executable).with_name("torchtune-config-writer")
+        validation = (
+            "  - id: validate-torchtune-configs\n    stages: [pre-commit]\n"
+            f"    entry: {tool} validate --affected\n"
+        )
+        for hooks, extra in (("drift hook", ""), ("drift and validation hooks", validation)):
+            user = root / hooks.replace(" ", "-")
+            shutil.copytree(EXAMPLE, user / "study")
+            (user / ".pre-commit-config.yaml").write_text(
+                f"repos:\n- repo: {source}\n  rev: {sha}\n  hooks:\n"
+                f"  - id: check-torchtune-configs\n{extra}"
+            )
+            for args in (
+                ["git", "init", "-q"],
+                ["git", "add", "-A"],
+                ["git", "commit", "-qm", "x", "--no-verify"],
+                [sys.executable, "-m", "pre_commit", "install"],
+                [sys.executable, "-m", "pre_commit", "install-hooks"],
+            ):
+                subprocess.run(args, cwd=user, check=True, env=env, capture_output=True)
+            experiment = user / "study" / "experiment.yaml"
+            rates = iter(f"learning_rate: {n}e-5" for n in range(1, 1000))
+
+            def change_the_study(
+                experiment: Path = experiment, user: Path = user, rates: Iterator[str] = rates
+            ) -> None:
+                # A new value, generated and staged: the commit's hooks find no drift.
+                text = experiment.read_text()
+                start = text.index("learning_rate:")
+                end = text.index("\n", start)
+                experiment.write_text(text[:start] + next(rates) + text[end:])
+                subprocess.run(
+                    [*COMMAND, "generate", str(experiment)],
+                    cwd=user,
+                    check=True,
+                    capture_output=True,
+                )
+                subprocess.run(["git", "add", "-A"], cwd=user, check=True, env=env)
+
+            def readme(user: Path = user) -> None:
+                with (user / "README.md").open("a") as file:
+                    file.write("A line.\n")
+                subprocess.run(["git", "add", "-A"], cwd=user, check=True, env=env)
+
+            commit = ["git", "commit", "-qm", "change"]
+            times = min(repeat, 3) if extra else repeat
+            for label, before in (
+                ("a README change", readme),
+                ("one experiment", change_the_study),
+            ):
+                seconds, cpu = commit_times(times, commit, user, env, before)
+                validated = "4 configs validated; " if extra and before is change_the_study else ""
+                rows.append(
+                    Row(f"git commit of {label}, {hooks}", seconds, f"{validated}CPU {cpu:.1f} s")
+                )
+    return rows
+
+
+def commit_times(
+    repeat: int, args: list[str], cwd: Path, env: dict[str, str], before: Callable[[], None]
+) -> tuple[float, float]:
+    """The median seconds of the command, and of the CPU it and its children used (user and
+    system, which varies less on a shared machine), each run after ``before``."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before()
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        walls.append(time.perf_counter() - start)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{args} failed in {cwd}")
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -847,7 +958,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="run tune validate 64 times too")
     parser.add_argument(
         "--only",
-        default="drift,large,generate,beyond,recipe,validate,execute",
+        default="drift,large,generate,beyond,recipe,validate,execute,hooks",
         help="comma-separated workload groups",
     )
     args = parser.parse_args()
@@ -869,6 +980,8 @@ def main() -> None:
         rows += large_validation_workloads(min(args.repeat, 3))
     if "execute" in groups:
         rows += execution_workloads()
+    if "hooks" in groups:
+        rows += hook_workloads(args.repeat)
     if "mechanisms" in groups:
         rows += mechanism_workloads(args.repeat)
     if "reused" in groups:

@@ -170,6 +170,22 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
+def copy_working_tree(dest: Path) -> None:
+    """This working tree's tracked and new (not ignored) files into ``dest``: what a commit of
+    it would hold, for tests that install the project as a user would."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():  # a deleted file is still listed until the deletion is staged
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+
+
 # What each marker needs, and why a test skips where it is missing.
 _NEEDS: dict[str, Callable[[], str | None]] = {
     # Validation imports torchtune, and torchtune imports torch.

@@ -22,13 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
+import torchtune_config_writer
+
 from .conftest import EXAMPLES, REPO
 from .github_api import FakeGitHub, fake_github
 
 BIN = Path(sys.executable).parent
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 UPLOAD_ARTIFACT = "actions/upload-artifact@65c4c4a1ddee5b72f698fdd19549f0f0fb45cf08"
-THIS_ACTION = "OWNER/torchtune-config-writer@v0.2.0"
+# As the docs pin it: the release of this version (tests/test_release.py checks the docs).
+THIS_ACTION = f"OWNER/torchtune-config-writer@v{torchtune_config_writer.__version__}"
 EXAMPLE_WORKFLOW = REPO / "examples" / "github" / "torchtune-configs.yml"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -73,6 +75,38 @@ def test_a_hand_edit_is_shown_as_a_diff_and_not_fixed_without_fix(
         "run `torchtune-config-writer check --fix` to regenerate\n"
     )
     assert snapshot(repo) == before
+
+
+def test_under_pre_commit_the_hint_names_a_command_that_runs_without_the_tool_on_path(
+    repo: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pre-commit sets PRE_COMMIT=1 and installs the tool in its own environment: the bare name
+    # need not be on the user's PATH, so the hint names the tool of this interpreter.
+    monkeypatch.setenv("PRE_COMMIT", "1")
+    run_file = repo / "lora_rank_study" / "configs" / "run_001.yaml"
+    original = run_file.read_bytes()
+    run_file.write_bytes(original.replace(b"lora_rank: 16", b"lora_rank: 17"))
+    result = cli("check")
+    assert result.code == 1
+    hint = result.out.splitlines()[-1]
+    assert hint.startswith("run `/") and hint.endswith(" check --fix` to regenerate"), hint
+    command = shlex.split(hint.removeprefix("run `").removesuffix("` to regenerate"))
+    assert Path(command[0]).parent == Path(sys.executable).parent
+    assert Path(command[0]).name in ("torchtune-config-writer", "python", Path(sys.executable).name)
+    # The user's shell: no torchtune-config-writer on its PATH, another cwd in the repository.
+    path = os.pathsep.join(
+        folder
+        for folder in os.environ["PATH"].split(os.pathsep)
+        if not (Path(folder) / "torchtune-config-writer").exists()
+    )
+    fixed = subprocess.run(command, cwd=repo / "lr_batch_sweep", env={"PATH": path, **pythonpath()})
+    assert fixed.returncode == 1  # drift, fixed
+    assert run_file.read_bytes() == original
+
+
+def pythonpath() -> dict[str, str]:
+    """The PYTHONPATH of this test run (a worktree's src), so the code under test is what runs."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 
 
 def test_missing_stale_and_lock_drift_are_all_reported(

@@ -7,6 +7,8 @@ user's `.pre-commit-config.yaml` would install it: without torch or torchtune.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import EXAMPLES, REPO, copy_experiment, snapshot
+import torchtune_config_writer
+
+from .conftest import EXAMPLES, REPO, copy_experiment, copy_working_tree, snapshot
 
 HOOK = "check-torchtune-configs"
 HOOK_NAME = "torchtune configs match their experiments"
@@ -48,18 +52,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def hook_repo(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> tuple[Path, str]:
     """A git repository holding this working tree (tracked and new files), and its commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     dest = tmp_path_factory.mktemp("hook-repo")
-    for name in filter(None, listed.split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    copy_working_tree(dest)
     for args in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "hook")):
         run(dest, *args, env=env).check_returncode()
     sha = run(dest, "git", "rev-parse", "HEAD", env=env).stdout.strip()
@@ -88,6 +82,74 @@ def commit(repo: Path, env: dict[str, str], *paths: str) -> subprocess.Completed
 
 def status(repo: Path, env: dict[str, str]) -> str:
     return run(repo, "git", "status", "--porcelain", env=env).stdout
+
+
+def shown_block(page: str, containing: str, language: str = "yaml") -> str:
+    """The code block of ``page`` (a path from the repository's root) that holds ``containing``:
+    the tests run what the docs show."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    blocks = re.findall(rf"^```{language}\n(.*?)^```", text, re.M | re.S)
+    [block] = [block for block in blocks if containing in block]
+    return str(block)
+
+
+UPSTREAM = "https://github.com/OWNER/torchtune-config-writer"
+
+
+@pytest.mark.needs_pre_commit
+def test_the_readme_installs_a_tag_and_its_first_command_and_hook_run(
+    tmp_path: Path, hook_repo: tuple[Path, str], env: dict[str, str]
+) -> None:
+    # The README's lines as a user runs them, with a clone of this working tree, at a tag this
+    # test creates, for the repository: into a fresh virtual environment, without torch, and
+    # nothing of this test run's Python path.
+    source, _ = hook_repo
+    tag = f"v{torchtune_config_writer.__version__}"
+    run(source, "git", "tag", "-f", tag, env=env).check_returncode()
+    user_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    venv = tmp_path / "venv"
+    run(tmp_path, sys.executable, "-m", "venv", str(venv), env=user_env).check_returncode()
+
+    [install] = shown_block("README.md", 'pip install "git+', "bash").splitlines()
+    words = shlex.split(install.replace(UPSTREAM, source.as_uri()))
+    assert words[:2] == ["pip", "install"] and words[2].endswith(f"@{tag}"), install
+    installed = run(tmp_path, str(venv / "bin" / "pip"), *words[1:], env=user_env)
+    assert installed.returncode == 0, installed.stdout[-3000:]
+    where = "import importlib.util as u; print(u.find_spec('torchtune_config_writer').origin)"
+    origin = run(tmp_path, str(venv / "bin" / "python"), "-c", where, env=user_env).stdout
+    assert Path(origin.strip()).is_relative_to(venv)
+    torch = "import importlib.util as u; print(u.find_spec('torch'))"
+    assert run(tmp_path, str(venv / "bin" / "python"), "-c", torch, env=user_env).stdout == "None\n"
+
+    # "In a clone of this repository at that tag": the README's first command and its output.
+    clone = tmp_path / "clone"
+    cloned = run(tmp_path, "git", "clone", "-q", "--branch", tag, str(source), str(clone), env=env)
+    assert cloned.returncode == 0, cloned.stdout
+    first = shown_block("README.md", "generate examples/lora_rank_study", "bash")
+    [command] = [line for line in first.splitlines() if not line.startswith("#")]
+    words = shlex.split(command)
+    generated = run(clone, str(venv / "bin" / words[0]), *words[1:], env=user_env)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(first, 1)[1].split("```\n\n```\n", 1)[1].split("```", 1)[0]
+    assert (generated.returncode, generated.stdout) == (0, shown)
+
+    # The hook, from the README's `.pre-commit-config.yaml`, in a user's repository.
+    user = tmp_path / "study"
+    shutil.copytree(clone / "examples" / "lora_rank_study", user / "lora_rank_study")
+    config = shown_block("README.md", "rev:").replace(UPSTREAM, source.as_uri())
+    assert f"rev: {tag}\n" in config
+    (user / ".pre-commit-config.yaml").write_text(config)
+    for args in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "start")):
+        run(user, *args, env=user_env).check_returncode()
+    run(user, sys.executable, "-m", "pre_commit", "install", env=user_env).check_returncode()
+    experiment = user / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16, 32, 64, 128]"))
+    first_commit = commit(user, user_env)
+    assert first_commit.returncode == 1, first_commit.stdout
+    assert "missing: lora_rank_study/configs/run_004.yaml" in first_commit.stdout
+    second_commit = commit(user, user_env)
+    assert second_commit.returncode == 0, second_commit.stdout
+    assert f"{HOOK_NAME}" in second_commit.stdout and "Passed" in second_commit.stdout
 
 
 @pytest.mark.needs_pre_commit
@@ -204,26 +266,49 @@ def test_run_on_all_files_finds_committed_drift(repo: Path, env: dict[str, str])
 
 @pytest.mark.needs_torch
 @pytest.mark.needs_pre_commit
-def test_the_validation_hook_passes_valid_configs_and_fails_invalid_ones(
-    repo: Path, env: dict[str, str]
+def test_the_validation_hook_runs_on_push_with_the_tool_named_by_its_path(
+    repo: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    # language: system: the torchtune-config-writer of this environment, which has torchtune.
-    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    # language: system, and this shell has no environment with the tool active.
+    env = {**env, "PATH": path_without("torchtune-config-writer", env["PATH"])}
     config = repo / ".pre-commit-config.yaml"
     config.write_text(config.read_text() + "  - id: validate-torchtune-configs\n")
+    run(repo, "git", "commit", "-qam", "validate", "--no-verify", env=env).check_returncode()
+    by_hand = ("pre_commit", "run", "validate-torchtune-configs", "--hook-stage", "manual")
+    not_found = run(repo, sys.executable, "-m", *by_hand, "--all-files", env=env)
+    assert not_found.returncode == 1
+    assert "Executable `torchtune-config-writer` not found" in not_found.stdout
+    # What docs/pre-commit.md shows: the tool of an environment that has torch, by its path from
+    # the repository's root (.venv: this test's environment, linked and ignored).
+    (repo / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    with (repo / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write(".venv\n")
+    shown = shown_block("docs/pre-commit.md", "entry: .venv/bin/torchtune-config-writer")
+    config.write_text(config.read_text().replace("  - id: validate-torchtune-configs\n", shown))
+    run(repo, "git", "commit", "-qam", "by path", "--no-verify", env=env).check_returncode()
+    remote = tmp_path_factory.mktemp("remote")
+    run(remote, "git", "init", "-q", "--bare", env=env).check_returncode()
+    run(repo, "git", "remote", "add", "origin", str(remote), env=env).check_returncode()
+    install = ("pre_commit", "install", "--hook-type", "pre-push")
+    run(repo, sys.executable, "-m", *install, env=env).check_returncode()
+
     experiment = repo / "lora_rank_study" / "experiment.yaml"
     experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16]"))
     assert commit(repo, env).returncode == 1  # the drift hook regenerates first
-    valid = commit(repo, env)
-    assert valid.returncode == 0, valid.stdout
-    assert "torchtune configs are valid" in valid.stdout and "Passed" in valid.stdout
+    committed = commit(repo, env)
+    assert committed.returncode == 0, committed.stdout
+    assert "torchtune configs are valid" not in committed.stdout  # not on every commit
+    pushed = run(repo, "git", "push", "-q", "origin", "HEAD:main", env=env)
+    assert pushed.returncode == 0, pushed.stdout
+    assert "torchtune configs are valid" in pushed.stdout and "Passed" in pushed.stdout
 
     experiment.write_text(experiment.read_text() + "  optimizer._component_: torch.optim.AdamWW\n")
     assert commit(repo, env).returncode == 1
-    invalid = commit(repo, env)
-    assert invalid.returncode == 1, invalid.stdout
-    assert "torchtune configs are valid" in invalid.stdout and "Failed" in invalid.stdout
-    assert "did you mean torch.optim.AdamW?" in invalid.stdout
+    assert commit(repo, env).returncode == 0
+    refused = run(repo, "git", "push", "-q", "origin", "HEAD:main", env=env)
+    assert refused.returncode != 0, refused.stdout
+    assert "torchtune configs are valid" in refused.stdout and "Failed" in refused.stdout
+    assert "did you mean torch.optim.AdamW?" in refused.stdout
 
 
 @pytest.mark.needs_pre_commit
@@ -278,19 +363,49 @@ def test_the_check_only_hook_fails_on_drift_and_writes_nothing(
     assert result.returncode == 1, result.stdout
     assert "torchtune configs match their experiments (check only)" in result.stdout
     assert "stale: lora_rank_study/configs/run_002.yaml" in result.stdout
-    assert "run `torchtune-config-writer check --fix` to regenerate" in result.stdout
     assert snapshot(repo / "lora_rank_study" / "configs") == before
-    assert fix_with_the_tool(repo) == 1  # drift, fixed
+    # The hint names the hook's own tool, in pre-commit's environment: it runs from the user's
+    # shell, where no torchtune-config-writer need be on the PATH.
+    [hint] = [line for line in result.stdout.splitlines() if line.endswith("to regenerate")]
+    command = shlex.split(hint.removeprefix("run `").removesuffix("` to regenerate"))
+    assert command[-2:] == ["check", "--fix"]
+    assert Path(command[0]).is_relative_to(env["PRE_COMMIT_HOME"]), hint
+    without_tool = {**env, "PATH": path_without("torchtune-config-writer", env["PATH"])}
+    assert run(repo, *command, env=without_tool).returncode == 1  # drift, fixed
     run(repo, "git", "add", "-A", env=env).check_returncode()
     assert commit(repo, env).returncode == 0
 
 
-def fix_with_the_tool(repo: Path) -> int:
-    return subprocess.run(
-        [sys.executable, "-m", "torchtune_config_writer", "check", "--fix"],
-        cwd=repo,
-        capture_output=True,
-    ).returncode
+@pytest.mark.needs_pre_commit
+def test_the_fixing_hook_beside_the_check_only_hook_fixes_by_hand_only(
+    repo: Path, env: dict[str, str]
+) -> None:
+    config = repo / ".pre-commit-config.yaml"
+    shown = shown_block("docs/pre-commit.md", "stages: [manual]")
+    config.write_text(config.read_text().replace(f"  hooks:\n  - id: {HOOK}\n", shown))
+    run(repo, "git", "commit", "-qam", "hooks", "--no-verify", env=env).check_returncode()
+    experiment = repo / "lora_rank_study" / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[8, 16, 32, 64]", "[8, 16]"))
+    before = snapshot(repo / "lora_rank_study" / "configs")
+    refused = commit(repo, env)
+    assert refused.returncode == 1, refused.stdout
+    assert "(check only)" in refused.stdout and "stale: lora_rank_study/configs/run_002.yaml" in (
+        refused.stdout
+    )
+    assert f"{HOOK_NAME}...." not in refused.stdout  # the manual hook did not run
+    assert snapshot(repo / "lora_rank_study" / "configs") == before
+    by_hand = ("pre_commit", "run", HOOK, "--hook-stage", "manual")
+    fixed = run(repo, sys.executable, "-m", *by_hand, env=env)
+    assert fixed.returncode == 1, fixed.stdout
+    assert "fixed: wrote lora_rank_study/configs/ (1 written, 2 removed)" in fixed.stdout
+    run(repo, "git", "add", "-A", env=env).check_returncode()
+    assert commit(repo, env).returncode == 0
+
+
+def path_without(program: str, path: str) -> str:
+    """``path`` without the folders that hold ``program``: a shell where it is not installed."""
+    folders = path.split(os.pathsep)
+    return os.pathsep.join(folder for folder in folders if not (Path(folder) / program).exists())
 
 
 @pytest.mark.needs_pre_commit

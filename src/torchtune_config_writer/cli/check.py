@@ -4,6 +4,10 @@ folder) or as JSON: two reporters of one report (``output/check_report.py``)."""
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from ..output.checking import check
 
         result = check(args.paths, fix=args.fix, max_runs=args.max_runs, deleted=deleted)
-        report = check_report(result, fix=args.fix)
+        report = check_report(result, fix=args.fix, fix_command=fix_command())
     if args.format == "json":  # the whole report, errors and notes too, on standard output
         sys.stdout.write(render_json(report))
     else:
@@ -78,3 +82,18 @@ def run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
         )
     return report.exit_code
+
+
+def fix_command() -> str:
+    """The command that regenerates, as the user can run it where this check runs.
+
+    pre-commit (which sets PRE_COMMIT=1 for its hooks) installs the tool into an environment of
+    its own, not on the user's PATH: there the hint names this tool by its absolute path.
+    """
+    if os.environ.get("PRE_COMMIT") != "1":
+        return "torchtune-config-writer check --fix"
+    # The console script beside this interpreter (a venv's bin/ or Scripts/), else `-m`.
+    script = shutil.which("torchtune-config-writer", path=str(Path(sys.executable).parent))
+    words = [script] if script else [sys.executable, "-m", "torchtune_config_writer"]
+    quoted = subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
+    return f"{quoted} check --fix"

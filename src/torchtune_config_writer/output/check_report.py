@@ -75,6 +75,7 @@ class CheckReport:
         errors: The experiments that could not be checked, one message each.
         notes: What the check could not do or chose not to, and why.
         fix: Whether ``--fix`` was given (it never deletes a stale folder: the lines say so).
+        hint: What to run when a folder drifted and nothing was written, else ``None``.
     """
 
     exit_code: int = ExitCode.OK
@@ -84,36 +85,41 @@ class CheckReport:
     errors: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     fix: bool = False
-
-    @property
-    def hint(self) -> str | None:
-        """What to run when a folder drifted and nothing was written, else ``None``."""
-        if self.fixed or not any(state.drifted for state in self.experiments):
-            return None
-        first = "after fixing the errors above, " if self.errors else ""
-        return f"{first}run `torchtune-config-writer check --fix` to regenerate"
+    hint: str | None = None
 
 
-def check_report(result: CheckResult, *, fix: bool = False) -> CheckReport:
+# What regenerates, as a user types it where the tool is on their PATH.
+FIX_COMMAND = "torchtune-config-writer check --fix"
+
+
+def check_report(
+    result: CheckResult, *, fix: bool = False, fix_command: str = FIX_COMMAND
+) -> CheckReport:
     """The report of a check: paths relative to the cwd, each drifted folder's diff rendered.
 
     Args:
         result: What :func:`~torchtune_config_writer.output.checking.check` found.
         fix: Whether it was asked to fix.
+        fix_command: The command the hint names (under pre-commit, the tool's absolute path).
     """
     from .drift import describe
 
+    experiments = tuple(
+        FolderState(
+            relative_path(drift.plan.experiment.path),
+            relative_path(drift.folder),
+            tuple((file.name, _state(file)) for file in drift.files),
+            "".join(describe(drift)),
+        )
+        for drift in result.drifts
+    )
+    hint = None
+    if not result.fixed and any(state.drifted for state in experiments):
+        first = "after fixing the errors above, " if result.errors else ""
+        hint = f"{first}run `{fix_command}` to regenerate"
     return CheckReport(
         exit_code=int(result.exit_code),
-        experiments=tuple(
-            FolderState(
-                relative_path(drift.plan.experiment.path),
-                relative_path(drift.folder),
-                tuple((file.name, _state(file)) for file in drift.files),
-                "".join(describe(drift)),
-            )
-            for drift in result.drifts
-        ),
+        experiments=experiments,
         stale_folders=tuple(relative_path(orphan) for orphan in result.orphans),
         fixed=tuple(
             FixedFolder(relative_path(fixed.folder), tuple(fixed.changed), tuple(fixed.removed))
@@ -122,6 +128,7 @@ def check_report(result: CheckResult, *, fix: bool = False) -> CheckReport:
         errors=tuple(str(one) for found in result.errors for one in found.errors),
         notes=tuple(result.notes),
         fix=fix,
+        hint=hint,
     )
 
 
@@ -284,6 +291,7 @@ def read_json(text: str, source: Path | None = None) -> CheckReport:
             errors=tuple(data["errors"]),
             notes=tuple(data["notes"]),
             fix=bool(data["fix"]),
+            hint=None if data["hint"] is None else str(data["hint"]),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigWriterError(
