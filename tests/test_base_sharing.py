@@ -12,6 +12,7 @@ import pytest
 
 from torchtune_config_writer import generate
 from torchtune_config_writer.generation import builtin_configs
+from torchtune_config_writer.installing import INSTALL_ADVICE
 
 from .conftest import CliResult, experiment_text, snapshot
 
@@ -53,7 +54,7 @@ def test_without_a_record_anywhere_it_still_says_to_install_torchtune(
     path = write_experiment(experiment_text())
     monkeypatch.setattr(builtin_configs, "installed_torchtune", lambda: None)
     result = cli("generate", path)
-    assert result.code == 2 and "pip install torchtune" in result.err
+    assert result.code == 2 and INSTALL_ADVICE in result.err
 
 
 @pytest.mark.parametrize("special", ["/dev/null", "fifo"])

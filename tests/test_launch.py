@@ -379,6 +379,95 @@ def test_a_run_whose_final_checkpoint_is_saved_is_not_trained_again(
     assert not list(path.parent.rglob("*.log")) and not list(path.parent.rglob("*.out"))
 
 
+def submitted_task(
+    script: Path, cwd: Path, task: int, tmp_path: Path, extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """A task as sbatch starts it from ``cwd``: its exit code, its standard error (which sbatch
+    sends to /dev/null, as the script asks), and its ``slurm-<job>_<task>.out`` in ``cwd``,
+    where it was submitted ("" if there is none)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+    if not bin_dir.exists():
+        stand_in_tune(tmp_path)
+    env = {"SLURM_ARRAY_JOB_ID": "77", "SLURM_SUBMIT_DIR": str(cwd), **(extra or {})}
+    done = run_array_task(script, cwd, task, bin_dir, calls, env)
+    assert not calls.exists()  # nothing trained
+    early = cwd / f"slurm-77_{task}.out"
+    assert done.stdout == ""
+    return done.returncode, done.stderr, early.read_text() if early.exists() else ""
+
+
+def stops(
+    script: Path, cwd: Path, task: int, tmp_path: Path, extra: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """:func:`submitted_task`'s exit code and message, said alike on standard error and in
+    ``slurm-<job>_<task>.out``."""
+    code, said, early = submitted_task(script, cwd, task, tmp_path, extra)
+    assert said == early
+    return code, early
+
+
+def test_a_task_that_stops_before_its_log_says_why_where_it_was_submitted(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = slurm_study(write_experiment, tmp_path, 3)
+    script = path.parent / "configs" / "slurm_array.sh"
+    folder = path.parent
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert stops(script, elsewhere, 0, tmp_path) == (
+        2,
+        f"error: {elsewhere} is not the folder of the experiment study: cd to the folder of the "
+        "experiment file and run sbatch configs/slurm_array.sh\n",
+    )
+    assert stops(script, folder, 3, tmp_path) == (
+        2,
+        "error: array task 3 has no run: study has runs 0 to 2\n",
+    )
+    assert stops(script, folder, 0, tmp_path, {"TCW_RUN_OFFSET": "1x"}) == (
+        2,
+        "error: TCW_RUN_OFFSET is '1x', not a run number: submit each part as the comment of "
+        "configs/slurm_array.sh says\n",
+    )
+    (folder / "configs" / "run_001.yaml").unlink()
+    assert stops(script, folder, 1, tmp_path) == (
+        2,
+        "error: configs/run_001.yaml is missing: regenerate study (torchtune-config-writer "
+        "generate)\n",
+    )
+    (tmp_path / "out").write_text("a file where the runs' folders go")
+    code, said, early = submitted_task(script, folder, 2, tmp_path)
+    assert code == 2 and said == early
+    assert early.startswith("mkdir: ") and early.endswith(
+        f"error: cannot make the output_dir of configs/run_002.yaml, {tmp_path}/out/run_002: "
+        "let this user write there, or change output_dir\n"
+    )
+    assert not list(folder.rglob("*.log"))
+
+
+def test_what_the_shell_says_before_the_log_is_kept_too(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Not a message of the script's own: bash's, for a variable the output_dir reads, unset.
+    text = experiment_text(
+        variables="seed: [1, 2]", controls="output_dir: ${oc.env:TCW_TEST_SCRATCH}/out"
+    )
+    path = write_experiment(text + "launch:\n  slurm: {}\n")
+    generate(path)
+    script = path.parent / "configs" / "slurm_array.sh"
+    code, said, early = submitted_task(script, path.parent, 1, tmp_path)
+    assert code == 1 and said == early
+    assert early.endswith("TCW_TEST_SCRATCH: is not set, and the config reads it\n")
+
+
+def test_an_evaluation_task_submitted_from_elsewhere_says_why_too(tmp_path: Path) -> None:
+    script = EXAMPLES / "lora_eval_study" / "configs" / "slurm_eval_array.sh"
+    code, said, early = submitted_task(script, tmp_path, 0, tmp_path)
+    assert code == 2 and said == early == (
+        f"error: {tmp_path} is not the folder of the experiment lora_eval_study-eval: cd to the "
+        "folder of the experiment file and run sbatch configs/slurm_eval_array.sh\n"
+    )
+
+
 def test_output_options_of_the_users_own_keep_slurms_output_where_they_say(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -234,6 +234,7 @@ def test_the_slurm_script_runs_exactly_the_ids_that_exist(
         trained[task] = done.returncode
         if task in (1, 5):
             assert "has no run: grow has runs 0, 2-4" in done.stderr
+            assert "has no run" in (path.parent / f"slurm-7_{task}.out").read_text()
     assert trained == {0: 0, 1: 2, 2: 0, 3: 0, 4: 0, 5: 2}
 
 

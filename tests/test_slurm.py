@@ -196,13 +196,33 @@ def test_the_script_refuses_another_folder_and_tasks_past_the_last_run_under_sba
     env, calls = stand_in_tune
     folder = seeds_study(tmp_path / "small", tmp_path, 2)
     script = str(folder / "configs" / "slurm_array.sh")
-    elsewhere = cluster.wait(cluster.sbatch(script, cwd=tmp_path, env=env))
-    assert elsewhere == {0: ("FAILED", 2), 1: ("FAILED", 2)}
-    past = cluster.wait(
-        cluster.sbatch("--array=0-3", "configs/slurm_array.sh", cwd=folder, env=env)
+    submitted = tmp_path / "elsewhere"
+    submitted.mkdir()
+    job = cluster.sbatch(script, cwd=submitted, env=env)
+    assert cluster.wait(job) == {0: ("FAILED", 2), 1: ("FAILED", 2)}
+    # sbatch sends a task's output to /dev/null: the refusal is in slurm-<job>_<task>.out where
+    # it was submitted (docs/slurm.md), and nothing else is written anywhere.
+    refusal = (
+        f"error: {submitted} is not the folder of the experiment small: cd to the folder of the "
+        "experiment file and run sbatch configs/slurm_array.sh\n"
     )
+    assert {p.name: p.read_text() for p in submitted.iterdir()} == {
+        f"slurm-{job}_0.out": refusal,
+        f"slurm-{job}_1.out": refusal,
+    }
+    assert not (tmp_path / "out").exists()
+    job = cluster.sbatch("--array=0-3", "configs/slurm_array.sh", cwd=folder, env=env)
+    past = cluster.wait(job)
     assert past == {0: ("COMPLETED", 0), 1: ("COMPLETED", 0), 2: ("FAILED", 2), 3: ("FAILED", 2)}
     assert sorted(calls.read_text().split()) == ["configs/run_000.yaml", "configs/run_001.yaml"]
+    # The tasks that trained left no such file: only the two that stopped did.
+    assert sorted(p.name for p in folder.glob("slurm-*")) == [
+        f"slurm-{job}_2.out",
+        f"slurm-{job}_3.out",
+    ]
+    assert (folder / f"slurm-{job}_3.out").read_text() == (
+        "error: array task 3 has no run: small has runs 0 to 1\n"
+    )
 
 
 def test_after_runs_retire_and_others_join_the_arrays_hold_exactly_the_ids_that_exist(

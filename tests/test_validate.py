@@ -21,6 +21,7 @@ from torchtune_config_writer import generate
 from torchtune_config_writer.errors import display_path
 from torchtune_config_writer.generation import builtin_configs
 from torchtune_config_writer.generation.builtin_configs import installed_torchtune
+from torchtune_config_writer.installing import torchao_advice
 from torchtune_config_writer.validation.findings import Finding, Status, ValidationResult
 from torchtune_config_writer.validation.reports import render_json, render_text
 from torchtune_config_writer.validation.validating import Target, validate, validate_targets
@@ -295,12 +296,12 @@ def test_a_path_that_does_not_exist_is_bad_input(
 def test_a_torchao_that_breaks_torchtune_gets_a_clear_message(
     configs: dict[str, Path], tmp_path: Path
 ) -> None:
-    # A torchao that fails on import, as torchao 0.15 does with torchtune 0.6.1.
+    # A torchao that does not fit torchtune 0.6.1, as 0.16 and later do not: it imports, and
+    # what torchtune imports from it is not there.
     (tmp_path / "torchao").mkdir()
-    (tmp_path / "torchao" / "__init__.py").write_text(
-        "raise ImportError('cannot import name \"quantize_\" from torchao')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "torchao" / "__init__.py").write_text("")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     result = subprocess.run(
         [sys.executable, "-m", "torchtune_config_writer", "validate", str(configs["clean"])],
         capture_output=True,
@@ -308,9 +309,9 @@ def test_a_torchao_that_breaks_torchtune_gets_a_clear_message(
         env=env,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: importing torchtune failed with ImportError")
-    assert "pip install torchao==0.14.1" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: importing torchtune failed (")
+    assert result.stderr.endswith(f"): {torchao_advice()}\n")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.needs_torch

@@ -82,6 +82,16 @@ class ConfigWriterError(Exception):
         return printable(text.translate(_ESCAPES))
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line of an error: its first line that says something (a
+    library's message may start with a line break and go on for several), else its type's name.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
 def all_of(errors: Iterable[ConfigWriterError]) -> ConfigWriterError:
     """One error standing for several found together, in file and line order, each once."""
     found: dict[str, ConfigWriterError] = {}

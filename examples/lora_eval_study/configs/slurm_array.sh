@@ -4,7 +4,8 @@
 # lora_eval_study: array task N trains run N (2 runs). From the folder of the experiment file:
 # submit the training array and, each evaluation task after its training task succeeded, this one:
 #   job=$(sbatch --parsable configs/slurm_array.sh) && sbatch --dependency=aftercorr:$job configs/slurm_eval_array.sh
-# Each task logs to slurm_<job>_<task>.log in its run's output_dir.
+# Each task logs to slurm_<job>_<task>.log in its run's output_dir; one that stops before its log
+# starts says why in slurm-<job>_<task>.out in the folder it was submitted from.
 # A run whose final checkpoint is saved is not trained again: submit the same again to train
 # the runs that did not finish.
 #SBATCH --job-name=lora_eval_study
@@ -14,8 +15,21 @@
 #SBATCH --gpus=1
 #SBATCH --time=04:00:00
 set -eo pipefail
+# sbatch sends the task's own output to /dev/null: it logs in its run's output_dir (below). What
+# it says before then goes to slurm-<job>_<task>.out where it was submitted (removed if empty),
+# and to standard error when it stops.
+if [[ -n ${SLURM_ARRAY_JOB_ID-} ]]; then
+  early=${SLURM_SUBMIT_DIR:-$PWD}/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID-}.out
+  if exec 3>&2 2>>"$early"; then
+    trap 'cat "$early" >&3' EXIT
+  fi
+fi
 if [[ -z ${SLURM_ARRAY_TASK_ID-} ]]; then
   echo "error: this is a job array and SLURM_ARRAY_TASK_ID is not set: cd to the folder of the experiment file and run sbatch configs/slurm_array.sh" >&2
+  exit 2
+fi
+if [[ ! ${TCW_RUN_OFFSET:-0} =~ ^[0-9]+$ ]]; then
+  echo "error: TCW_RUN_OFFSET is '$TCW_RUN_OFFSET', not a run number: submit each part as the comment of configs/slurm_array.sh says" >&2
   exit 2
 fi
 run=$((SLURM_ARRAY_TASK_ID + ${TCW_RUN_OFFSET:-0}))
@@ -40,8 +54,20 @@ output_dirs=(
   /scratch/results/lora_eval_study/run_000
   /scratch/results/lora_eval_study/run_001
 )
-mkdir -p "${output_dirs[run]}"
-exec >>"${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log" 2>&1
+if ! mkdir -p "${output_dirs[run]}"; then
+  echo "error: cannot make the output_dir of $config, ${output_dirs[run]}: let this user write there, or change output_dir" >&2
+  exit 2
+fi
+log=${output_dirs[run]}/slurm_${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.log
+if ! exec >>"$log" 2>&1; then
+  echo "error: cannot write $log: let this user write there, or change output_dir" >&2
+  exit 2
+fi
+if [[ -n ${early-} ]]; then
+  trap - EXIT
+  exec 3>&-
+  [[ -s $early ]] || rm -f "$early"
+fi
 final=${final_checkpoints[run]}
 if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then
   echo "${config}: finished already (its final checkpoint is in $final): not trained again"

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConfigWriterError, display_path
 from ..experiment.launch import RECIPE_NAME
 from ..experiment.load import Experiment
+from ..installing import INSTALL_ADVICE
 from ..reading import read_bounded
 from ..workspace.layout import CONFIGS_DIR, GENERATED_MARK, LOCK_FILE, LOCK_MARK
 from ..workspace.repository import ESCAPE_HINT, repository_root, symlink_escape
@@ -161,7 +162,7 @@ def _from_torchtune(experiment: Experiment, recipe: str) -> Base:
             f"base_config '{recipe}' is not recorded in {CONFIGS_DIR}/{LOCK_FILE} yet, and "
             "reading it needs torchtune, which is not installed here: run "
             "`torchtune-config-writer generate` where torchtune is installed and commit the lock, "
-            "or pip install torchtune",
+            f"or {INSTALL_ADVICE}",
             ("framework_config", "base_config"),
         )
     config = torchtune.find(recipe)

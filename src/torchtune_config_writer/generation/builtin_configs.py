@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, first_line
+from ..installing import INSTALL_ADVICE
 from ..json_output import json_text
 from ..wording import close_names
 
@@ -80,7 +81,7 @@ def installed_torchtune() -> Torchtune | None:
         version = installed_version("torchtune")
     except Exception as exc:  # noqa: BLE001 - any failure means a torchtune we cannot read
         raise ConfigWriterError(
-            f"cannot read torchtune's recipe list ({type(exc).__name__}: {exc}): "
+            f"cannot read torchtune's recipe list ({type(exc).__name__}: {first_line(exc)}): "
             "reinstall torchtune",
             registry_file,
         ) from None
@@ -166,8 +167,7 @@ def require_torchtune(purpose: str) -> Torchtune:
     torchtune = installed_torchtune()
     if torchtune is None:
         raise ConfigWriterError(
-            f"{purpose} needs torchtune, which is not installed: "
-            "pip install torchtune (after PyTorch for your machine)"
+            f"{purpose} needs torchtune, which is not installed: {INSTALL_ADVICE}"
         )
     return torchtune
 

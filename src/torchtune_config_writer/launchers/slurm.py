@@ -2,7 +2,8 @@
 ``evaluation:`` a second whose task N evaluates it, once training task N succeeded.
 
 Each task logs to ``slurm_<job>_<task>.log`` in its run's ``output_dir``, outside the committed
-folder, unless the sbatch options say where output goes; a run whose final checkpoint is saved
+folder, unless the sbatch options say where output goes (what stops a task before its log starts
+is in ``slurm-<job>_<task>.out`` where it was submitted); a run whose final checkpoint is saved
 already is not trained again, so submitting the same script again trains only what did not
 finish. The scripts are the sections of ``slurm_array.sh.template``, filled in.
 """
@@ -178,6 +179,7 @@ def _array_script(
         run_mapping=rendered.run_mapping,
         config_files=config_files,
         final_checkpoints=_rows(numbers, [run.final_checkpoint for run in runs]),
+        early_output=_fill("early_output") if logs else "",
         logging=logging,
     )
     text = _fill(

@@ -11,6 +11,7 @@ import gc
 import importlib.metadata
 import importlib.util
 import io
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import ConfigWriterError
+from ..errors import ConfigWriterError, first_line
+from ..installing import INSTALL_ADVICE, torchao_advice
 from ..wording import closest
 from .findings import Severity, TuneVerdict
 
@@ -65,28 +67,59 @@ def load_runtime() -> Runtime:
     for name in ("torch", "torchtune"):
         if importlib.util.find_spec(name) is None:
             raise ConfigWriterError(
-                f"validation needs {name}, which is not installed here: install PyTorch for your "
-                "machine, then pip install torchtune (and a torchao that fits it)"
+                f"validation needs {name}, which is not installed here: {INSTALL_ADVICE}"
             )
     try:
-        # torchao prints a notice about its C++ extensions on import; it is not ours to show.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # Standard output is the report's (--format json): nothing an import prints goes there.
+        with _quiet_torchao(), contextlib.redirect_stdout(io.StringIO()):
+            # torchtune.training: every recipe imports it, and it imports what a torchao that
+            # does not fit lacks (a mismatch is said here once, not as every component failing).
+            import torchtune.training  # noqa: F401
             from torchtune import config
             from torchtune.config._errors import ConfigError
             from torchtune.config._utils import _get_component_from_path
     except Exception as exc:  # noqa: BLE001 - any import failure is an environment to fix
-        hint = ""
-        if "torchao" in f"{exc!r}":
-            hint = " (torchtune 0.6.1 needs torchao 0.14.1 or earlier: pip install torchao==0.14.1)"
+        # A library's message can span lines (torchtune's "torchao not installed" does): the
+        # error is one line, so its first line is what is said.
+        advice = torchao_advice() if _about_torchao(exc) else INSTALL_ADVICE
         raise ConfigWriterError(
-            f"importing torchtune failed with {type(exc).__name__}: {exc}{hint}: "
-            "repair the torch/torchtune installation"
+            f"importing torchtune failed ({type(exc).__name__}: {first_line(exc)}): {advice}"
         ) from None
     versions = {name: importlib.metadata.version(name) for name in ("torch", "torchtune")}
     # torch's import leaves some 450,000 objects that live as long as the process; every full
     # collection of the garbage collector would walk them all again, config after config.
     gc.freeze()
     return Runtime(config, _get_component_from_path, ConfigError, versions)
+
+
+class _ImportNotices(logging.Filter):
+    """Drops what torchao logs below an error while it is imported: that its C++ kernels are
+    skipped or fail to load for this torch, which the CPU checks of validation never call."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _quiet_torchao() -> Iterator[None]:
+    """torchao's import-time notices kept from the user (they would print on every run, and
+    there is nothing to do about them); its later messages, and every other library's, stay."""
+    logger = logging.getLogger("torchao")
+    notices = _ImportNotices()
+    logger.addFilter(notices)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notices)
+
+
+def _about_torchao(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "torchao" in str(seen) or (getattr(seen, "name", None) or "").startswith("torchao"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 # Kept: validate of 2,000 configs 42 s, not 66 s with OmegaConf.create per config (performance.md).
@@ -190,7 +223,7 @@ def tune_validate(
     except runtime.config_error as exc:
         return TuneVerdict.FAILED, str(exc), cfg
     except Exception as exc:  # noqa: BLE001 - tune validate shows a traceback here
-        return TuneVerdict.CRASHED, f"{type(exc).__name__}: {_first_line(exc)}", cfg
+        return TuneVerdict.CRASHED, f"{type(exc).__name__}: {first_line(exc)}", cfg
     return TuneVerdict.PASSED, "", cfg
 
 
@@ -280,7 +313,7 @@ def _why_not(exc: BaseException, dotted: str) -> str:
         close = closest(name, dir(module))
         hint = f": did you mean {parent}.{close}?" if close is not None else ""
         return f"{parent} has no {name}{hint}"
-    return f"{type(cause).__name__}: {_first_line(cause)}"
+    return f"{type(cause).__name__}: {first_line(cause)}"
 
 
 def _missing_module(exc: BaseException) -> str:
@@ -290,8 +323,3 @@ def _missing_module(exc: BaseException) -> str:
             return seen.name
         seen = seen.__cause__ or seen.__context__
     return ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

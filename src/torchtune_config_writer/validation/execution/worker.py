@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ...errors import first_line
 from .protocol import Outcome, Request, Status
 
 JOBS = 2
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         versions = _prepare(root)
     except Exception as exc:  # noqa: BLE001 - the caller reports why nothing could run
-        _send(out, {"failed": f"{type(exc).__name__}: {exc}"})
+        _send(out, {"failed": f"{type(exc).__name__}: {first_line(exc)}"})
         shutil.rmtree(root, ignore_errors=True)
         return 0
     # Stopped (the client's close, or its own end): the children go with it, through finally.
