@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def write_output(path: Path, text: str) -> None:
         found = file_system_error(exc)  # the reason, what to do, and the folder that blocks
         message = f"cannot write the report: {found.message}"
         raise ConfigWriterError(message, found.path or path) from None
+
+
+def writable_output(path: Path) -> None:
+    """Refuse an output file that cannot be written, before the work whose result it takes
+    (validating can take minutes): its folder is missing or read-only, or it is a folder.
+
+    Raises:
+        ConfigWriterError: it cannot be written; what to do.
+    """
+    if is_standard_output(path):
+        return
+    folder = path.parent
+    if path.is_dir():
+        reason = "it is a folder: give a file name"
+    elif not folder.is_dir():
+        reason = f"the folder {folder} does not exist: create it or write elsewhere"
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        reason = "permission denied: write elsewhere, or make it writable"
+    else:
+        return
+    raise ConfigWriterError(f"cannot write the report: {reason}", path)
 
 
 def add_max_runs(parser: argparse.ArgumentParser) -> None:

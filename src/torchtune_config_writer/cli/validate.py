@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigWriterError, ExitCode, display_path
 from ..terminal import announce, check_mark
 from ..wording import plural
-from .common import is_standard_output, write_output
+from .common import is_standard_output, writable_output, write_output
 
 if TYPE_CHECKING:  # validation's modules load only when validating: the hook never needs them
     from ..validation.findings import ValidationResult
@@ -101,6 +101,9 @@ def add_failure_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     printed = _report_on_standard_output(args)  # before validating: a mistake costs nothing
+    for path in (args.text, args.markdown, args.json):
+        if path is not None:
+            writable_output(path)
     from ..validation.execution.stage import EXECUTE_EACH
     from ..validation.reports import (
         REPORT_FILE,

@@ -56,6 +56,19 @@ class Runtime:
     versions: dict[str, str]
 
 
+def require_installed() -> None:
+    """Raise, without importing them, when torch or torchtune is not installed.
+
+    Raises:
+        ConfigWriterError: one is missing; how to install the CPU build.
+    """
+    for name in ("torch", "torchtune"):
+        if importlib.util.find_spec(name) is None:
+            raise ConfigWriterError(
+                f"validation needs {name}, which is not installed here: {INSTALL_ADVICE}"
+            )
+
+
 @cache
 def load_runtime() -> Runtime:
     """Import torch and torchtune once.
@@ -64,11 +77,7 @@ def load_runtime() -> Runtime:
         ConfigWriterError: they are missing or fail to import (e.g. a torchao that does not fit
             the installed torchtune).
     """
-    for name in ("torch", "torchtune"):
-        if importlib.util.find_spec(name) is None:
-            raise ConfigWriterError(
-                f"validation needs {name}, which is not installed here: {INSTALL_ADVICE}"
-            )
+    require_installed()
     try:
         # Standard output is the report's (--format json): nothing an import prints goes there.
         with _quiet_torchao(), contextlib.redirect_stdout(io.StringIO()):

@@ -42,6 +42,7 @@ from .torchtune_runtime import (
     Runtime,
     load_runtime,
     locate_component,
+    require_installed,
     tune_validate,
 )
 
@@ -177,6 +178,7 @@ def validate_targets(
 
     report = progress or (lambda step: None)
     executor = shared_executor() if execute and targets else None
+    require_installed()  # a missing torch is one error line, not a step that never ends
     report(Step(IMPORTING))  # a CI log is not silent for the ten seconds torch takes
     if executor is not None:
         executor.start()  # it imports torch while the static checks run here; it lives on
