@@ -127,8 +127,10 @@ def test_the_readme_installs_a_tag_and_its_first_command_and_hook_run(
     assert cloned.returncode == 0, cloned.stdout
     first = shown_block("README.md", "generate examples/lora_rank_study", "bash")
     [command] = [line for line in first.splitlines() if not line.startswith("#")]
-    words = shlex.split(command)
-    generated = run(clone, str(venv / "bin" / words[0]), *words[1:], env=user_env)
+    # As a shell runs it (`pip install . && ...`), with the fresh environment's tools first.
+    in_venv = {**user_env, "PATH": f"{venv / 'bin'}{os.pathsep}{user_env.get('PATH', '')}"}
+    shell = f"set -o pipefail; {{ {command}; }} 2>/dev/null | tail -n 3"  # pip's lines before
+    generated = run(clone, "bash", "-c", shell, env=in_venv)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     shown = readme.split(first, 1)[1].split("```\n\n```\n", 1)[1].split("```", 1)[0]
     assert (generated.returncode, generated.stdout) == (0, shown)
