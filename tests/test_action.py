@@ -219,6 +219,11 @@ def test_a_clean_repository_passes_with_the_report_in_the_summary(
     assert "| `lora_rank_study/configs/run_003.yaml` | ✅ valid | passed |" in log
     assert "OUTPUTS configs=4 invalid=0 drifted=0 report=validation_report.txt" in log
     assert "::error" not in log
+    # The log shows validate's progress as it goes, as plain lines: no terminal codes.
+    progress = [line for line in log.splitlines() if "validate: " in line]
+    assert any(line.endswith("validate: importing torch and torchtune") for line in progress)
+    assert any(line.endswith("validate: checking 4/4") for line in progress), progress
+    assert not any("\x1b[K" in line or "\r" in line for line in progress)
     report = artifacts / "torchtune-validation-report" / "validation_report.txt"
     assert "4 configs: 4 valid" in report.read_text()
 
