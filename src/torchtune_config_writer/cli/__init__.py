@@ -60,6 +60,13 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             ("diff --base origin/main --format markdown --output changes.md", "for a PR"),
         ),
     ),
+    "status": (
+        "where each run of an experiment is: finished, running, queued, failed, not started...",
+        (
+            ("status examples/lora_rank_study", "a line per run, its reason and log; counts"),
+            ("status exp --format json", "the same for tools"),
+        ),
+    ),
     "validate": (
         "validate generated configs: torchtune's check and deeper ones",
         (

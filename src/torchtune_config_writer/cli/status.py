@@ -1,0 +1,82 @@
+"""``status EXP``: one line per run of an experiment (finished, running, queued, failed, ...,
+not started), with the reason and its log, then the counts; or JSON. Writes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExitCode
+from ..json_output import json_text
+from ..launchers.slurm import SLURM_SCRIPT
+from ..runs.catalog import read_catalog
+from ..runs.status import StudyStatus, default_slurm, study_status
+from ..wording import plural
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
+    parser = commands.add_parser("status", help=summary)
+    parser.add_argument(
+        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text, a line per run and the counts (default), or json, for tools",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = read_catalog(args.experiment)
+    experiment = catalog.plan.experiment
+    slurm = experiment.launch.slurm
+    script = None
+    if slurm is not None and catalog.runs:
+        script = catalog.runs[0].config_file.parent / SLURM_SCRIPT
+    numbers = [int(run.id.rsplit("_", 1)[-1]) for run in catalog.runs]
+    status = study_status(
+        catalog.runs,
+        experiment.folder,
+        slurm=default_slurm(),
+        script=script,
+        one_array=slurm is None or max(numbers, default=0) < slurm.max_array_size,
+    )
+    name = experiment.name
+    sys.stdout.write(render_json(name, status) if args.format == "json" else render_text(status))
+    return ExitCode.OK
+
+
+def render_text(status: StudyStatus) -> str:
+    """A line per run (id, status, reason, log), the counts, then the notes."""
+    width = max((len(run.status) for run in status.runs), default=0)
+    lines = []
+    for run in status.runs:
+        log = f" (log: {run.log})" if run.log is not None else ""
+        lines.append(f"{run.id}  {run.status.ljust(width)}  {run.reason}{log}")
+    counts = ", ".join(f"{count} {name}" for name, count in status.counts().items())
+    lines.append(f"{plural(len(status.runs), 'run')}: {counts}" if counts else "no runs")
+    lines.extend(f"note: {note}" for note in status.notes)
+    return "\n".join(lines) + "\n"
+
+
+def render_json(experiment: str, status: StudyStatus) -> str:
+    """``{"experiment", "runs": [{id, status, reason, log, task}], "counts", "notes"}``."""
+    document: dict[str, Any] = {
+        "experiment": experiment,
+        "runs": [
+            {
+                "id": run.id,
+                "status": run.status,
+                "reason": run.reason,
+                "log": None if run.log is None else str(run.log),
+                "task": run.task,
+            }
+            for run in status.runs
+        ],
+        "counts": status.counts(),
+        "notes": list(status.notes),
+    }
+    return json_text(document)
