@@ -95,10 +95,11 @@ def slurm_installed() -> bool:
 
 @dataclass(frozen=True)
 class SlurmAnswer:
-    """The states Slurm gave, by task, and which of its commands could answer."""
+    """The states Slurm gave, by task; whether it answered (squeue), and with sacct."""
 
     states: dict[TaskId, TaskState]
     accounting: bool
+    answered: bool = True
 
 
 def query_tasks(jobs: Iterable[int], command: SlurmCommand = run_command) -> SlurmAnswer:
@@ -113,8 +114,9 @@ def query_tasks(jobs: Iterable[int], command: SlurmCommand = run_command) -> Slu
         return SlurmAnswer(states, accounting=False)
     listed = ",".join(map(str, wanted))
     queue = command(["squeue", "--array", "--noheader", "--jobs", listed, "--format", "%i|%T|%r"])
-    if queue is not None:
-        states.update(parse_squeue(queue))
+    if queue is None:
+        return SlurmAnswer(states, accounting=False, answered=False)
+    states.update(parse_squeue(queue))
     accounted = command(
         ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", listed]
         + ["--format", "JobID,State,ExitCode,Reason"]
@@ -131,12 +133,15 @@ def query_tasks(jobs: Iterable[int], command: SlurmCommand = run_command) -> Slu
     return SlurmAnswer(states, accounting=accounted is not None)
 
 
-def tasks_of_script(script: Path, command: SlurmCommand = run_command) -> dict[TaskId, TaskState]:
+def tasks_of_script(
+    script: Path, command: SlurmCommand = run_command
+) -> dict[TaskId, TaskState] | None:
     """This user's queued and running tasks of ``script`` (squeue's batch script, resolved
-    against the folder it was submitted from): a queued task has written nothing yet."""
+    against the folder it was submitted from): a queued task has written nothing yet. ``None``
+    where squeue fails."""
     listed = command(["squeue", "--me", "--array", "--noheader", "--format", "%i|%T|%r|%Z|%o"])
     if listed is None:
-        return {}
+        return None
     wanted = script.resolve()
     states = {}
     for line in listed.splitlines():

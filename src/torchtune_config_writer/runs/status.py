@@ -130,18 +130,24 @@ def study_status(
     if slurm is None:
         notes.append("Slurm's commands are not installed here: statuses come from the files alone")
     else:
+        answered = True
         if script is not None:
-            states = tasks_of_script(script, slurm)
+            listed = tasks_of_script(script, slurm)
+            answered = listed is not None
+            states = listed or {}
             _add_queued(runs, tasks, states, offsets, one_array)
         latest = {found[-1][0].job for found in tasks.values() if found}
-        if latest:
+        if answered and latest:
             answer = query_tasks(latest, slurm)
+            answered = answer.answered
             states = {**answer.states, **states}
-            if not answer.accounting:
+            if answered and not answer.accounting:
                 notes.append(
                     "Slurm accounting (sacct) is not available: ended tasks' states come from "
                     "scontrol, which forgets a job MinJobAge after it ends, and from the files"
                 )
+        if not answered:
+            notes.append("Slurm does not answer here (squeue failed): statuses come from the files")
     table: dict[Path, int] | None = None
 
     def live() -> dict[Path, int]:
