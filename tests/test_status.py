@@ -8,8 +8,10 @@ submit a real job array to the one-node cluster of tests/slurm_cluster.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,7 @@ from torchtune_config_writer.runs.slurm_jobs import (
 from torchtune_config_writer.runs.status import STOPPED, StudyStatus, study_status
 
 from .conftest import CliResult, python_without_torch
+from .slurm_cluster import Cluster, Unavailable, running_cluster
 
 
 def make_study(folder: Path, runs: int = 4, slurm: str = "{}") -> Path:
@@ -387,3 +390,83 @@ def test_status_never_imports_torch(study: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "run_000" in done.stdout
+
+
+# The real cluster: a job array of the generated script, with a stand-in `tune` that trains
+# nothing but saves the final checkpoint once its run's gate file exists (real training under
+# Slurm is tests/test_slurm.py's; here the point is what Slurm says while tasks wait and run).
+GATED_TUNE = """#!/bin/bash
+config="${@: -1}"
+out=$(sed -n 's/^output_dir: //p' "$config")
+run=$(basename "$config" .yaml)
+echo "training $run"
+until [[ -e %(gates)s/$run ]]; do sleep 0.2; done
+mkdir -p "$out/epoch_0" && echo weights > "$out/epoch_0/model.safetensors"
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    try:
+        with running_cluster(cpus=4, max_array_size=8) as running:
+            yield running
+    except Unavailable as why:
+        pytest.skip(f"needs a Slurm cluster: {why}")
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_slurm
+def test_status_follows_a_real_job_array_queued_running_cancelled_finished(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir, gates = tmp_path / "bin", tmp_path / "gates"
+    bin_dir.mkdir()
+    gates.mkdir()
+    (bin_dir / "tune").write_text(GATED_TUNE % {"gates": gates})
+    (bin_dir / "tune").chmod(0o755)
+    # Two tasks at a time (max_parallel): the third waits in the queue.
+    study = make_study(tmp_path / "watched", runs=3, slurm="{max_parallel: 2}")
+    job = cluster.sbatch(
+        "configs/slurm_array.sh",
+        cwd=study,
+        env={"PATH": f"{bin_dir}:{cluster.env['PATH']}"},
+    )
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+
+    def status() -> dict[str, Any]:
+        """The command's JSON, from a process of its own (as a user runs it)."""
+        done = python_without_torch(
+            "from torchtune_config_writer.cli import main\n"
+            f"main(['status', {str(study)!r}, '--format', 'json'])\n"
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return {run["id"]: run["status"] for run in result["runs"]} | {"notes": result["notes"]}
+
+    def logged(run: int) -> bool:
+        log = study / "out" / f"run_{run:03d}" / f"slurm_{job}_{run}.log"
+        return log.is_file() and "training" in log.read_text()
+
+    wait_for(lambda: logged(0) and logged(1), "tasks 0 and 1 did not start")
+    now = status()
+    assert (now["run_000"], now["run_001"], now["run_002"]) == ("running", "running", "queued")
+
+    done = cluster.run("scancel", f"{job}_1")
+    assert done.returncode == 0, done.stderr
+    (gates / "run_000").touch()
+    (gates / "run_002").touch()
+    cluster.wait(job)
+    after = status()
+    assert (after["run_000"], after["run_001"], after["run_002"]) == (
+        "finished",
+        "cancelled",
+        "finished",
+    )
+    # No accounting in this cluster: status says it fell back to scontrol.
+    assert any("sacct" in note and "scontrol" in note for note in after["notes"])

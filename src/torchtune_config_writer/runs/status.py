@@ -140,6 +140,9 @@ def study_status(
         if answered and latest:
             answer = query_tasks(latest, slurm)
             answered = answer.answered
+            # A task cancelled while queued wrote nothing: its job, known by its siblings' logs,
+            # still names it.
+            _add_queued(runs, tasks, answer.states, offsets, one_array)
             states = {**answer.states, **states}
             if answered and not answer.accounting:
                 notes.append(
@@ -199,13 +202,14 @@ def _tasks_by_run(
 def _add_queued(
     runs: Sequence[RunRecord],
     tasks: dict[str, list[_Task]],
-    live: dict[TaskId, TaskState],
+    listed: dict[TaskId, TaskState],
     offsets: dict[int, int],
     one_array: bool,
 ) -> None:
-    """Each live task of the study's script, to its run's tasks (with no file yet)."""
+    """Each task Slurm listed (queued, or ended before it wrote anything) to its run's tasks,
+    without a file."""
     by_number = {_number(run.id): run.id for run in runs}
-    for task in live:
+    for task in listed:
         offset = offsets.get(task.job, 0 if one_array else None)
         owner = None if offset is None else by_number.get(task.task + offset)
         if owner is not None and all(known != task for known, _ in tasks.get(owner, [])):
