@@ -337,6 +337,41 @@ def beyond_workloads(repeat: int) -> list[Row]:
     ]
 
 
+def status_workloads(repeat: int) -> list[Row]:
+    """`status` of a 2,000-run study, every output folder written (no Slurm job to ask)."""
+    values = ", ".join(str(i) for i in range(2000))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_experiment(Path(tmp) / "study", "study", f"  seed: [{values}]\n")
+        path.write_text(
+            path.read_text()
+            + f"controls:\n  output_dir: {tmp}/out/{{run_id}}\n"
+            + f"  metric_logger:\n    log_dir: {tmp}/out/{{run_id}}/logs\n"
+        )
+        subprocess.run(
+            [*COMMAND, "generate", "--max-runs", "2000", str(path)], check=True, capture_output=True
+        )
+        for run in range(2000):  # a third finished, a third stopped with logs, a third untouched
+            output = Path(tmp) / "out" / f"run_{run:03d}"
+            if run % 3 == 0:
+                (output / "epoch_0").mkdir(parents=True)
+                (output / "epoch_0" / "adapter_model.pt").write_bytes(b"weights")
+            elif run % 3 == 1:
+                (output / "logs").mkdir(parents=True)
+                lines = "".join(f"Step {step} | loss:{1 / step:.4f} \n" for step in range(1, 200))
+                (output / "logs" / "log_1700000000.txt").write_text(lines)
+        seconds = median_of(
+            repeat, [*COMMAND, "status", "--max-runs", "2000", str(path)], Path(tmp)
+        )
+    return [
+        Row(
+            "status of 2,000 runs, no Slurm",
+            seconds,
+            "each output folder, checkpoint and log read",
+            f"< 2 s: {verdict(seconds < 2)}",
+        )
+    ]
+
+
 def _drop_runs(folder: Path) -> None:
     # Every run is written again: the run files go, the recorded base stays.
     for path in (folder / "configs").glob("run_*.yaml"):
@@ -958,7 +993,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="run tune validate 64 times too")
     parser.add_argument(
         "--only",
-        default="drift,large,generate,beyond,recipe,validate,execute,hooks",
+        default="drift,large,generate,beyond,recipe,status,validate,execute,hooks",
         help="comma-separated workload groups",
     )
     args = parser.parse_args()
@@ -975,6 +1010,8 @@ def main() -> None:
         rows += beyond_workloads(args.repeat)
     if "recipe" in groups:
         rows += recipe_workloads(args.repeat)
+    if "status" in groups:
+        rows += status_workloads(args.repeat)
     if "validate" in groups:
         rows += validation_workloads(args.full)
         rows += large_validation_workloads(min(args.repeat, 3))

@@ -14,6 +14,7 @@ from ..launchers.slurm import SLURM_SCRIPT
 from ..runs.catalog import read_catalog
 from ..runs.status import StudyStatus, default_slurm, study_status
 from ..wording import plural
+from .common import add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
@@ -21,6 +22,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
     parser.add_argument(
         "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
     )
+    add_max_runs(parser)
     parser.add_argument(
         "--format",
         choices=("text", "json"),
@@ -30,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
 
 
 def run(args: argparse.Namespace) -> int:
-    catalog = read_catalog(args.experiment)
+    catalog = read_catalog(args.experiment, max_runs=args.max_runs)
     experiment = catalog.plan.experiment
     slurm = experiment.launch.slurm
     script = None

@@ -52,13 +52,14 @@ class Catalog:
     runs: tuple[RunRecord, ...]
 
 
-def read_catalog(path: Path | str) -> Catalog:
-    """The runs of the experiment at ``path`` (its file or folder).
+def read_catalog(path: Path | str, *, max_runs: int | None = None) -> Catalog:
+    """The runs of the experiment at ``path`` (its file or folder); ``max_runs`` as
+    ``generate --max-runs``.
 
     Raises:
         ConfigWriterError: the experiment cannot be read or planned (as ``generate`` says).
     """
-    plan = plan_experiment(read_inputs(path))
+    plan = plan_experiment(read_inputs(path, max_runs=max_runs))
     experiment = plan.experiment
     folder = experiment.folder
     generation = None

@@ -8,6 +8,7 @@ injected functions, so all of this is tested without a cluster.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -267,13 +268,19 @@ def _run_status(
     log = _newest_metric_log(run)
     if finished:
         return RunStatus(run.id, "finished", f"final checkpoint in {final}", log)
-    pid = live().get(run.config_file.resolve())
+    table = live()
+    pid = table.get(_resolved(run.config_file.parent) / run.config_file.name) if table else None
     if pid is not None:
         return RunStatus(run.id, "running", f"outside Slurm, process {pid}", log)
     if log is not None or _saved_epochs(run) or _has_recipe_state(run):
         return RunStatus(run.id, STOPPED, f"no live process; {_missing(run)}{_progress(run)}", log)
     folder = run.output_dir if run.output_dir is not None else "its output_dir"
     return RunStatus(run.id, "not started", f"no task queued, no log or checkpoint in {folder}")
+
+
+@functools.cache
+def _resolved(folder: Path) -> Path:
+    return folder.resolve()  # once for the configs folder all runs share
 
 
 def _said(state: TaskState) -> str:
