@@ -8,6 +8,8 @@ submit a real job array to the one-node cluster of tests/slurm_cluster.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -390,6 +392,60 @@ def test_status_never_imports_torch(study: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "run_000" in done.stdout
+
+
+def test_a_process_running_a_runs_config_is_found_in_the_process_table(study: Path) -> None:
+    # A real process whose arguments name the config relative to its folder, as `tune run` does.
+    logs = out(study, 2) / "logs"
+    logs.mkdir()
+    (logs / "log_1700000000.txt").write_text("Step 3 | loss:1.0 \n")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "configs/run_002.yaml"], cwd=study
+    )
+    try:
+        catalog = read_catalog(study)
+        status = study_status(catalog.runs, study, slurm=None)
+        assert by_run(status)["run_002"] == ("running", f"outside Slurm, process {process.pid}")
+    finally:
+        process.kill()
+        process.wait()
+    assert by_run(status_of(study, None))["run_002"][0] == STOPPED
+
+
+def test_a_completed_task_of_a_run_whose_final_checkpoint_is_unknown_is_not_finished(
+    tmp_path: Path,
+) -> None:
+    study = make_study(tmp_path / "no_epochs", runs=1)
+    text = (study / "base.yaml").read_text().replace("epochs: 1\n", "")
+    (study / "base.yaml").write_text(text)
+    generate(study)
+    task_log(study, 0, job=4)
+    runs = by_run(status_of(study, CannedSlurm(sacct="4_0|COMPLETED|0:0|None\n")))
+    assert runs["run_000"] == (
+        STOPPED,
+        "task 4_0 ended COMPLETED, but where its final checkpoint goes is unknown "
+        "(no checkpointer.output_dir or epochs)",
+    )
+
+
+def test_where_slurm_is_not_installed_the_command_says_so_once(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_final(study, 0)
+    task_log(study, 1, job=8)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no squeue on it
+    done = python_without_torch(
+        "from torchtune_config_writer.cli import main\n"
+        f"raise SystemExit(main(['status', {str(study)!r}]))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("run_000  finished  ")
+    assert lines[1].startswith(f"run_001  {STOPPED}  Slurm no longer knows task 8_1: ")
+    assert lines[-2:] == [
+        f"4 runs: 1 finished, 1 {STOPPED}, 2 not started",
+        "note: Slurm's commands are not installed here: statuses come from the files alone",
+    ]
 
 
 # The real cluster: a job array of the generated script, with a stand-in `tune` that trains

@@ -186,7 +186,7 @@ def _tasks_by_run(
             if len(owners) == 1:
                 owner = owners[0].id
                 offsets[task.job] = _number(owner) - task.task
-            else:  # a shared output_dir: task N is run N (a study in parts is not told apart)
+            else:  # generate splits output_dirs; one shared by hand: task N is run N
                 owner = by_number.get(task.task, "")
                 if owner not in {run.id for run in owners}:
                     continue
