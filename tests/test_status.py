@@ -138,7 +138,7 @@ def test_a_run_never_submitted_is_not_started_and_a_saved_final_checkpoint_is_fi
         ("|PREEMPTED|0:15|None", "preempted", "PREEMPTED (exit 0) [sacct]"),
         ("|CANCELLED by 1000|0:15|None", "cancelled", "CANCELLED (exit 0) [sacct]"),
         ("|RUNNING|0:0|None", "running", "RUNNING [sacct]"),
-        ("|REQUEUED|0:0|None", "queued", "REQUEUED (exit 0) [sacct]"),
+        ("|REQUEUED|0:0|None", "queued", "REQUEUED [sacct]"),
     ],
 )
 def test_each_state_sacct_gives_an_ended_task_is_its_runs_status(
@@ -235,6 +235,19 @@ def test_without_accounting_ended_tasks_come_from_scontrol(study: Path) -> None:
         "Slurm accounting (sacct) is not available: ended tasks' states come from scontrol, "
         "which forgets a job MinJobAge after it ends, and from the files",
     )
+
+
+def test_a_task_cancelled_while_queued_wrote_nothing_but_its_job_still_names_it(
+    study: Path,
+) -> None:
+    task_log(study, 0, job=90)  # the job is known by the task that started
+    slurm = CannedSlurm(
+        sacct="90_0|COMPLETED|0:0|None\n90_1|CANCELLED by 1000|0:0|None\n"
+        "90_[2-3]|PENDING|0:0|JobArrayTaskLimit\n"
+    )
+    runs = by_run(status_of(study, slurm))
+    assert runs["run_001"] == ("cancelled", "task 90_1 CANCELLED (exit 0) [sacct]")
+    assert runs["run_002"] == ("queued", "task 90_2 PENDING, JobArrayTaskLimit [sacct]")
 
 
 def test_a_task_that_stopped_before_its_log_is_failed_with_the_error_it_wrote(

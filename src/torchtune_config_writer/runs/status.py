@@ -285,7 +285,7 @@ def _resolved(folder: Path) -> Path:
 
 def _said(state: TaskState) -> str:
     text = state.state
-    if state.exit_code is not None and state.state not in ("PENDING", "RUNNING"):
+    if state.exit_code is not None and _SLURM_STATES.get(state.state) not in _LIVE:
         text += f" (exit {state.exit_code})"
     if state.reason:
         text += f", {state.reason}"
