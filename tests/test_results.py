@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -148,15 +149,15 @@ def test_log_lines_as_torchtune_writes_them_and_what_is_passed_over() -> None:
         "Step 3 | loss:tensor(4.25) grad_norm:nan\n"  # a tensor's str; a loss that diverged
         "Step 4 | loss:abc lr:0.002 \n"
         "Writing logs to x\n"
-        "Step 5 | loss:1"  # cut short: the number is whole, but
+        "Step 5 | loss:1\n"  # cut short: what was written of it is read
+        "Step 6 | peak_memory_active:tensor(1.5, device='cpu') \n"
     )
-    parsed = list(parse_disk_log(text))
-    assert parsed[0] == (1, {"loss": 5.545177936553955, "lr": 0.001,
-                             "tokens_per_second_per_gpu": 311.0286})  # fmt: skip
-    assert parsed[1] == (2, {"loss": 5.5})
-    assert parsed[2][1]["loss"] == 4.25 and parsed[2][1]["grad_norm"] != parsed[2][1]["grad_norm"]
-    assert parsed[3] == (4, {"lr": 0.002})
-    assert [step for step, _ in parsed] == [1, 2, 3, 4, 5]
+    parsed = parse_disk_log(text)
+    assert parsed["loss"] == {1: 5.545177936553955, 2: 5.5, 3: 4.25, 5: 1.0}
+    assert parsed["lr"] == {1: 0.001, 4: 0.002}
+    assert parsed["tokens_per_second_per_gpu"] == {1: 311.0286}
+    assert math.isnan(parsed["grad_norm"][3])
+    assert parsed["peak_memory_active"] == {6: 1.5}
 
 
 def test_csv_has_every_value_whole(three_runs: Path, cli: Callable[..., CliResult]) -> None:

@@ -63,7 +63,7 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "results": (
         "every run's values, status and metrics, read from the files the runs wrote",
         (
-            ("results examples/lr_batch_sweep", "a table of the runs and their metrics"),
+            ("results experiments/lr_study", "a table of the runs and their metrics"),
             ("results exp --best loss", "the run with the lowest final loss, its checkpoint"),
             ("results exp --format csv --output results.csv", "for a spreadsheet"),
         ),

@@ -17,18 +17,19 @@ a folder, no torch.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DISK, TENSORBOARD, WANDB, EVALUATION = "log", "tensorboard", "wandb", "eval"
 _DISK_LOG = re.compile(r"log_(\d+)\.txt")
-_STEP_LINE = re.compile(r"Step (-?\d+) \| (.*)")
-_TENSOR = re.compile(r"tensor\(([^,)]+)")  # a value logged as a tensor: tensor(1.25)
-_EVENTS = "events.out.tfevents.*"
+_TENSOR = re.compile(r"tensor\(([^,)]+)")  # tensor(1.25), tensor(1.25, grad_fn=...
+_EVENTS_PREFIX = "events.out.tfevents."
 _EVENTS_TIME = re.compile(r"events\.out\.tfevents\.(\d+)")
+_WANDB_RUN = re.compile(r"(offline-)?run-.*")
 NO_TENSORBOARD = (
     "tensorboard is not installed, its event files are not read (pip install tensorboard)"
 )
@@ -93,22 +94,57 @@ def read_run_metrics(log_dir: Path | None, eval_dir: Path | None = None) -> RunM
     ``None`` or missing)."""
     found: dict[str, Metric] = {}
     notes: list[str] = []
-    logged = False
-    if log_dir is not None and log_dir.is_dir():
-        disk = sorted_disk_logs(log_dir)
-        events = sorted(log_dir.rglob(_EVENTS), key=_events_order)
-        wandb = sorted(log_dir.glob("**/wandb/*run-*/files"), key=lambda p: p.parent.name)
-        logged = bool(disk or events or wandb)
-        _keep(found, read_disk_logs(disk))
-        if events:
+    files = _LogFiles()
+    if log_dir is not None:
+        files = find_log_files(log_dir)
+        _keep(found, read_disk_logs(files.disk))
+        if files.events:
             try:
-                _keep(found, read_tensorboard(events))
+                _keep(found, read_tensorboard(files.events))
             except ModuleNotFoundError:
                 notes.append(NO_TENSORBOARD)
-        _keep(found, read_wandb(wandb, notes))
+        _keep(found, read_wandb(files.wandb, notes))
     if eval_dir is not None and eval_dir.is_dir():
         _keep(found, read_evaluation(sorted(eval_dir.rglob("*.json")), notes))
-    return RunMetrics(found, logged, tuple(notes))
+    return RunMetrics(found, bool(files.disk or files.events or files.wandb), tuple(notes))
+
+
+@dataclass(frozen=True)
+class _LogFiles:
+    disk: tuple[Path, ...] = ()
+    events: tuple[Path, ...] = ()
+    wandb: tuple[Path, ...] = ()
+
+
+def find_log_files(log_dir: Path) -> _LogFiles:
+    """Each logger's files under ``log_dir``, oldest first, in one walk of it (a study's
+    thousands of runs are read in one command)."""
+    disk: list[tuple[int, str]] = []
+    events: list[tuple[int, str]] = []
+    wandb: list[str] = []
+    top = str(log_dir)
+    for folder, _, names in os.walk(top):
+        if folder == top:
+            for name in names:
+                match = _DISK_LOG.fullmatch(name)
+                if match:
+                    disk.append((int(match.group(1)), name))
+        for name in names:
+            if name.startswith(_EVENTS_PREFIX):
+                match = _EVENTS_TIME.match(name)
+                events.append((int(match.group(1)) if match else 0, os.path.join(folder, name)))
+        run, files = os.path.split(folder)
+        if (
+            files == "files"
+            and _WANDB_RUN.fullmatch(os.path.basename(run))
+            and os.path.basename(os.path.dirname(run)) == "wandb"
+        ):
+            wandb.append(folder)
+    return _LogFiles(
+        tuple(log_dir / name for _, name in sorted(disk)),
+        tuple(Path(path) for _, path in sorted(events)),
+        tuple(Path(path) for path in sorted(wandb, key=os.path.basename)),
+    )
 
 
 def _keep(found: dict[str, Metric], metrics: Iterable[Metric]) -> None:
@@ -116,48 +152,50 @@ def _keep(found: dict[str, Metric], metrics: Iterable[Metric]) -> None:
         found.setdefault(metric.name, metric)
 
 
-def sorted_disk_logs(log_dir: Path) -> list[Path]:
-    """DiskLogger's files in ``log_dir``, oldest first (by the time in their names)."""
-    logs = []
-    for path in log_dir.iterdir():
-        match = _DISK_LOG.fullmatch(path.name)
-        if match:
-            logs.append((int(match.group(1)), path.name, path))
-    return [path for *_, path in sorted(logs)]
-
-
 def read_disk_logs(paths: Iterable[Path]) -> list[Metric]:
     """The metrics of DiskLogger files given oldest first: a later value for a step wins."""
     series: dict[str, dict[int, float]] = {}
     for path in paths:
-        for step, values in parse_disk_log(path.read_text(encoding="utf-8", errors="replace")):
-            for name, value in values.items():
-                series.setdefault(name, {})[step] = value
+        for name, by_step in parse_disk_log(path.read_text("utf-8", "replace")).items():
+            if name in series:
+                series[name].update(by_step)
+            else:
+                series[name] = by_step
     return _metrics(series, DISK)
 
 
-def parse_disk_log(text: str) -> Iterator[tuple[int, dict[str, float]]]:
-    """Each ``Step N | name:value ...`` line's step and numeric values; other lines (a line cut
-    short by a crash, a value that is no number) are passed over."""
+def parse_disk_log(text: str) -> dict[str, dict[int, float]]:
+    """Each metric's value by step in the ``Step N | name:value ...`` lines of ``text``; other
+    lines (a line cut short by a crash, a value that is no number) are passed over."""
+    # The hot loop of a study's thousands of logs: plain string methods, no regex a value.
+    series: dict[str, dict[int, float]] = {}
     for line in text.splitlines():
-        match = _STEP_LINE.fullmatch(line.strip())
-        if not match:
+        head, bar, rest = line.partition(" | ")
+        if not bar or not head.startswith("Step "):
             continue
-        values = {}
-        for item in match.group(2).split():
+        try:
+            step = int(head[5:])
+        except ValueError:
+            continue
+        for item in rest.split():
             name, colon, text_value = item.rpartition(":")
-            number = _number(text_value)
-            if colon and name and number is not None:
-                values[name] = number
-        yield int(match.group(1)), values
-
-
-def _number(text: str) -> float | None:
-    tensor = _TENSOR.match(text)
-    try:
-        return float(tensor.group(1) if tensor else text)  # nan too: a loss that diverged
-    except ValueError:
-        return None
+            if not name:
+                continue
+            try:
+                value = float(text_value)  # nan too: a loss that diverged
+            except ValueError:
+                tensor = _TENSOR.match(text_value)  # a value logged as a tensor
+                if tensor is None:
+                    continue
+                try:
+                    value = float(tensor.group(1))
+                except ValueError:
+                    continue
+            by_step = series.get(name)
+            if by_step is None:
+                series[name] = by_step = {}
+            by_step[step] = value
+    return series
 
 
 def _metrics(series: dict[str, dict[int, float]], source: str) -> list[Metric]:
@@ -166,11 +204,6 @@ def _metrics(series: dict[str, dict[int, float]], source: str) -> list[Metric]:
         for name, by_step in series.items()
         if by_step
     ]
-
-
-def _events_order(path: Path) -> tuple[int, str]:
-    match = _EVENTS_TIME.match(path.name)
-    return (int(match.group(1)) if match else 0, str(path))
 
 
 def read_tensorboard(paths: Iterable[Path]) -> list[Metric]:
