@@ -489,3 +489,17 @@ def test_on_a_narrow_terminal_metric_columns_past_its_width_are_left_out_with_a_
     )
     # However narrow, the run, its values, its status and its steps are there.
     assert render_text(results, results.metric_names, width=10).splitlines()[2].endswith("steps")
+
+
+def test_the_json_docs_results_md_shows_has_the_shape_results_writes(
+    three_runs: Path, cli: Callable[..., CliResult]
+) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text()
+    shown = json.loads(page.split("## `results --format json`\n\n```json\n", 1)[1].split("```")[0])
+    written = json.loads(cli("results", three_runs, "--format", "json").out)
+    assert shown.keys() == written.keys()
+    assert shown["runs"][0].keys() == written["runs"][0].keys()
+    assert (
+        shown["runs"][0]["metrics"]["loss"].keys() == written["runs"][0]["metrics"]["loss"].keys()
+    )
+    assert (shown["variables"], shown["metrics"]) == (written["variables"], written["metrics"])
