@@ -503,3 +503,36 @@ def test_the_json_docs_results_md_shows_has_the_shape_results_writes(
         shown["runs"][0]["metrics"]["loss"].keys() == written["runs"][0]["metrics"]["loss"].keys()
     )
     assert (shown["variables"], shown["metrics"]) == (written["variables"], written["metrics"])
+
+
+def test_plot_without_matplotlib_is_one_error_line_before_any_work(
+    three_runs: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    plot = three_runs / "loss.png"
+    result = cli("results", three_runs, "--plot", plot)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        "error: --plot draws with matplotlib, which is not installed here: pip install matplotlib\n"
+    )
+    assert not plot.exists()
+
+
+@pytest.mark.slow  # importing matplotlib takes about a second
+def test_plot_draws_each_metric_a_line_per_run_and_refusals_write_no_plot(
+    three_runs: Path, cli: Callable[..., CliResult]
+) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed here")
+    plot = three_runs / "loss.png"
+    result = cli("results", three_runs, "--plot", plot, "--metrics", "loss", "--format", "csv")
+    assert result.code == 0 and result.out.startswith("run,optimizer.lr,status")
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    svg = three_runs / "all.svg"
+    assert cli("results", three_runs, "--plot", svg, "--best", "loss").code == 0
+    drawn = svg.read_text()
+    # run_002 logged nothing: two runs' lines, in the legend with their values.
+    assert "run_000 (optimizer.lr=0.001)" in drawn and "run_001 (optimizer.lr=0.01)" in drawn
+    assert "run_002" not in drawn
+    refused = three_runs / "refused.png"
+    assert cli("results", three_runs, "--plot", refused, "--best", "los").code == 2
+    assert not refused.exists()

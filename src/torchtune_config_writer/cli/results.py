@@ -41,6 +41,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
         help="name the run with the best final value of METRIC, its values and its final "
         "checkpoint (text or json)",
     )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw the metrics (--metrics, else every training metric) over the steps, a "
+        "line per run, into FILE (.png, .svg, .pdf; needs matplotlib)",
+    )
     direction = parser.add_mutually_exclusive_group()
     direction.add_argument(
         "--min",
@@ -71,14 +78,24 @@ def run(args: argparse.Namespace) -> int:
         )
     output = args.output or Path(STANDARD_OUTPUT)
     writable_output(output)
+    if args.plot is not None:
+        from ..runs.plots import require_matplotlib
+
+        require_matplotlib()
+        writable_output(args.plot)
     results = report.read_results(args.experiment)
-    if args.best is not None:
-        best = report.best_run(results, args.best, args.direction)
+    chosen = [name.strip() for name in (args.metrics or "").split(",") if name.strip()]
+    names = report.choose_metrics(results, chosen)
+    # Every refusal before the plot is written: bad input leaves the disk as it was.
+    best = None if args.best is None else report.best_run(results, args.best, args.direction)
+    if args.plot is not None:
+        from ..runs.plots import plot_metrics
+
+        plot_metrics(results, names, args.plot)
+    if best is not None:
         render_best = report.render_best_json if args.format == "json" else report.render_best_text
         write_output(output, render_best(best, results))
         return ExitCode.OK
-    chosen = [name.strip() for name in (args.metrics or "").split(",") if name.strip()]
-    names = report.choose_metrics(results, chosen)
     if args.format == "text":
         # On a terminal the table fits it; to a file or a pipe it is whole.
         width = None
