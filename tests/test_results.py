@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from torchtune_config_writer.runs.metrics import parse_disk_log, read_run_metrics
-from torchtune_config_writer.runs.results import read_results, render_text
+from torchtune_config_writer.runs.results import read_results
+from torchtune_config_writer.runs.results_report import render_text
 
 from .conftest import CliResult, python_without_torch, snapshot
 

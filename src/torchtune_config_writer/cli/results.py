@@ -1,5 +1,6 @@
 """``results EXP``: every run of an experiment with its values, status and metrics, read from
-the files the runs wrote; ``--best METRIC`` names the best run. Writes nothing but its report."""
+the files the runs wrote; ``--best METRIC`` names the best run; ``--plot`` draws the metrics.
+Writes nothing else."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
 def run(args: argparse.Namespace) -> int:
     # Imported here: only this command reads runs' files.
     from ..runs import results as report
+    from ..runs import results_report as reports
 
     if args.direction is not None and args.best is None:
         raise ConfigWriterError("--min and --max choose the direction of --best METRIC: add it")
@@ -93,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
         plot_metrics(results, names, args.plot)
     if best is not None:
-        render_best = report.render_best_json if args.format == "json" else report.render_best_text
+        render_best = (
+            reports.render_best_json if args.format == "json" else reports.render_best_text
+        )
         write_output(output, render_best(best, results))
         return ExitCode.OK
     if args.format == "text":
@@ -101,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
         width = None
         if is_standard_output(output) and sys.stdout.isatty():
             width = shutil.get_terminal_size().columns
-        write_output(output, report.render_text(results, names, width))
+        write_output(output, reports.render_text(results, names, width))
         return ExitCode.OK
     render = {
-        "markdown": report.render_markdown,
-        "csv": report.render_csv,
-        "json": report.render_json,
+        "markdown": reports.render_markdown,
+        "csv": reports.render_csv,
+        "json": reports.render_json,
     }[args.format]
     write_output(output, render(results, names))
     return ExitCode.OK
