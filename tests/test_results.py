@@ -143,6 +143,21 @@ def test_a_resumed_runs_logs_are_read_in_the_order_of_their_times_not_their_name
     assert (loss.final, loss.minimum, loss.maximum) == (1.0, 1.0, 2.0)
 
 
+def test_a_disk_log_named_by_the_config_is_read(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    base = BASE.replace(
+        "  log_dir: ${output_dir}/logs\n", "  log_dir: ${output_dir}/logs\n  filename: train.txt\n"
+    )
+    folder = study(tmp_path, "[0.001, 0.01]", base=base)
+    logs = folder / "out" / "run_001" / "logs"
+    write_log(logs, "train.txt", "Step 1 | loss:3.0 \nStep 2 | loss:2.0 \n")
+    write_log(logs, "other.txt", "Step 3 | loss:0.5 \n")  # neither named nor DiskLogger's
+    document = json.loads(cli("results", folder, "--format", "json").out)
+    assert document["runs"][1]["metrics"]["loss"]["final"] == 2.0
+    assert document["runs"][1]["steps"] == 2 and document["runs"][0]["status"] == "not started"
+
+
 def test_log_lines_as_torchtune_writes_them_and_what_is_passed_over() -> None:
     text = (
         "Step 1 | loss:5.545177936553955 lr:0.001 tokens_per_second_per_gpu:311.0286 \n"

@@ -89,14 +89,16 @@ class RunMetrics:
         return max(steps) if steps else None
 
 
-def read_run_metrics(log_dir: Path | None, eval_dir: Path | None = None) -> RunMetrics:
+def read_run_metrics(
+    log_dir: Path | None, eval_dir: Path | None = None, log_file: str | None = None
+) -> RunMetrics:
     """The metrics in a run's ``log_dir`` and its evaluation's ``eval_dir`` (either may be
-    ``None`` or missing)."""
+    ``None`` or missing); ``log_file`` is DiskLogger's ``filename`` where the config names one."""
     found: dict[str, Metric] = {}
     notes: list[str] = []
     files = _LogFiles()
     if log_dir is not None:
-        files = find_log_files(log_dir)
+        files = find_log_files(log_dir, log_file)
         _keep(found, read_disk_logs(files.disk))
         if files.events:
             try:
@@ -116,9 +118,10 @@ class _LogFiles:
     wandb: tuple[Path, ...] = ()
 
 
-def find_log_files(log_dir: Path) -> _LogFiles:
+def find_log_files(log_dir: Path, log_file: str | None = None) -> _LogFiles:
     """Each logger's files under ``log_dir``, oldest first, in one walk of it (a study's
-    thousands of runs are read in one command)."""
+    thousands of runs are read in one command); ``log_file``: DiskLogger's own name for its
+    file (every start appends to it), read before any ``log_<time>.txt``."""
     disk: list[tuple[int, str]] = []
     events: list[tuple[int, str]] = []
     wandb: list[str] = []
@@ -129,6 +132,8 @@ def find_log_files(log_dir: Path) -> _LogFiles:
                 match = _DISK_LOG.fullmatch(name)
                 if match:
                     disk.append((int(match.group(1)), name))
+                elif name == log_file:
+                    disk.append((-1, name))
         for name in names:
             if name.startswith(_EVENTS_PREFIX):
                 match = _EVENTS_TIME.match(name)

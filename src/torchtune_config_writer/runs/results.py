@@ -95,7 +95,7 @@ def read_results(path: Path | str) -> Results:
     catalog = read_catalog(path)
     runs = []
     for record in catalog.runs:
-        metrics = read_run_metrics(record.log_dir, record.eval_dir)
+        metrics = read_run_metrics(record.log_dir, record.eval_dir, _disk_log_file(record))
         runs.append(RunResult(record, file_status(record, metrics), metrics))
     training: dict[str, None] = {}
     evaluation: set[str] = set()
@@ -119,6 +119,13 @@ def read_results(path: Path | str) -> Results:
         (*training, *sorted(evaluation)),
         notes,
     )
+
+
+def _disk_log_file(record: RunRecord) -> str | None:
+    """DiskLogger's ``filename``, where the run's config names one."""
+    logger = record.config.get("metric_logger")
+    name = logger.get("filename") if isinstance(logger, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _listed(ids: list[str], most: int = 5) -> str:
