@@ -1,6 +1,6 @@
 """Benchmarks: build their own workloads in a temporary folder and print a table.
 
-    python benchmarks/bench.py [--repeat N] [--full] [--only drift,large,generate,...,hooks]
+    python benchmarks/bench.py [--repeat N] [--full] [--only drift,large,generate,...,hooks,results]
 
 Every workload is whole commands in fresh processes (what a user or the pre-commit hook waits
 for), the median of N runs. `--full` runs `tune validate` 64 times instead of extrapolating
@@ -593,6 +593,50 @@ def mechanism_workloads(repeat: int) -> list[Row]:
     return rows
 
 
+def results_workloads(repeat: int) -> list[Row]:
+    """``results`` of a 2,000-run study whose every run wrote a DiskLogger log of 20 steps
+    (a checkpoint for one run in two)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "study"
+        folder.mkdir()
+        (folder / "base.yaml").write_text(
+            "output_dir: out\n"
+            "checkpointer:\n  _component_: torchtune.training.FullModelTorchTuneCheckpointer\n"
+            "  checkpoint_files: [model.pt]\n  output_dir: ${output_dir}\n"
+            "metric_logger:\n  _component_: torchtune.training.metric_logging.DiskLogger\n"
+            "  log_dir: ${output_dir}/logs\n"
+            "optimizer:\n  lr: 0.001\nseed: 0\nepochs: 1\n"
+        )
+        seeds = ", ".join(str(seed) for seed in range(2000))
+        (folder / "experiment.yaml").write_text(
+            "experiment:\n  name: study\n  framework: torchtune\n  max_runs: 2000\n"
+            "framework_config:\n  base_config_file: base.yaml\n"
+            f"variables:\n  seed: [{seeds}]\n"
+        )
+        for index in range(2000):
+            run = folder / "out" / f"run_{index:04d}"
+            (run / "logs").mkdir(parents=True)
+            lines = "".join(
+                f"Step {step} | loss:{5.5 - step * 0.01 - index * 1e-6!r} lr:0.001 "
+                f"tokens_per_second_per_gpu:{300.0 + step!r} \n"
+                for step in range(1, 21)
+            )
+            (run / "logs" / "log_1765100000.txt").write_text(lines)
+            if index % 2:
+                (run / "epoch_0").mkdir()
+                (run / "epoch_0" / "model-00001-of-00001.bin").write_bytes(b"w")
+        rows = []
+        for label, args in (
+            ("results, 2,000 runs with logs", ["results", str(folder), "--format", "csv"]),
+            ("results --best loss, 2,000 runs", ["results", str(folder), "--best", "loss"]),
+        ):
+            seconds = median_of(min(repeat, 5), [*COMMAND, *args], folder)
+            rows.append(
+                Row(label, seconds, "20 log lines a run", f"<= 2 s: {verdict(seconds <= 2)}")
+            )
+    return rows
+
+
 def generated_2000_configs(folder: Path, name: str) -> list[Path]:
     """An experiment of 2,000 runs (one per lora_rank) generated in ``folder``: its run configs."""
     ranks = ", ".join(str(rank) for rank in range(1, 2001))
@@ -993,7 +1037,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="run tune validate 64 times too")
     parser.add_argument(
         "--only",
-        default="drift,large,generate,beyond,recipe,status,validate,execute,hooks",
+        default="drift,large,generate,beyond,recipe,status,results,validate,execute,hooks",
         help="comma-separated workload groups",
     )
     args = parser.parse_args()
@@ -1021,6 +1065,8 @@ def main() -> None:
         rows += hook_workloads(args.repeat)
     if "mechanisms" in groups:
         rows += mechanism_workloads(args.repeat)
+    if "results" in groups:
+        rows += results_workloads(args.repeat)
     if "reused" in groups:
         rows += reused_config_workloads(min(args.repeat, 3))
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}, median of {args.repeat}")

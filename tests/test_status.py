@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from torchtune_config_writer import generate
-from torchtune_config_writer.cli import status as status_command
+from torchtune_config_writer.runs import status as status_module
 from torchtune_config_writer.runs.catalog import read_catalog
 from torchtune_config_writer.runs.slurm_jobs import (
     TaskId,
@@ -343,7 +343,8 @@ def canned_cli(
     monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
 ) -> Iterator[Callable[[CannedSlurm | None], Callable[..., CliResult]]]:
     def with_slurm(slurm: CannedSlurm | None) -> Callable[..., CliResult]:
-        monkeypatch.setattr(status_command, "default_slurm", lambda: slurm)
+        # The one place status and results ask for Slurm (runs/status.py's catalog_status).
+        monkeypatch.setattr(status_module, "default_slurm", lambda: slurm)
         return cli
 
     yield with_slurm

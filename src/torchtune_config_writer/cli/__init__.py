@@ -67,6 +67,14 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             ("status exp --format json", "the same for tools"),
         ),
     ),
+    "results": (
+        "every run's values, status and metrics, read from the files the runs wrote",
+        (
+            ("results experiments/lr_study", "a table of the runs and their metrics"),
+            ("results exp --best loss", "the run with the lowest final loss, its checkpoint"),
+            ("results exp --format csv --output results.csv", "for a spreadsheet"),
+        ),
+    ),
     "validate": (
         "validate generated configs: torchtune's check and deeper ones",
         (

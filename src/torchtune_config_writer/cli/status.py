@@ -10,9 +10,8 @@ from typing import Any
 
 from ..errors import ExitCode
 from ..json_output import json_text
-from ..launchers.slurm import SLURM_SCRIPT
 from ..runs.catalog import read_catalog
-from ..runs.status import StudyStatus, default_slurm, study_status
+from ..runs.status import StudyStatus, catalog_status
 from ..wording import plural
 from .common import add_max_runs
 
@@ -33,20 +32,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], su
 
 def run(args: argparse.Namespace) -> int:
     catalog = read_catalog(args.experiment, max_runs=args.max_runs)
-    experiment = catalog.plan.experiment
-    slurm = experiment.launch.slurm
-    script = None
-    if slurm is not None and catalog.runs:
-        script = catalog.runs[0].config_file.parent / SLURM_SCRIPT
-    numbers = [int(run.id.rsplit("_", 1)[-1]) for run in catalog.runs]
-    status = study_status(
-        catalog.runs,
-        experiment.folder,
-        slurm=default_slurm(),
-        script=script,
-        one_array=slurm is None or max(numbers, default=0) < slurm.max_array_size,
-    )
-    name = experiment.name
+    status = catalog_status(catalog)
+    name = catalog.plan.experiment.name
     sys.stdout.write(render_json(name, status) if args.format == "json" else render_text(status))
     return ExitCode.OK
 

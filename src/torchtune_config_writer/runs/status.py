@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import RunRecord
+from ..launchers.slurm import SLURM_SCRIPT
+from .catalog import Catalog, RunRecord
 from .slurm_jobs import (
     SlurmCommand,
     TaskId,
@@ -100,6 +101,28 @@ class StudyStatus:
         """How many runs have each status, those with none left out, in :data:`STATUSES` order."""
         found = [run.status for run in self.runs]
         return {status: found.count(status) for status in STATUSES if status in found}
+
+
+def catalog_status(catalog: Catalog, slurm: SlurmCommand | None = None) -> StudyStatus:
+    """The status of each run of ``catalog``, from its files and, where installed, Slurm.
+
+    Args:
+        catalog: The experiment's runs (:func:`~torchtune_config_writer.runs.catalog.read_catalog`).
+        slurm: Runs a Slurm command; by default Slurm's own, where its commands are installed.
+    """
+    experiment = catalog.plan.experiment
+    launch = experiment.launch.slurm
+    script = None
+    if launch is not None and catalog.runs:
+        script = catalog.runs[0].config_file.parent / SLURM_SCRIPT
+    numbers = [_number(run.id) for run in catalog.runs]
+    return study_status(
+        catalog.runs,
+        experiment.folder,
+        slurm=default_slurm() if slurm is None else slurm,
+        script=script,
+        one_array=launch is None or max(numbers, default=0) < launch.max_array_size,
+    )
 
 
 def study_status(
@@ -272,7 +295,8 @@ def _run_status(
     pid = table.get(_resolved(run.config_file.parent) / run.config_file.name) if table else None
     if pid is not None:
         return RunStatus(run.id, "running", f"outside Slurm, process {pid}", log)
-    if log is not None or _saved_epochs(run) or _has_recipe_state(run):
+    wrote = log is not None or (run.log_dir is not None and _non_empty(run.log_dir))
+    if wrote or _saved_epochs(run) or _has_recipe_state(run):  # TensorBoard or W&B logs too
         return RunStatus(run.id, STOPPED, f"no live process; {_missing(run)}{_progress(run)}", log)
     folder = run.output_dir if run.output_dir is not None else "its output_dir"
     return RunStatus(run.id, "not started", f"no task queued, no log or checkpoint in {folder}")
@@ -345,7 +369,13 @@ def _newest_metric_log(run: RunRecord) -> Path | None:
         names = [n for n in os.listdir(run.log_dir) if n.startswith("log_") and n.endswith(".txt")]
     except OSError:
         return None
-    return run.log_dir / max(names) if names else None
+    # By the time in the name: log_999.txt was written before log_1000.txt.
+    return run.log_dir / max(names, key=_log_time) if names else None
+
+
+def _log_time(name: str) -> tuple[int, str]:
+    stamp = name[len("log_") : -len(".txt")]
+    return (int(stamp), name) if stamp.isdigit() else (-1, name)
 
 
 def _last_step(run: RunRecord) -> int | None:
