@@ -552,3 +552,20 @@ def test_plot_draws_each_metric_a_line_per_run_and_refusals_write_no_plot(
     refused = three_runs / "refused.png"
     assert cli("results", three_runs, "--plot", refused, "--best", "los").code == 2
     assert not refused.exists()
+
+
+def test_a_cut_short_last_line_is_passed_over_and_an_unreadable_log_is_skipped(
+    tmp_path: Path,
+) -> None:
+    from torchtune_config_writer.runs.metrics import parse_disk_log, read_disk_logs
+
+    # The run died while writing "loss:1.53": "loss:1" is not its value.
+    assert parse_disk_log("Step 1 | loss:2.5 \nStep 2 | loss:1.9 \nStep 3 | loss:1") == {
+        "loss": {1: 2.5, 2: 1.9}
+    }
+    good = tmp_path / "log_1.txt"
+    good.write_text("Step 1 | loss:2.5 \n")
+    dangling = tmp_path / "log_2.txt"
+    dangling.symlink_to(tmp_path / "gone.txt")
+    (metric,) = read_disk_logs([good, dangling])
+    assert (metric.name, metric.steps) == ("loss", ((1, 2.5),))

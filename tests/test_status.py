@@ -540,3 +540,26 @@ def test_status_follows_a_real_job_array_queued_running_cancelled_finished(
     )
     # No accounting in this cluster: status says it fell back to scontrol.
     assert any("sacct" in note and "scontrol" in note for note in after["notes"])
+
+
+def test_a_job_squeue_has_forgotten_is_still_asked_of_sacct(study: Path) -> None:
+    # squeue --jobs fails on a job past MinJobAge ("Invalid job id specified"): the usual study,
+    # one array that ended a while ago. Its tasks' ends are sacct's to say.
+    task_log(study, 1, job=77)
+    slurm = CannedSlurm(squeue=None, squeue_me="", sacct="77_1|TIMEOUT|0:15|None\n")
+    status = status_of(study, slurm)
+    assert by_run(status)["run_001"] == ("timed out", "task 77_1 TIMEOUT (exit 0) [sacct]")
+    assert status.notes == ()
+    assert any(call[0] == "sacct" for call in slurm.calls)
+
+
+def test_an_early_failure_of_a_part_whose_offset_is_unknown_is_charged_to_no_run(
+    study: Path,
+) -> None:
+    # A study in parts: task 0 of job 88 may be any part's first run; nothing says which.
+    (study / "slurm-88_0.out").write_text("error: configs/run_000.yaml is missing\n")
+    catalog = read_catalog(study)
+    status = study_status(catalog.runs, study, slurm=None, one_array=False, processes=dict)
+    assert by_run(status)["run_000"][0] == "not started"
+    one = study_status(catalog.runs, study, slurm=None, one_array=True, processes=dict)
+    assert by_run(one)["run_000"][0] == "failed"

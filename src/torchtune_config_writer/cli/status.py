@@ -12,6 +12,7 @@ from ..errors import ExitCode
 from ..json_output import json_text
 from ..runs.catalog import read_catalog
 from ..runs.status import StudyStatus, catalog_status
+from ..terminal import printable
 from ..wording import plural
 from .common import add_max_runs
 
@@ -43,8 +44,9 @@ def render_text(status: StudyStatus) -> str:
     width = max((len(run.status) for run in status.runs), default=0)
     lines = []
     for run in status.runs:
-        log = f" (log: {run.log})" if run.log is not None else ""
-        lines.append(f"{run.id}  {run.status.ljust(width)}  {run.reason}{log}")
+        # A reason may quote a task's output: one line, whatever it holds.
+        log = f" (log: {printable(str(run.log))})" if run.log is not None else ""
+        lines.append(f"{run.id}  {run.status.ljust(width)}  {printable(run.reason)}{log}")
     counts = ", ".join(f"{count} {name}" for name, count in status.counts().items())
     lines.append(f"{plural(len(status.runs), 'run')}: {counts}" if counts else "no runs")
     lines.extend(f"note: {note}" for note in status.notes)

@@ -76,7 +76,8 @@ def read_catalog(path: Path | str, *, max_runs: int | None = None) -> Catalog:
     for run in plan.runs(generation):
         config = run.config
         eval_dir = None
-        if experiment.evaluation is not None:
+        # Without an output_dir the evaluation's would be "./": the whole study, not this run's.
+        if experiment.evaluation is not None and folder_in(config, OUTPUT_DIR) is not None:
             eval_dir = where(
                 folder_in(evaluation_config(config, experiment.evaluation), OUTPUT_DIR)
             )

@@ -148,7 +148,10 @@ def find_log_files(log_dir: Path, log_file: str | None = None) -> _LogFiles:
     return _LogFiles(
         tuple(log_dir / name for _, name in sorted(disk)),
         tuple(Path(path) for _, path in sorted(events)),
-        tuple(Path(path) for path in sorted(wandb, key=os.path.basename)),
+        # By the run folder's name (offline-run-<time>-<id>), not by its files/ (all alike).
+        tuple(
+            Path(path) for path in sorted(wandb, key=lambda p: os.path.basename(os.path.dirname(p)))
+        ),
     )
 
 
@@ -161,7 +164,11 @@ def read_disk_logs(paths: Iterable[Path]) -> list[Metric]:
     """The metrics of DiskLogger files given oldest first: a later value for a step wins."""
     series: dict[str, dict[int, float]] = {}
     for path in paths:
-        for name, by_step in parse_disk_log(path.read_text("utf-8", "replace")).items():
+        try:
+            text = path.read_text("utf-8", "replace")
+        except OSError:  # a dangling link, a file this user may not read: the others count
+            continue
+        for name, by_step in parse_disk_log(text).items():
             if name in series:
                 series[name].update(by_step)
             else:
@@ -174,7 +181,10 @@ def parse_disk_log(text: str) -> dict[str, dict[int, float]]:
     lines (a line cut short by a crash, a value that is no number) are passed over."""
     # The hot loop of a study's thousands of logs: plain string methods, no regex a value.
     series: dict[str, dict[int, float]] = {}
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        lines.pop()  # a line being written, or cut short by a crash: its last value may be cut
+    for line in lines:
         head, bar, rest = line.partition(" | ")
         if not bar or not head.startswith("Step "):
             continue
@@ -248,15 +258,20 @@ def read_wandb(folders: Iterable[Path], notes: list[str]) -> list[Metric]:
     for files in folders:
         history = files / "wandb-history.jsonl"
         summary = files / "wandb-summary.json"
-        if history.is_file():
-            for number, line in enumerate(history.read_text(encoding="utf-8").splitlines(), 1):
-                row = _json_object(line, history, notes, number)
+        try:
+            if history.is_file():
+                text = history.read_text(encoding="utf-8", errors="replace")
+                for number, line in enumerate(text.splitlines(), 1):
+                    row = _json_object(line, history, notes, number)
+                    if row is not None:
+                        _add_row(series, row)
+            elif summary.is_file():
+                text = summary.read_text(encoding="utf-8", errors="replace")
+                row = _json_object(text, summary, notes)
                 if row is not None:
                     _add_row(series, row)
-        elif summary.is_file():
-            row = _json_object(summary.read_text(encoding="utf-8"), summary, notes)
-            if row is not None:
-                _add_row(series, row)
+        except OSError as exc:
+            notes.append(f"cannot read {files}: {exc.strerror}")
     return _metrics(series, WANDB)
 
 

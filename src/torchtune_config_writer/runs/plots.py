@@ -14,6 +14,9 @@ from .results import Results
 NO_MATPLOTLIB = "--plot draws with matplotlib, which is not installed here: pip install matplotlib"
 
 
+_LEGEND_RUNS = 20
+
+
 def require_matplotlib() -> None:
     """Refuse ``--plot`` before any work where matplotlib is missing.
 
@@ -75,7 +78,8 @@ def plot_metrics(results: Results, names: tuple[str, ...], path: Path) -> tuple[
         panel.grid(alpha=0.3)
     axes[0, 0].set_title(f"{results.experiment}: {len(results.runs)} runs")
     axes[-1, 0].set_xlabel("step")
-    axes[0, 0].legend(fontsize="small", loc="best")
+    if len(results.runs) <= _LEGEND_RUNS:  # past that, a legend would cover the lines
+        axes[0, 0].legend(fontsize="small", loc="best")
     figure.tight_layout()
     try:
         figure.savefig(path)

@@ -23,7 +23,12 @@ _HIGHER_IS_BETTER = ("acc", "f1", "exact_match", "bleu", "rouge", "mc1", "mc2")
 
 def checkpoint_exists(path: Path | None) -> bool:
     """Whether the checkpoint folder ``path`` exists and holds something."""
-    return path is not None and path.is_dir() and any(path.iterdir())
+    if path is None:
+        return False
+    try:
+        return path.is_dir() and any(path.iterdir())
+    except OSError:  # a folder this user may not read: not known to hold it
+        return False
 
 
 def better(name: str) -> str | None:

@@ -82,7 +82,10 @@ def run_command(arguments: Sequence[str]) -> str | None:
     if shutil.which(arguments[0]) is None:
         return None
     try:
-        done = subprocess.run(list(arguments), capture_output=True, text=True, timeout=60)
+        # A path or a job name in the output may be any bytes: shown escaped, never a crash.
+        done = subprocess.run(
+            list(arguments), capture_output=True, text=True, errors="replace", timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -115,7 +118,11 @@ def query_tasks(jobs: Iterable[int], command: SlurmCommand = run_command) -> Slu
     listed = ",".join(map(str, wanted))
     queue = command(["squeue", "--array", "--noheader", "--jobs", listed, "--format", "%i|%T|%r"])
     if queue is None:
-        return SlurmAnswer(states, accounting=False, answered=False)
+        # squeue fails on a job it no longer holds ("Invalid job id specified"): that is an
+        # ended job, for sacct or scontrol, unless squeue does not answer at all.
+        if command(["squeue", "--noheader", "--me", "--format", "%i"]) is None:
+            return SlurmAnswer(states, accounting=False, answered=False)
+        queue = ""
     states.update(parse_squeue(queue))
     accounted = command(
         ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", listed]

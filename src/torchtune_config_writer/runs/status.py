@@ -148,7 +148,7 @@ def study_status(
             queued task to its run only once another task of its job has logged.
         processes: The live processes' config files (:func:`live_configs` by default).
     """
-    tasks, offsets = _tasks_by_run(runs, submitted_from)
+    tasks, offsets = _tasks_by_run(runs, submitted_from, one_array)
     notes: list[str] = []
     states: dict[TaskId, TaskState] = {}
     if slurm is None:
@@ -194,7 +194,7 @@ _Task = tuple[TaskId, "Path | None"]
 
 
 def _tasks_by_run(
-    runs: Sequence[RunRecord], submitted_from: Path
+    runs: Sequence[RunRecord], submitted_from: Path, one_array: bool = True
 ) -> tuple[dict[str, list[_Task]], dict[int, int]]:
     """Each run's tasks, oldest first, from the logs in its output_dir and the ``.out`` files."""
     sharing: dict[Path, list[RunRecord]] = {}
@@ -215,7 +215,11 @@ def _tasks_by_run(
                     continue
             found.setdefault(owner, []).append((task, log))
     for task, out in early_outputs(submitted_from).items():
-        owner = by_number.get(task.task + offsets.get(task.job, 0), "")
+        # A study in parts: a task's run is known only by its job's offset (another task's log).
+        offset = offsets.get(task.job, 0 if one_array else None)
+        if offset is None:
+            continue
+        owner = by_number.get(task.task + offset, "")
         if owner:
             found.setdefault(owner, []).append((task, out))
     for tasks in found.values():
