@@ -21,6 +21,7 @@ from typing import Any, NoReturn  # noqa: E402
 from .. import __version__  # noqa: E402
 from ..errors import ConfigWriterError, ExitCode, file_system_error  # noqa: E402
 from ..terminal import escaped_output, set_colour  # noqa: E402
+from ..wording import closest  # noqa: E402
 
 PROG = "torchtune-config-writer"
 
@@ -193,10 +194,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     # The command is the first argument that is no option (the program's own take no value).
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     if chosen is not None and chosen not in _COMMANDS:
-        import difflib  # a typo's guess only: the hook's own path does without it
-
-        close = difflib.get_close_matches(chosen, _COMMANDS, n=1, cutoff=0.6)
-        guess = f": did you mean {close[0]}?" if close else f" (one of {', '.join(_COMMANDS)})"
+        close = closest(chosen, _COMMANDS)
+        guess = f": did you mean {close}?" if close else f" (one of {', '.join(_COMMANDS)})"
         _Parser(prog=PROG).error(f"no command {chosen!r}{guess}")
     parser = build_parser(chosen)
     args, unknown = parser.parse_known_args(argv)
@@ -204,10 +203,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         command = command_parsers(parser)[args.command]
         options = [o for action in command._actions for o in action.option_strings]
         first = unknown[0].split("=", 1)[0]
-        import difflib
-
-        close = difflib.get_close_matches(first, options, n=1, cutoff=0.75)
-        guess = f": did you mean {close[0]}?" if close and first.startswith("-") else ""
+        # Stricter than for names: every option shares its leading dashes.
+        close = closest(first, options, cutoff=0.75) if first.startswith("-") else None
+        guess = f": did you mean {close}?" if close else ""
         command.error(f"unrecognized arguments: {' '.join(unknown)}{guess}")
     return args
 

@@ -3,12 +3,12 @@ best run by one metric (the reports are :mod:`~torchtune_config_writer.runs.resu
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError
+from ..wording import closest
 from .catalog import RunRecord, read_catalog
 from .metrics import EVALUATION, RunMetrics, read_run_metrics
 from .status import catalog_status
@@ -155,8 +155,8 @@ def known_metric(results: Results, name: str) -> None:
             f"no metric {name!r}: no run of {results.experiment} has logged a metric yet "
             "(are its metric_logger.log_dir files where its configs say?)"
         )
-    close = difflib.get_close_matches(name, results.metric_names, n=1, cutoff=0.5)
-    guess = f": did you mean {close[0]}?" if close else ""
+    close = closest(name, results.metric_names, cutoff=0.5)
+    guess = f": did you mean {close}?" if close else ""
     listed = ", ".join(results.metric_names[:12])
     raise ConfigWriterError(f"no run logged a metric {name!r}{guess} (the metrics: {listed})")
 
