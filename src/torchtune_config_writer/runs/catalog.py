@@ -31,6 +31,8 @@ class RunRecord:
         final_checkpoint: Where torchtune saves its last epoch, or ``None`` when unknown.
         log_dir: ``metric_logger.log_dir`` (DiskLogger's text logs, TensorBoard's events, W&B's
             offline folder), or ``None``.
+        log_file: DiskLogger's ``filename`` where the config names one (else it writes
+            ``log_<time>.txt``).
         eval_dir: The ``output_dir`` of its evaluation config, with an evaluation.
     """
 
@@ -42,6 +44,7 @@ class RunRecord:
     final_checkpoint: Path | None
     log_dir: Path | None
     eval_dir: Path | None = None
+    log_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,17 @@ def read_catalog(path: Path | str, *, max_runs: int | None = None) -> Catalog:
                 final_checkpoint=where(final_checkpoint(config)),
                 log_dir=where(folder_in(config, "metric_logger.log_dir")),
                 eval_dir=eval_dir,
+                log_file=_disk_log_file(config),
             )
         )
     return Catalog(plan, tuple(runs))
+
+
+def _disk_log_file(config: dict[str, Any]) -> str | None:
+    """DiskLogger's ``filename``, where the run's config names one."""
+    logger = config.get("metric_logger")
+    name = logger.get("filename") if isinstance(logger, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def eval_config_file(record: RunRecord) -> Path:

@@ -129,11 +129,9 @@ def find_log_files(log_dir: Path, log_file: str | None = None) -> _LogFiles:
     for folder, _, names in os.walk(top):
         if folder == top:
             for name in names:
-                match = _DISK_LOG.fullmatch(name)
-                if match:
-                    disk.append((int(match.group(1)), name))
-                elif name == log_file:
-                    disk.append((-1, name))
+                time = disk_log_time(name, log_file)
+                if time is not None:
+                    disk.append((time, name))
         for name in names:
             if name.startswith(_EVENTS_PREFIX):
                 match = _EVENTS_TIME.match(name)
@@ -153,6 +151,16 @@ def find_log_files(log_dir: Path, log_file: str | None = None) -> _LogFiles:
             Path(path) for path in sorted(wandb, key=lambda p: os.path.basename(os.path.dirname(p)))
         ),
     )
+
+
+def disk_log_time(name: str, log_file: str | None = None) -> int | None:
+    """Where a file of ``metric_logger.log_dir`` comes among DiskLogger's, oldest first: the
+    time in ``log_<time>.txt`` (``log_999.txt`` before ``log_1000.txt``), -1 for the config's
+    own ``filename`` (every start appends to it); ``None`` for a file not DiskLogger's."""
+    match = _DISK_LOG.fullmatch(name)
+    if match:
+        return int(match.group(1))
+    return -1 if name == log_file else None
 
 
 def _keep(found: dict[str, Metric], metrics: Iterable[Metric]) -> None:

@@ -90,7 +90,7 @@ def read_results(path: Path | str) -> Results:
     statuses = catalog_status(catalog).runs  # as `status` says: its files and Slurm's states
     runs = []
     for record, status in zip(catalog.runs, statuses, strict=True):
-        metrics = read_run_metrics(record.log_dir, record.eval_dir, _disk_log_file(record))
+        metrics = read_run_metrics(record.log_dir, record.eval_dir, record.log_file)
         # The status's word alone (stopped, not "stopped (no final checkpoint)"): a table column.
         runs.append(RunResult(record, status.status.split(" (")[0], metrics))
     training: dict[str, None] = {}
@@ -115,13 +115,6 @@ def read_results(path: Path | str) -> Results:
         (*training, *sorted(evaluation)),
         notes,
     )
-
-
-def _disk_log_file(record: RunRecord) -> str | None:
-    """DiskLogger's ``filename``, where the run's config names one."""
-    logger = record.config.get("metric_logger")
-    name = logger.get("filename") if isinstance(logger, dict) else None
-    return name if isinstance(name, str) and name else None
 
 
 def _listed(ids: list[str], most: int = 5) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..launchers.slurm import SLURM_SCRIPT
 from .catalog import Catalog, RunRecord
+from .metrics import disk_log_time
 from .slurm_jobs import (
     SlurmCommand,
     TaskId,
@@ -366,20 +367,15 @@ def _has_recipe_state(run: RunRecord) -> bool:
 
 
 def _newest_metric_log(run: RunRecord) -> Path | None:
-    """torchtune's DiskLogger file (``log_<time>.txt`` in ``metric_logger.log_dir``), newest."""
+    """torchtune's DiskLogger file in ``metric_logger.log_dir`` written last."""
     if run.log_dir is None:
         return None
     try:
-        names = [n for n in os.listdir(run.log_dir) if n.startswith("log_") and n.endswith(".txt")]
+        names = os.listdir(run.log_dir)
     except OSError:
         return None
-    # By the time in the name: log_999.txt was written before log_1000.txt.
-    return run.log_dir / max(names, key=_log_time) if names else None
-
-
-def _log_time(name: str) -> tuple[int, str]:
-    stamp = name[len("log_") : -len(".txt")]
-    return (int(stamp), name) if stamp.isdigit() else (-1, name)
+    timed = [(time, n) for n in names if (time := disk_log_time(n, run.log_file)) is not None]
+    return run.log_dir / max(timed)[1] if timed else None
 
 
 def _last_step(run: RunRecord) -> int | None:
