@@ -16,11 +16,11 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
+from typing import Any, NoReturn, get_args  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import ConfigWriterError, ExitCode, file_system_error  # noqa: E402
-from ..terminal import escaped_output, set_colour  # noqa: E402
+from ..terminal import ColourChoice, escaped_output, set_colour  # noqa: E402
 from ..wording import closest  # noqa: E402
 
 PROG = "torchtune-config-writer"
@@ -142,7 +142,7 @@ def _terminal_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "--color",
-        choices=("auto", "always", "never"),
+        choices=get_args(ColourChoice),
         default="auto",
         help="colour errors, warnings and diffs: auto (default) on a terminal, unless NO_COLOR "
         "is set",
