@@ -93,14 +93,13 @@ def render_text(
 
 def _grouped(result: ValidationResult) -> dict[tuple[Finding, str], list[tuple[Path, int | None]]]:
     """Each distinct finding (its config and line aside) → the configs and lines it is found
-    at; errors first, then in the order met."""
+    at; errors first, then in the order met (:func:`_most_useful_first` gives them so)."""
     groups: dict[tuple[Finding, str], list[tuple[Path, int | None]]] = {}
     for finding, config in _most_useful_first(result):
         same = replace(finding, config=Path(), line=None, experiment=None, experiment_line=None)
         hit = (config.config, finding.line)
         groups.setdefault((same, _source(finding, config)), []).append(hit)
-    order = sorted(groups, key=lambda key: _SEVERITY_RANK.get(key[0].severity, len(Severity)))
-    return {key: groups[key] for key in order}
+    return groups
 
 
 def _at(config: Path, line: int | None) -> str:
