@@ -59,9 +59,9 @@ def check_schema(paths: Sequence[Path]) -> int:
     checked: dict[Path, None] = {}  # a folder and its file given both are one file
     for path in paths:
         doc = found.attempt(partial(read_experiment_document, path), None)
-        if doc is None or doc.path.resolve() in checked:
+        if doc is None or (where := doc.path.resolve()) in checked:
             continue
-        checked[doc.path.resolve()] = None
+        checked[where] = None
         errors = list(_violations(doc, validator))
         if errors:
             found.add(all_of(errors))
