@@ -142,6 +142,7 @@ def test_the_slurm_array_runs_run_n_in_task_n_exactly_as_its_command(
         "#SBATCH --job-name=study",
         "#SBATCH --array=0-2%2",
         "#SBATCH --output=/dev/null",  # each task logs in its run's output_dir
+        "#SBATCH --signal=B:USR1@120",  # to requeue itself before its time limit
         "#SBATCH --partition=gpu",
         "#SBATCH --time=04:00:00",
         "#SBATCH --gres=gpu:1",

@@ -72,7 +72,7 @@ def test_the_slurm_script_template_ships_in_the_package() -> None:
     assert template.is_file()
     text = template.read_text(encoding="utf-8")
     assert "#@ training\n#!/bin/bash\n" in text and "#@ evaluation\n#!/bin/bash\n" in text
-    assert template_sections()["start"] == "exec @{command}\n"
+    assert template_sections()["start"] == 'exec @{launch} "${resume[@]}"\n'
 
 
 def test_a_registered_back_end_writes_its_file_from_the_plan(

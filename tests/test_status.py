@@ -170,7 +170,7 @@ def test_a_completed_task_whose_run_has_no_final_checkpoint_is_not_finished(stud
     assert runs["run_000"] == (
         STOPPED,
         f"task 7_0 ended COMPLETED, but no final checkpoint in {study}/out/run_000/epoch_0 "
-        "(last logged step 2)",
+        "(last logged step 2; no recipe_state.pt: submitted again it starts over)",
     )
     assert runs["run_001"][0] == "finished"
 
@@ -303,7 +303,7 @@ def test_a_run_started_outside_slurm_is_running_while_its_process_lives_else_sto
     assert by_run(stopped)["run_003"] == (
         STOPPED,
         f"no live process; no final checkpoint in {study}/out/run_003/epoch_0 "
-        "(last logged step 17)",
+        "(last logged step 17; no recipe_state.pt: submitted again it starts over)",
     )
     assert stopped.runs[3].log == logs / "log_1700000100.txt"
 

@@ -11,6 +11,7 @@
 #SBATCH --job-name=lora_eval_study
 #SBATCH --array=0-1
 #SBATCH --output=/dev/null
+#SBATCH --signal=B:USR1@120
 #SBATCH --partition=gpu
 #SBATCH --gpus=1
 #SBATCH --time=04:00:00
@@ -73,4 +74,66 @@ if [[ -n $final && -n $(ls -A "$final" 2>/dev/null) ]]; then
   echo "${config}: finished already (its final checkpoint is in $final): not trained again"
   exit 0
 fi
-exec tune run lora_finetune_single_device --config "$config"
+# torchtune saves each epoch at its end (epoch_N/), then recipe_state/recipe_state.pt to go on
+# from it: a run stopped part-way resumes after the last epoch saved whole (older than that file;
+# a save cut short is newer), and the epoch it was in reruns from its first step.
+last_whole_epoch() {
+  local state=${final%/*}/recipe_state/recipe_state.pt folder number found=
+  [[ -n $final && -f $state ]] || return 0
+  for folder in "${final%/*}"/epoch_*/; do
+    number=${folder%/}
+    number=${number##*/epoch_}
+    [[ $number =~ ^[0-9]+$ && -z $(find "$folder" -newer "$state" -print -quit) ]] || continue
+    if [[ -z $found ]] || (( 10#$number > 10#$found )); then found=$number; fi
+  done
+  echo "$found"
+}
+resume=()
+epoch=$(last_whole_epoch)
+if [[ -n $epoch && -f ${final%/*}/epoch_$epoch/adapter_model.pt ]]; then
+  # LoRA: the base weights stay those of checkpoint_dir; the adapter is the epoch's.
+  resume=(resume_from_checkpoint=true checkpointer.recipe_checkpoint=null "checkpointer.adapter_checkpoint=epoch_$epoch/adapter_model.pt")
+elif [[ -n $epoch ]]; then
+  # A full finetune reads its checkpoint_files from output_dir when it resumes.
+  shopt -s nullglob
+  weights=( "${final%/*}/epoch_$epoch"/model-*-of-*.{safetensors,bin} )
+  shopt -u nullglob
+  weights=( "${weights[@]#"${final%/*}"/}" )
+  if (( ${#weights[@]} )); then
+    resume=(resume_from_checkpoint=true checkpointer.recipe_checkpoint=null "~checkpointer.checkpoint_files" "checkpointer.checkpoint_files=[$(IFS=,; echo "${weights[*]}")]")
+  else
+    echo "${config}: epoch_$epoch holds no model-*-of-*.safetensors or .bin to resume from: training from the start"
+    epoch=
+  fi
+fi
+if [[ -n $epoch ]]; then
+  echo "${config}: resuming after epoch_$epoch (recipe_state.pt says where); the epoch it stopped in reruns from its first step"
+fi
+# Slurm sends USR1 120 s before the time limit (--signal above): stop training and
+# requeue this task, which then resumes after its last whole epoch. Only if this task saved an
+# epoch: else it would start the same epoch again, so it runs out of time (resubmit it with more).
+requeue() {
+  local saved
+  saved=$(last_whole_epoch)
+  if [[ -z $saved || $saved == "$epoch" ]]; then
+    echo "${config}: time limit near and no epoch saved since this task started: not requeued, as it would start the same epoch again; give it more time"
+    return
+  fi
+  echo "${config}: time limit near: stopping, and requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume after epoch_$saved"
+  kill -TERM "$child" 2>/dev/null || true
+  wait "$child" || true
+  if ! scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then
+    echo "error: scontrol requeue failed: submit the run again (torchtune-config-writer resubmit)" >&2
+    exit 1
+  fi
+  exit 0
+}
+trap requeue USR1
+tune run lora_finetune_single_device --config "$config" "${resume[@]}" &
+child=$!
+# Training's exit code is the task's. A signal ends a wait early, training going on: wait again.
+# (`wait || code=$?` would not do: bash 5's set -e exits on a wait a trapped signal ended.)
+while true; do
+  if wait "$child"; then code=0; else code=$?; fi
+  kill -0 "$child" 2>/dev/null || exit "$code"
+done

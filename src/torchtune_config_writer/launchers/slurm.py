@@ -5,7 +5,9 @@ Each task logs to ``slurm_<job>_<task>.log`` in its run's ``output_dir``, outsid
 folder, unless the sbatch options say where output goes (what stops a task before its log starts
 is in ``slurm-<job>_<task>.out`` where it was submitted); a run whose final checkpoint is saved
 already is not trained again, so submitting the same script again trains only what did not
-finish. The scripts are the sections of ``slurm_array.sh.template``, filled in.
+finish, and one stopped part-way resumes after its last whole epoch. Near its time limit a
+training task stops and requeues itself (``--signal``), when it saved an epoch. The scripts are
+the sections of ``slurm_array.sh.template``, filled in.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ SLURM_SCRIPT = "slurm_array.sh"
 SLURM_EVAL_SCRIPT = "slurm_eval_array.sh"
 TEMPLATE = "slurm_array.sh.template"
 
+# How long before its time limit Slurm signals a training task to stop and requeue itself: time
+# to stop torchrun and call scontrol (Slurm sends it up to a minute early or late).
+REQUEUE_SECONDS = 120
+REQUEUE_SIGNAL = f"B:USR1@{REQUEUE_SECONDS}"
 # sbatch options that say where the output goes: given, the user's choice stands.
 _OUTPUT_OPTIONS = ("--output", "-o", "--error", "-e")
 
@@ -77,11 +83,19 @@ SLURM = SlurmBackend()
 def _training_script(plan: Plan, recipe: str, slurm: Slurm, rendered: RenderedRuns) -> bytes:
     """``slurm_array.sh``: task N trains run N. More than one node per run gets ``--nodes``, one
     task per node, and the command started on every node with ``srun``, as torchtune's
-    multi-node example; its comment says how to submit it with the evaluation array, if any."""
+    multi-node example; its comment says how to submit it with the evaluation array, if any.
+
+    A run stopped part-way resumes after its last whole epoch; near its time limit a task stops
+    and requeues itself, unless the sbatch options say ``no-requeue``."""
     launch = plan.experiment.launch
     nnodes = launch.nnodes
     multinode = nnodes is not None and nnodes > 1
     command = tune_run(recipe, '"$config"', launch.nproc_per_node, nnodes, rendezvous=True)
+    launched = f"srun {command}" if multinode else command
+    names = {option.split("=", 1)[0] for option in slurm.sbatch}
+    # --no-requeue says this job is not to be requeued: then no signal is asked for or trapped.
+    requeueing = "--no-requeue" not in names
+    signal = [] if "--signal" in names or not requeueing else [f"--signal={REQUEUE_SIGNAL}"]
     return _array_script(
         "training",
         plan,
@@ -91,10 +105,13 @@ def _training_script(plan: Plan, recipe: str, slurm: Slurm, rendered: RenderedRu
         config_file=run_file,
         job_name=plan.experiment.name,
         sbatch=slurm.sbatch,
-        options=_node_options(nnodes, slurm.sbatch) if multinode else [],
+        options=[*(_node_options(nnodes, slurm.sbatch) if multinode else []), *signal],
         runs=rendered.runs,
         paired=plan.experiment.evaluation is not None,
-        start=_fill("start_on_every_node" if multinode else "start", command=command),
+        resume=_fill("resume"),
+        requeue=_fill("requeue", seconds=str(REQUEUE_SECONDS)) if requeueing else "",
+        find_nodes=_fill("find_nodes") if multinode else "",
+        start=_fill("start_requeueing" if requeueing else "start", launch=launched),
     )
 
 

@@ -336,8 +336,12 @@ def _progress(run: RunRecord) -> str:
     epochs = _saved_epochs(run)
     if epochs:
         parts.append(f"saved {', '.join(epochs)}")
-    if _has_recipe_state(run):
-        parts.append("resumable (recipe_state.pt)")
+    whole = last_whole_epoch(run)
+    if whole is not None:
+        # What the generated script does with it, and what torchtune 0.6.1 cannot keep.
+        parts.append(f"submitted again it resumes after {whole}, losing the epoch it was in")
+    elif epochs or step is not None:
+        parts.append("no recipe_state.pt: submitted again it starts over")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -364,6 +368,36 @@ def _has_recipe_state(run: RunRecord) -> bool:
     return (
         run.final_checkpoint is not None and (run.final_checkpoint.parent / RECIPE_STATE).is_file()
     )
+
+
+def last_whole_epoch(run: RunRecord) -> str | None:
+    """The epoch folder a resubmitted run resumes after, as the SLURM script chooses it: the
+    newest ``epoch_N`` with nothing in it newer than ``recipe_state.pt`` (a save cut short is
+    newer), or ``None`` without recipe_state.pt."""
+    if run.final_checkpoint is None:
+        return None
+    folder = run.final_checkpoint.parent
+    try:
+        saved_at = (folder / RECIPE_STATE).stat().st_mtime_ns
+    except OSError:
+        return None
+    for name in reversed(_saved_epochs(run)):
+        if _newest_change(folder / name) <= saved_at:
+            return name
+    return None
+
+
+def _newest_change(folder: Path) -> int:
+    """The newest modification time in ``folder``, itself and everything under it, as ``find
+    -newer`` compares them (a folder that cannot be read is taken as newer than anything)."""
+    try:
+        newest = folder.stat().st_mtime_ns
+        for parent, names, files in os.walk(folder):
+            for name in (*names, *files):
+                newest = max(newest, os.stat(os.path.join(parent, name)).st_mtime_ns)
+    except OSError:
+        return 2**63
+    return newest
 
 
 def _newest_metric_log(run: RunRecord) -> Path | None:
