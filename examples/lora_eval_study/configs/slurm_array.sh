@@ -112,21 +112,22 @@ fi
 # Slurm sends USR1 120 s before the time limit (--signal above): stop training and
 # requeue this task, which then resumes after its last whole epoch. Only if this task saved an
 # epoch: else it would start the same epoch again, so it runs out of time (resubmit it with more).
+# (No `return` in it: a trap's return would be the interrupted wait's status, which set -e ends.)
 requeue() {
   local saved
   saved=$(last_whole_epoch)
   if [[ -z $saved || $saved == "$epoch" ]]; then
     echo "${config}: time limit near and no epoch saved since this task started: not requeued, as it would start the same epoch again; give it more time"
-    return
+  else
+    echo "${config}: time limit near: stopping, and requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume after epoch_$saved"
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" || true
+    if ! scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then
+      echo "error: scontrol requeue failed: submit the run again (torchtune-config-writer resubmit)" >&2
+      exit 1
+    fi
+    exit 0
   fi
-  echo "${config}: time limit near: stopping, and requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume after epoch_$saved"
-  kill -TERM "$child" 2>/dev/null || true
-  wait "$child" || true
-  if ! scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then
-    echo "error: scontrol requeue failed: submit the run again (torchtune-config-writer resubmit)" >&2
-    exit 1
-  fi
-  exit 0
 }
 trap requeue USR1
 tune run lora_finetune_single_device --config "$config" "${resume[@]}" &

@@ -121,29 +121,29 @@ source ~/venvs/torchtune/bin/activate
 # Slurm sends USR1 120 s before the time limit (--signal above): stop training and
 # requeue this task, which then resumes after its last whole epoch. Only if this task saved an
 # epoch: else it would start the same epoch again, so it runs out of time (resubmit it with more).
+# (No `return` in it: a trap's return would be the interrupted wait's status, which set -e ends.)
 requeue() {
   local saved
   saved=$(last_whole_epoch)
   if [[ -z $saved || $saved == "$epoch" ]]; then
     echo "${config}: time limit near and no epoch saved since this task started: not requeued, as it would start the same epoch again; give it more time"
-    return
+  else
+    echo "${config}: time limit near: stopping, and requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume after epoch_$saved"
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" || true
+    if ! scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then
+      echo "error: scontrol requeue failed: submit the run again (torchtune-config-writer resubmit)" >&2
+      exit 1
+    fi
+    exit 0
   fi
-  echo "${config}: time limit near: stopping, and requeueing ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} to resume after epoch_$saved"
-  kill -TERM "$child" 2>/dev/null || true
-  wait "$child" || true
-  if ! scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; then
-    echo "error: scontrol requeue failed: submit the run again (torchtune-config-writer resubmit)" >&2
-    exit 1
-  fi
-  exit 0
 }
 trap requeue USR1
 tune run lora_finetune_single_device --config "$config" "${resume[@]}" &
 child=$!
-code=0
-wait "$child" || code=$?
-while kill -0 "$child" 2>/dev/null; do  # a signal ended the wait, not training
-  code=0
-  wait "$child" || code=$?
+# Training's exit code is the task's. A signal ends a wait early, training going on: wait again.
+# (`wait || code=$?` would not do: bash 5's set -e exits on a wait a trapped signal ended.)
+while true; do
+  if wait "$child"; then code=0; else code=$?; fi
+  kill -0 "$child" 2>/dev/null || exit "$code"
 done
-exit "$code"
