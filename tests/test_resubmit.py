@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -26,16 +28,10 @@ from torchtune_config_writer.launchers.sbatch_limits import (
     scaled_memory,
     scaled_time,
 )
-from torchtune_config_writer.runs import resubmit as resubmit_module
+from torchtune_config_writer.runs import sbatch as sbatch_module
 from torchtune_config_writer.runs import status as status_module
-from torchtune_config_writer.runs.resubmit import (
-    Resubmission,
-    SbatchFailed,
-    prepare_resubmission,
-    run_sbatch,
-    shell_commands,
-    submit,
-)
+from torchtune_config_writer.runs.resubmit import Resubmission, prepare_resubmission
+from torchtune_config_writer.runs.sbatch import SbatchFailed, run_sbatch, shell_commands, submit
 from torchtune_config_writer.runs.status import STOPPED
 
 from .conftest import CliResult, python_without_torch
@@ -118,7 +114,7 @@ def no_real_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object) -> str:
         raise AssertionError("a fast test ran the real sbatch")
 
-    monkeypatch.setattr(resubmit_module, "run_sbatch", refuse)
+    monkeypatch.setattr(sbatch_module, "run_sbatch", refuse)
     monkeypatch.setattr(status_module, "default_slurm", lambda: CannedSlurm())
 
 
@@ -510,7 +506,7 @@ def canned(
         slurm: CannedSlurm | None, sbatch: RecordingSbatch | None
     ) -> Callable[..., CliResult]:
         monkeypatch.setattr(status_module, "default_slurm", lambda: slurm)
-        monkeypatch.setattr(resubmit_module, "default_sbatch", lambda: sbatch)
+        monkeypatch.setattr(sbatch_module, "default_sbatch", lambda: sbatch)
         return cli
 
     return with_slurm
@@ -539,6 +535,7 @@ def test_the_command_says_which_runs_why_the_jobs_and_what_it_left_alone(
         f"{log}/run_008/epoch_0\n"
         f"run_009  not started                    no task queued, no log or checkpoint in "
         f"{log}/run_009\n"
+        "note: run_005 gets the same memory again: --more-memory FACTOR gives more\n"
         "submitted job 100: trains run_003, run_005-run_006, run_008-run_009\n"
         "submitted job 101: trains run_004 with --time=03:00:00\n"
         "left alone: 1 finished, 1 running, 1 queued, 1 cancelled (--cancelled resubmits "
@@ -695,3 +692,70 @@ def test_a_timestamped_experiment_never_generated_has_no_script_to_submit(
     experiment.write_text(experiment.read_text() + f"output:\n  base_dir: {tmp_path / 'runs'}\n")
     said = refusal(canned(CannedSlurm(), RecordingSbatch()), "resubmit", study)
     assert "there is no generated job array script to submit: generate the experiment" in said
+
+
+def test_retired_run_ids_are_left_out_of_the_array(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "gaps", runs=5, slurm=SLURM)
+    experiment = study / "experiment.yaml"
+    experiment.write_text(experiment.read_text().replace("[0, 1, 2, 3, 4]", "[0, 2, 3, 4]"))
+    generate(study)  # run_001 is retired; the others keep their ids
+    save_final(study, 3)
+    [array] = prepared(study, CannedSlurm()).arrays
+    assert array.runs == ("run_000", "run_002", "run_004")
+    assert array.training == ("--parsable", "--array=0,2,4%2", TRAIN)
+
+
+def test_a_run_training_outside_slurm_on_this_machine_is_left_alone(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "by_hand", runs=2, slurm=SLURM)
+    logs = study / "out" / "run_001" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "log_1700000000.txt").write_text("Step 3 | loss:1.0 \n")
+    # A real process whose arguments name the config, as `tune run` started by hand does.
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "configs/run_001.yaml"], cwd=study
+    )
+    try:
+        resubmission = prepared(study, CannedSlurm())
+    finally:
+        process.kill()
+        process.wait()
+    assert [run.id for run in resubmission.runs] == ["run_000"]
+    assert resubmission.left_alone == {"running": 1}
+
+
+def test_a_finished_run_whose_task_is_still_queued_is_left_alone(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "queued_done", runs=2, slurm=SLURM)
+    save_final(study, 0)
+    task_log(study, 1, job=12)
+    slurm = CannedSlurm(sacct="12_0|PENDING|0:0|Priority\n12_1|FAILED|1:0|None\n")
+    resubmission = prepared(study, slurm)
+    assert [run.id for run in resubmission.runs] == ["run_001"]
+    assert resubmission.left_alone == {"finished": 1}
+
+
+def test_more_time_with_no_run_timed_out_adds_no_array(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "no_timeout", runs=2, slurm=SLURM)
+    arrays = prepared(study, CannedSlurm(), more_time=Fraction(2)).arrays
+    assert [a.training for a in arrays] == [("--parsable", "--array=0-1%2", TRAIN)]
+
+
+def test_verbose_shows_each_sbatch_line_under_its_job(tmp_path: Path, canned: Canned) -> None:
+    study = make_study(tmp_path / "verbose", runs=2, slurm=SLURM)
+    result = canned(CannedSlurm(), RecordingSbatch())("resubmit", study, "-v")
+    assert result.code == 0, result.err
+    assert (
+        f"submitted job 100: trains run_000-run_001\n  sbatch --parsable --array=0-1%2 {TRAIN}\n"
+    ) in result.out
+
+
+def test_a_queued_part_whose_runs_are_not_known_yet_is_refused(tmp_path: Path) -> None:
+    study = make_study(tmp_path / "parts", runs=10, slurm="{max_array_size: 4}")
+    # The second part, queued: none of its tasks has logged, so its offset is unknown.
+    queued = f"77_[0-3]|PENDING|Priority|{study}|{TRAIN}\n"
+    said = refused(study, CannedSlurm(squeue_me=queued))
+    assert said.startswith("job 77 of this study is queued, and which runs it trains is known")
+    task_log(study, 4, job=77, task=0)  # one task started: the part is run_004 to run_007
+    started = f"77_0|RUNNING|None|{study}|{TRAIN}\n77_[1-3]|PENDING|Priority|{study}|{TRAIN}\n"
+    resubmission = prepared(study, CannedSlurm(squeue_me=started))
+    assert [run.id for run in resubmission.runs] == [f"run_00{n}" for n in (0, 1, 2, 3, 8, 9)]
+    assert resubmission.left_alone == {"running": 1, "queued": 3}

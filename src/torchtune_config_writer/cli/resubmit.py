@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ..errors import ConfigWriterError, ExitCode
 from ..runs import resubmit as resubmitting
-from ..runs.resubmit import Resubmission, Submitted, named_runs
+from ..runs import sbatch as sbatch_module
+from ..runs.resubmit import Resubmission
+from ..runs.sbatch import Submitted, named_runs
 from ..terminal import printable
 from ..wording import plural
 from .common import add_max_runs
@@ -61,7 +63,7 @@ def _factor(text: str) -> Fraction:
 def run(args: argparse.Namespace) -> int:
     sbatch = None
     if not args.dry_run:
-        sbatch = resubmitting.default_sbatch()
+        sbatch = sbatch_module.default_sbatch()
         if sbatch is None:
             raise ConfigWriterError(
                 "sbatch is not installed here: resubmit where Slurm's commands are (--dry-run "
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         if not args.quiet:
             print(f"# from {printable(str(resubmission.folder))}:")
-        for line in resubmitting.shell_commands(resubmission):
+        for line in sbatch_module.shell_commands(resubmission):
             print(line)
     else:
         assert sbatch is not None
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             _print_submitted(submitted, quiet=args.quiet, verbose=args.verbose)
             sys.stdout.flush()  # each job id as soon as it is known, should a later part fail
 
-        resubmitting.submit(resubmission, sbatch, said)
+        sbatch_module.submit(resubmission, sbatch, said)
     if not args.quiet:
         print(f"{comment}{_left_alone(resubmission)}")
     return ExitCode.OK
@@ -111,8 +113,25 @@ def _print_runs(resubmission: Resubmission, comment: str) -> None:
         extra = f" [{more}]" if more else ""
         reason = printable(run.reason)  # may quote a task's output: one line, whatever it holds
         print(f"{comment}{run.id}  {run.status.ljust(width)}  {reason}{extra}")
-    for note in resubmission.notes:
+    for note in [*resubmission.notes, *_hints(resubmission)]:
         print(f"{comment}note: {note}")
+
+
+def _hints(resubmission: Resubmission) -> list[str]:
+    """Runs that ran out of time or memory, resubmitted with the same again."""
+    hints = []
+    for status, option, what in (
+        ("timed out", "--more-time", "time limit"),
+        ("out of memory", "--more-memory", "memory"),
+    ):
+        same = [
+            r for r in resubmission.runs if r.status == status and not resubmission.options[r.id]
+        ]
+        if same:
+            gets = "gets" if len(same) == 1 else "get"
+            named = named_runs([run.id for run in same])
+            hints.append(f"{named} {gets} the same {what} again: {option} FACTOR gives more")
+    return hints
 
 
 def _print_submitted(submitted: Submitted, *, quiet: bool, verbose: bool) -> None:

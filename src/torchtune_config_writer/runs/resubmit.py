@@ -4,15 +4,12 @@
 preempted, stopped without their final checkpoint or never started are submitted again as the
 generated script's array (cancelled ones only when asked: a run a user cancelled was usually
 meant to stop), with more time or memory where asked, in parts as the script's own comment
-submits them. sbatch is one injected function, so all of this is tested without a cluster.
+submits them. This module says what to submit; sbatch.py submits it.
 """
 
 from __future__ import annotations
 
 import shlex
-import shutil
-import subprocess
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,22 +22,15 @@ from ..launchers.slurm import SLURM_EVAL_SCRIPT, SLURM_SCRIPT
 from ..output.checking import check
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR
+from . import status as status_module
 from .catalog import Catalog, read_catalog
-from .slurm_jobs import SlurmCommand
+from .slurm_jobs import SlurmCommand, tasks_of_script
 from .status import STATUSES, STOPPED, RunStatus, StudyStatus, catalog_status
 
 # The statuses resubmitted; "cancelled" too on request. Never finished, running or queued.
 RESUBMITTED = ("failed", "timed out", "out of memory", "preempted", STOPPED, "not started")
 CANCELLED = "cancelled"
 _MEMORY_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
-
-# sbatch's arguments and the folder it runs in, to its standard output (``--parsable``: the job
-# id); raises SbatchFailed.
-Sbatch = Callable[[Sequence[str], Path], str]
-
-
-class SbatchFailed(Exception):
-    """sbatch did not submit: the message is its last line of standard error, or why not."""
 
 
 @dataclass(frozen=True)
@@ -82,15 +72,6 @@ class Resubmission:
     arrays: tuple[ArraySubmission, ...]
     left_alone: dict[str, int]
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """An array submitted: its job id, and its evaluation array's, if any."""
-
-    array: ArraySubmission
-    job: str
-    evaluation_job: str | None = None
 
 
 def prepare_resubmission(
@@ -139,6 +120,8 @@ def prepare_resubmission(
             experiment.path,
         )
     extra = _more(launch, more_time, more_memory, experiment.path)
+    # Through the module, so that tests' stand-in for Slurm answers here as for status.
+    slurm = status_module.default_slurm() if slurm is None else slurm
     status = catalog_status(catalog, slurm)
     if need_slurm and not status.slurm_answered:
         raise ConfigWriterError(
@@ -146,7 +129,30 @@ def prepare_resubmission(
             "from those that need submitting: resubmit where Slurm answers (--dry-run shows "
             "the commands)"
         )
+    if slurm is not None:
+        _refuse_unknown_jobs(catalog, status, configs / SLURM_SCRIPT, slurm)
     return plan_resubmission(catalog, status, extra, cancelled=cancelled)
+
+
+def _refuse_unknown_jobs(
+    catalog: Catalog, status: StudyStatus, script: Path, slurm: SlurmCommand
+) -> None:
+    """A study in parts knows a queued part's runs only once one of its tasks has logged (its
+    offset): until then those runs read as before, and would be submitted twice."""
+    launch = catalog.plan.experiment.launch.slurm
+    numbers = [run_number(run.id) for run in catalog.runs]
+    if launch is None or max(numbers, default=0) < launch.max_array_size:
+        return  # one array: task N is run N, every queued task is known
+    listed = tasks_of_script(script, slurm) or {}
+    known = {run.task.split("_", 1)[0] for run in status.runs if run.task is not None}
+    unknown = sorted({task.job for task in listed} - {int(job) for job in known})
+    if unknown:
+        jobs = ", ".join(map(str, unknown))
+        job, is_, it = ("job", "is", "it") if len(unknown) == 1 else ("jobs", "are", "each")
+        raise ConfigWriterError(
+            f"{job} {jobs} of this study {is_} queued, and which runs {it} trains is known only "
+            f"once one of its tasks starts (a study in parts): resubmit then, or scancel first"
+        )
 
 
 def _more(
@@ -279,151 +285,3 @@ def configs_folder(catalog: Catalog) -> Path:
 def run_number(run_id: str) -> int:
     """``run_012`` → 12."""
     return int(run_id.rsplit("_", 1)[-1])
-
-
-def dependency(job: str) -> str:
-    """The evaluation array's option that starts its task N once training task N succeeded."""
-    return f"--dependency=aftercorr:{job}"
-
-
-def shell_commands(resubmission: Resubmission) -> list[str]:
-    """The sbatch commands that :func:`submit` runs, as shell lines runnable from the
-    experiment's folder: an evaluation array takes its training job's id from ``$job``."""
-    lines = []
-    for array in resubmission.arrays:
-        training = shlex.join(["sbatch", *array.training])
-        if array.evaluation is None:
-            lines.append(training)
-            continue
-        *options, script = array.evaluation
-        evaluation = shlex.join(["sbatch", *options])
-        lines.append(
-            f"job=$({training}) && {evaluation} {dependency('$job')} {shlex.quote(script)}"
-        )
-    return lines
-
-
-def submit(
-    resubmission: Resubmission,
-    sbatch: Sbatch,
-    on_submitted: Callable[[Submitted], None] | None = None,
-) -> list[Submitted]:
-    """Submit each array of ``resubmission``, each evaluation array after its training array.
-
-    Args:
-        resubmission: From :func:`prepare_resubmission`.
-        sbatch: Runs sbatch (:func:`run_sbatch`).
-        on_submitted: Called as each array (and its evaluation) is submitted.
-
-    Raises:
-        ConfigWriterError: sbatch failed: what it said, what was submitted before, and what
-            was not.
-    """
-    done: list[Submitted] = []
-    for index, array in enumerate(resubmission.arrays):
-        job = _submitted_job(sbatch, array.training, resubmission, done, index, False)
-        evaluation_job = None
-        if array.evaluation is not None:
-            *options, script = array.evaluation
-            arguments = (*options, dependency(job), script)
-            half = Submitted(array, job)
-            evaluation_job = _submitted_job(
-                sbatch, arguments, resubmission, [*done, half], index, True
-            )
-        submitted = Submitted(array, job, evaluation_job)
-        done.append(submitted)
-        if on_submitted is not None:
-            on_submitted(submitted)
-    return done
-
-
-def _submitted_job(
-    sbatch: Sbatch,
-    arguments: Sequence[str],
-    resubmission: Resubmission,
-    done: list[Submitted],
-    index: int,
-    evaluating: bool,
-) -> str:
-    array = resubmission.arrays[index]
-    what = "the evaluation of " if evaluating else ""
-    try:
-        output = sbatch(arguments, resubmission.folder)
-    except SbatchFailed as failed:
-        said = f"sbatch failed for {what}{named_runs(array.runs)}: {failed}"
-        raise ConfigWriterError(_failure(said, resubmission, done, index, evaluating)) from None
-    job = output.strip().split(";", 1)[0]  # --parsable: "1234", or "1234;cluster"
-    if not job.isdigit():
-        said = (
-            f"sbatch printed {output.strip()!r} for {what}{named_runs(array.runs)}, not a job "
-            "id: squeue --me shows whether it was submitted"
-        )
-        raise ConfigWriterError(_failure(said, resubmission, done, index, evaluating))
-    return job
-
-
-def _failure(
-    said: str, resubmission: Resubmission, done: list[Submitted], index: int, evaluating: bool
-) -> str:
-    """What sbatch said, what was submitted before, and what was not."""
-    submitted = []
-    for before in done:
-        submitted.append(f"job {before.job} ({named_runs(before.array.runs)})")
-        if before.evaluation_job is not None:
-            runs = named_runs(before.array.runs)
-            submitted.append(f"job {before.evaluation_job} (the evaluation of {runs})")
-    if not submitted:
-        return f"{said}; nothing was submitted"
-    arrays = resubmission.arrays
-    later = [run for array in arrays[index + 1 :] for run in array.runs]
-    unsent = []
-    if evaluating:
-        unsent.append(f"the evaluation of {named_runs(arrays[index].runs)}")
-    else:
-        later = [*arrays[index].runs, *later]
-    if later:
-        unsent.append(named_runs(later))
-    return f"{said}; submitted: {', '.join(submitted)}; not submitted: {', '.join(unsent)}"
-
-
-def named_runs(ids: Sequence[str]) -> str:
-    """``run_000-run_003, run_007``: consecutive runs as one range."""
-    spans: list[list[str]] = []
-    for run in sorted(ids, key=run_number):
-        if spans and run_number(run) == run_number(spans[-1][-1]) + 1:
-            spans[-1].append(run)
-        else:
-            spans.append([run])
-    return ", ".join(span[0] if len(span) == 1 else f"{span[0]}-{span[-1]}" for span in spans)
-
-
-def run_sbatch(arguments: Sequence[str], folder: Path) -> str:
-    """Run the real sbatch in ``folder``; its standard output.
-
-    Raises:
-        SbatchFailed: it failed (its last line of standard error), is missing, or hung.
-    """
-    try:
-        done = subprocess.run(
-            ["sbatch", *arguments],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        raise SbatchFailed(
-            "it did not answer in 300 s, and may have submitted: squeue --me shows whether"
-        ) from None
-    except OSError as exc:
-        raise SbatchFailed(exc.strerror or str(exc)) from None
-    if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        raise SbatchFailed(lines[-1] if lines else f"exit code {done.returncode}")
-    return done.stdout
-
-
-def default_sbatch() -> Sbatch | None:
-    """The real sbatch, or ``None`` where it is not installed."""
-    return run_sbatch if shutil.which("sbatch") is not None else None
