@@ -68,6 +68,14 @@ _COMMANDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             ("status exp --format json", "the same for tools"),
         ),
     ),
+    "resubmit": (
+        "submit the job array again for the runs that failed, timed out, ... or never started",
+        (
+            ("resubmit examples/lora_rank_study", "what did not finish and is not queued"),
+            ("resubmit exp --more-time 2 --more-memory 1.5", "timed out: 2x time; OOM: 1.5x mem"),
+            ("resubmit exp --cancelled --dry-run", "cancelled runs too; print the sbatch lines"),
+        ),
+    ),
     "results": (
         "every run's values, status and metrics, read from the files the runs wrote",
         (

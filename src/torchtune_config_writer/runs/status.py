@@ -93,10 +93,18 @@ class RunStatus:
 
 @dataclass(frozen=True)
 class StudyStatus:
-    """Every run's status, and notes on where the statuses come from."""
+    """Every run's status, and notes on where the statuses come from.
+
+    Attributes:
+        runs: Each run's status, in run id order.
+        notes: Where the statuses come from, where that is less than Slurm and the files.
+        slurm_answered: Whether Slurm was asked and answered, so that a queued task that wrote
+            nothing yet is known (else such a run reads as ``not started``).
+    """
 
     runs: tuple[RunStatus, ...]
     notes: tuple[str, ...] = field(default=())
+    slurm_answered: bool = True
 
     def counts(self) -> dict[str, int]:
         """How many runs have each status, those with none left out, in :data:`STATUSES` order."""
@@ -152,6 +160,7 @@ def study_status(
     tasks, offsets = _tasks_by_run(runs, submitted_from, one_array)
     notes: list[str] = []
     states: dict[TaskId, TaskState] = {}
+    answered = slurm is not None
     if slurm is None:
         notes.append("Slurm's commands are not installed here: statuses come from the files alone")
     else:
@@ -187,6 +196,7 @@ def study_status(
     return StudyStatus(
         tuple(_run_status(run, tasks.get(run.id, []), states, live) for run in runs),
         tuple(notes),
+        answered,
     )
 
 
