@@ -133,6 +133,8 @@ def test_a_run_never_submitted_is_not_started_and_a_saved_final_checkpoint_is_fi
     [
         ("|FAILED|3:0|NonZeroExitCode", "failed", "FAILED (exit 3), NonZeroExitCode [sacct]"),
         ("|NODE_FAIL|0:0|None", "failed", "NODE_FAIL (exit 0) [sacct]"),
+        # Killed by a signal (a real 22.05's OverMemoryKill): no "exit 0", which reads as success.
+        ("|FAILED|0:9|None", "failed", "FAILED (signal 9) [sacct]"),
         ("|TIMEOUT|0:15|None", "timed out", "TIMEOUT (exit 0) [sacct]"),
         ("|OUT_OF_MEMORY|0:125|None", "out of memory", "OUT_OF_MEMORY (exit 0) [sacct]"),
         ("|PREEMPTED|0:15|None", "preempted", "PREEMPTED (exit 0) [sacct]"),
@@ -336,6 +338,9 @@ def test_the_parsers_read_slurms_own_formats() -> None:
         "ExitCode=0:0\nJobId=21 JobName=plain JobState=RUNNING Reason=None ExitCode=0:0\n"
     )
     assert sorted(shown) == [TaskId(20, 4), TaskId(20, 5)]
+    killed = parse_scontrol("JobId=22 ArrayJobId=22 ArrayTaskId=1 JobState=FAILED ExitCode=0:9\n")
+    assert (killed[TaskId(22, 1)].exit_code, killed[TaskId(22, 1)].signal) == (0, 9)
+    assert sacct[TaskId(12, 2)].signal is None  # 0:0: no signal
 
 
 @pytest.fixture
