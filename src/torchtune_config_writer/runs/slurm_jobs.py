@@ -215,10 +215,14 @@ def parse_sacct(text: str) -> dict[TaskId, TaskState]:
         fields = line.strip().split("|")
         if len(fields) < 3:
             continue
-        reason = fields[3] if len(fields) > 3 and fields[3] != "None" else ""
+        state = _state(fields[1])
+        # sacct's Reason is why the task last waited: kept while it waits, never as why it ended
+        # (a task of a %1 array that failed still says JobArrayTaskLimit).
+        waiting = state == "PENDING" and len(fields) > 3 and fields[3] != "None"
+        reason = fields[3] if waiting else ""
         for task in _array_tasks(fields[0]):
             states[task] = TaskState(
-                _state(fields[1]), reason, _exit_code(fields[2]), "sacct", _signal(fields[2])
+                state, reason, _exit_code(fields[2]), "sacct", _signal(fields[2])
             )
     return states
 
