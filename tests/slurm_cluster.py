@@ -62,13 +62,33 @@ def install(accounting: bool = False) -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise Unavailable(f"{what} is not installed, and installing it needs root and apt")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise Unavailable(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-300:]}")
+    with _no_service_starts():
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        ):
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise Unavailable(f"{' '.join(command[:2])} failed: {done.stderr.strip()[-300:]}")
+
+
+_POLICY = Path("/usr/sbin/policy-rc.d")
+
+
+@contextmanager
+def _no_service_starts() -> Iterator[None]:
+    """While installing, no package starts its service (a system MariaDB, munged or slurmdbd
+    that no test started and none would stop): Debian's policy-rc.d answers 101, "denied", as
+    container images already have it; one there already is left as it is."""
+    if _POLICY.exists():
+        yield
+        return
+    _POLICY.write_text("#!/bin/sh\n# tests/slurm_cluster.py, while it installs Slurm\nexit 101\n")
+    _POLICY.chmod(0o755)
+    try:
+        yield
+    finally:
+        _POLICY.unlink(missing_ok=True)
 
 
 @dataclass
@@ -130,7 +150,8 @@ class Cluster:
         deadline = time.monotonic() + 20
         while self.run("squeue", "-h").stdout.strip() and time.monotonic() < deadline:
             time.sleep(0.2)
-        for daemon in reversed(self.daemons):  # slurmd, slurmctld, then munged
+        # slurmd, slurmctld, then (with accounting) slurmdbd and mariadbd, then munged
+        for daemon in reversed(self.daemons):
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
                 try:
@@ -152,9 +173,10 @@ def running_cluster(
     Args:
         cpus: CPUs the node advertises (more than the machine has: array tasks run at once).
         max_array_size: The cluster's ``MaxArraySize``: array indices 0 to this minus 1.
-        accounting: Also run slurmdbd on a private MariaDB, so ``sacct`` answers; its tasks'
-            memory is then watched (``jobacct_gather/linux``), so one past its ``--mem`` is
-            killed and ends ``OUT_OF_MEMORY``.
+        accounting: Also run slurmdbd on a private MariaDB, so ``sacct`` answers; a task's
+            ``--mem`` is then its limit: past it, a memory cgroup's oom-kill ends it
+            ``OUT_OF_MEMORY`` where the cgroup v1 memory controller is writable, else Slurm
+            kills it and it ends ``FAILED`` (signal 9) (see :attr:`Cluster.memory_cgroup`).
 
     Raises:
         Unavailable: Slurm cannot be installed or does not start here.
@@ -175,13 +197,14 @@ def running_cluster(
     conf = folder / "slurm.conf"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 * 9 // 10
     storage = _NO_CGROUPS + "AccountingStorageType=accounting_storage/none\n"
-    memory_select = ""
-    # Slurm's cgroup of this node's jobs: made by slurmd, removed by stop() unless it was there.
+    select = "CR_Core"
+    # Slurm's cgroup of this node's jobs, made by slurmd: used only where no other slurmd's is
+    # there, so that stop() removes only this cluster's.
     memory_cgroup = accounting and _memory_cgroup_writable() and not _SLURM_CGROUP.exists()
     if accounting:
         # Slurm hands a task its --mem as a limit only where it allocates memory; a task
         # without --mem gets its share of the node, so `cpus` of them still run at once.
-        memory_select = f"_Memory\nDefMemPerCPU={memory // cpus}"
+        select = f"CR_Core_Memory\nDefMemPerCPU={memory // cpus}"
         storage = _NO_CGROUPS.replace(
             "JobAcctGatherType=jobacct_gather/none\n", _ACCOUNTING.format(socket=socket)
         )
@@ -209,7 +232,7 @@ SlurmdLogFile={folder}/log/slurmd.log
 {storage}JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core{memory_select}
+SelectTypeParameters={select}
 ReturnToService=2
 MpiDefault=none
 MinJobAge=3600
@@ -288,16 +311,20 @@ def _start_accounting(cluster: Cluster, munge_socket: Path) -> None:
     data, db_socket = folder / "mariadb", folder / "mariadb.sock"
     # Its own files and port only (--no-defaults: nothing of /etc/mysql), as root like the rest.
     mariadb = ["--no-defaults", f"--datadir={data}", "--user=root"]
-    installed = subprocess.run(
-        [
-            "mariadb-install-db",
-            *mariadb,
-            "--skip-test-db",
-            "--auth-root-authentication-method=socket",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    try:
+        installed = subprocess.run(
+            [
+                "mariadb-install-db",
+                *mariadb,
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",  # root, through the socket only
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise Unavailable("mariadb-install-db did not finish within 120 s") from None
     if installed.returncode != 0:
         raise Unavailable(f"mariadb-install-db failed: {installed.stderr.strip()[-600:]}")
     port = _free_port()
