@@ -131,8 +131,14 @@ def test_a_run_never_submitted_is_not_started_and_a_saved_final_checkpoint_is_fi
 @pytest.mark.parametrize(
     ("sacct_line", "expected", "shown"),
     [
-        ("|FAILED|3:0|NonZeroExitCode", "failed", "FAILED (exit 3), NonZeroExitCode [sacct]"),
+        ("|FAILED|3:0|None", "failed", "FAILED (exit 3) [sacct]"),
+        # sacct's Reason is why the task last waited, not why it ended (a real 22.05's line for
+        # a task of a %1 array that failed): not shown as the reason it failed.
+        ("|FAILED|3:0|JobArrayTaskLimit", "failed", "FAILED (exit 3) [sacct]"),
+        ("|PENDING|0:0|JobHeldUser", "queued", "PENDING, JobHeldUser [sacct]"),
         ("|NODE_FAIL|0:0|None", "failed", "NODE_FAIL (exit 0) [sacct]"),
+        # Killed by a signal (a real 22.05's OverMemoryKill): no "exit 0", which reads as success.
+        ("|FAILED|0:9|None", "failed", "FAILED (signal 9) [sacct]"),
         ("|TIMEOUT|0:15|None", "timed out", "TIMEOUT (exit 0) [sacct]"),
         ("|OUT_OF_MEMORY|0:125|None", "out of memory", "OUT_OF_MEMORY (exit 0) [sacct]"),
         ("|PREEMPTED|0:15|None", "preempted", "PREEMPTED (exit 0) [sacct]"),
@@ -336,6 +342,9 @@ def test_the_parsers_read_slurms_own_formats() -> None:
         "ExitCode=0:0\nJobId=21 JobName=plain JobState=RUNNING Reason=None ExitCode=0:0\n"
     )
     assert sorted(shown) == [TaskId(20, 4), TaskId(20, 5)]
+    killed = parse_scontrol("JobId=22 ArrayJobId=22 ArrayTaskId=1 JobState=FAILED ExitCode=0:9\n")
+    assert (killed[TaskId(22, 1)].exit_code, killed[TaskId(22, 1)].signal) == (0, 9)
+    assert sacct[TaskId(12, 2)].signal is None  # 0:0: no signal
 
 
 @pytest.fixture
@@ -355,11 +364,11 @@ def test_the_command_prints_a_line_per_run_then_the_counts(
 ) -> None:
     save_final(study, 0)
     log = task_log(study, 1, job=5)
-    result = canned_cli(CannedSlurm(sacct="5_1|FAILED|1:0|NonZeroExitCode\n"))("status", study)
+    result = canned_cli(CannedSlurm(sacct="5_1|FAILED|1:0|None\n"))("status", study)
     assert result.code == 0, result.err
     assert result.out == (
         f"run_000  finished     final checkpoint in {study}/out/run_000/epoch_0\n"
-        f"run_001  failed       task 5_1 FAILED (exit 1), NonZeroExitCode [sacct] (log: {log})\n"
+        f"run_001  failed       task 5_1 FAILED (exit 1) [sacct] (log: {log})\n"
         f"run_002  not started  no task queued, no log or checkpoint in {study}/out/run_002\n"
         f"run_003  not started  no task queued, no log or checkpoint in {study}/out/run_003\n"
         "4 runs: 1 finished, 1 failed, 2 not started\n"

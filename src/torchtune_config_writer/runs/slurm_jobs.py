@@ -45,12 +45,14 @@ class TaskState:
         reason: Slurm's reason (a pending task's ``Resources``), or ``""``.
         exit_code: Its exit code, where it ended and the source gives it.
         source: Which command said so: ``squeue``, ``sacct`` or ``scontrol``.
+        signal: The signal that ended it (``ExitCode``'s ``0:9``), where one did.
     """
 
     state: str
     reason: str = ""
     exit_code: int | None = None
     source: str = ""
+    signal: int | None = None
 
 
 def task_logs(folder: Path) -> dict[TaskId, Path]:
@@ -187,6 +189,12 @@ def _exit_code(text: str) -> int | None:
     return int(code) if code.isdigit() else None
 
 
+def _signal(text: str) -> int | None:
+    """The signal of Slurm's ``ExitCode`` (``exit:signal``), if one ended the task."""
+    number = text.partition(":")[2]
+    return int(number) if number.isdigit() and number != "0" else None
+
+
 def parse_squeue(text: str) -> dict[TaskId, TaskState]:
     """``squeue --array --noheader --format '%i|%T|%r'`` lines."""
     states = {}
@@ -207,9 +215,15 @@ def parse_sacct(text: str) -> dict[TaskId, TaskState]:
         fields = line.strip().split("|")
         if len(fields) < 3:
             continue
-        reason = fields[3] if len(fields) > 3 and fields[3] != "None" else ""
+        state = _state(fields[1])
+        # sacct's Reason is why the task last waited: kept while it waits, never as why it ended
+        # (a task of a %1 array that failed still says JobArrayTaskLimit).
+        waiting = state == "PENDING" and len(fields) > 3 and fields[3] != "None"
+        reason = fields[3] if waiting else ""
         for task in _array_tasks(fields[0]):
-            states[task] = TaskState(_state(fields[1]), reason, _exit_code(fields[2]), "sacct")
+            states[task] = TaskState(
+                state, reason, _exit_code(fields[2]), "sacct", _signal(fields[2])
+            )
     return states
 
 
@@ -227,6 +241,7 @@ def parse_scontrol(text: str) -> dict[TaskId, TaskState]:
             "" if reason == "None" else reason,
             _exit_code(fields.get("ExitCode", "")),
             "scontrol",
+            _signal(fields.get("ExitCode", "")),
         )
         for task in _indices(index):
             states[TaskId(int(job), task)] = state

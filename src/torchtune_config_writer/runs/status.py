@@ -324,7 +324,11 @@ def _resolved(folder: Path) -> Path:
 
 def _said(state: TaskState) -> str:
     text = state.state
-    if state.exit_code is not None and _SLURM_STATES.get(state.state) not in _LIVE:
+    ours = _SLURM_STATES.get(state.state)
+    if ours == "failed" and state.signal is not None and not state.exit_code:
+        # Killed (Slurm's OverMemoryKill, an administrator's kill -9): "exit 0" would mislead.
+        text += f" (signal {state.signal})"
+    elif state.exit_code is not None and ours not in _LIVE:
         text += f" (exit {state.exit_code})"
     if state.reason:
         text += f", {state.reason}"
