@@ -55,7 +55,7 @@ EVERY_STATUS = {
     9: "not started",
 }
 SACCT = (
-    "40_1|RUNNING|0:0|None\n40_2|PENDING|0:0|Priority\n40_3|FAILED|1:0|NonZeroExitCode\n"
+    "40_1|RUNNING|0:0|None\n40_2|PENDING|0:0|Priority\n40_3|FAILED|1:0|None\n"
     "40_4|TIMEOUT|0:15|None\n40_5|OUT_OF_MEMORY|0:125|None\n40_6|PREEMPTED|0:15|None\n"
     "40_7|CANCELLED by 1000|0:15|None\n40_8|COMPLETED|0:0|None\n"
 )
@@ -525,8 +525,7 @@ def test_the_command_says_which_runs_why_the_jobs_and_what_it_left_alone(
     log = study / "out"
     assert result.out == (
         "resubmitting 6 runs:\n"
-        f"run_003  failed                         task 40_3 FAILED (exit 1), NonZeroExitCode "
-        f"[sacct]\n"
+        "run_003  failed                         task 40_3 FAILED (exit 1) [sacct]\n"
         "run_004  timed out                      task 40_4 TIMEOUT (exit 0) [sacct] "
         "[--time=03:00:00]\n"
         "run_005  out of memory                  task 40_5 OUT_OF_MEMORY (exit 0) [sacct]\n"
