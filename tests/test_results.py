@@ -569,3 +569,48 @@ def test_a_cut_short_last_line_is_passed_over_and_an_unreadable_log_is_skipped(
     dangling.symlink_to(tmp_path / "gone.txt")
     (metric,) = read_disk_logs([good, dangling])
     assert (metric.name, metric.steps) == ("loss", ((1, 2.5),))
+
+
+@pytest.mark.slow  # importing matplotlib takes about a second
+def test_plot_has_a_row_per_metric_a_line_per_run_and_a_panel_per_swept_variable(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    image = pytest.importorskip("matplotlib.image", reason="matplotlib is not installed here")
+    from torchtune_config_writer.runs.plots import plot_metrics
+    from torchtune_config_writer.runs.results import read_results
+
+    folder = study(
+        tmp_path,
+        "[0.0001, 0.01]",
+        extra="  model.lora_rank: [4, 8]\nevaluation:\n  tasks: [hellaswag]\n",
+    )
+    for run in range(3):  # run_003 logged nothing yet
+        write_log(
+            folder / "out" / f"run_{run:03d}" / "logs",
+            "log_1765100000.txt",
+            f"Step 1 | loss:{5 - run} lr:0.1 \nStep 2 | loss:{4 - run} lr:0.1 \n",
+        )
+    evaluated = folder / "out" / "run_000" / "eval"
+    evaluated.mkdir()
+    (evaluated / "results.json").write_text('{"results": {"hellaswag": {"acc,none": 0.3}}}')
+    plot = tmp_path / "study.png"
+    result = cli("results", folder, "--plot", plot, "--format", "csv")
+    assert result.code == 0 and result.out.startswith("run,optimizer.lr,model.lora_rank,")
+    assert result.err == (
+        "✓ Plotted loss, lr, hellaswag/acc over the steps and against optimizer.lr, "
+        f"model.lora_rank: {plot}\n"
+    )
+    # A readable PNG of its size: 3 rows of 3.2 in, 7 in of steps and 3.6 in a variable, 100 dpi.
+    assert image.imread(plot).shape[:2] == (960, 1420)
+    drawn = plot_metrics(read_results(folder), ("loss", "hellaswag/acc"), tmp_path / "a.svg")
+    assert drawn.lines == {
+        "loss": (
+            "run_000 (optimizer.lr=0.0001, model.lora_rank=4)",
+            "run_001 (optimizer.lr=0.0001, model.lora_rank=8)",
+            "run_002 (optimizer.lr=0.01, model.lora_rank=4)",
+        ),
+        "hellaswag/acc": (),  # one value a run: drawn against the variables alone
+    }
+    svg = (tmp_path / "a.svg").read_text()
+    assert "final value vs optimizer.lr" in svg and "final value vs model.lora_rank" in svg
+    assert cli("results", folder, "--plot", tmp_path / "q.png", "-q").err == ""

@@ -93,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from ..runs.plots import plot_metrics
 
-        plot_metrics(results, names, args.plot)
+        plot = plot_metrics(results, names, args.plot)
+        if not args.quiet:  # on stderr: the table or document goes to stdout, maybe a pipe
+            against = f" and against {', '.join(plot.variables)}" if plot.variables else ""
+            print(
+                f"✓ Plotted {', '.join(plot.metrics)} over the steps{against}: {args.plot}",
+                file=sys.stderr,
+            )
     if best is not None:
         render_best = (
             reports.render_best_json if args.format == "json" else reports.render_best_text
