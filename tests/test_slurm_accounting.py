@@ -11,6 +11,7 @@ time a task out (its one-minute minimum, checked every 30 s).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,12 +25,19 @@ from .slurm_cluster import Cluster, Unavailable, running_cluster
 from .test_status import make_study
 
 # run_000 sleeps past its --time, run_001 holds more than its --mem, run_002 trains once its gate
-# exists (requeued before), run_003 sleeps until cancelled. Each start is logged.
+# exists (requeued before), run_003 sleeps until cancelled. Each start is logged; run_000 and
+# run_001 train when they start again.
 STAND_IN_TUNE = """#!/bin/bash
 config="${@: -1}"
 out=$(sed -n 's/^output_dir: //p' "$config")
 run=$(basename "$config" .yaml)
 echo "training $run"
+# Resubmitted, the runs that timed out or ran out of memory train (their second start).
+if [[ $run == run_00[01] && -e %(gates)s/started_$run ]]; then
+  mkdir -p "$out/epoch_0" && echo weights > "$out/epoch_0/model.safetensors"
+  exit 0
+fi
+touch %(gates)s/started_$run
 case $run in
   run_001) exec %(python)s -c "import time; held = b'x' * (300 << 20); time.sleep(300)" ;;
   run_002) until [[ -e %(gates)s/$run ]]; do sleep 0.2; done ;;
@@ -137,3 +145,28 @@ def test_sacct_names_a_timeout_an_out_of_memory_a_requeue_and_a_cancel(
         assert reasons[run].endswith("[sacct]"), reasons[run]
     assert final["counts"]["finished"] == 1
     assert not any("accounting" in note for note in final["notes"]), final["notes"]
+
+    # Resubmitted: exactly the runs that timed out and ran out of memory; the cancelled one only
+    # when asked, the finished one never.
+    def resubmit(*options: str) -> str:
+        done = python_without_torch(
+            "import runpy, sys\n"
+            f"sys.argv = ['tcw', 'resubmit', {str(study)!r}, *{list(options)!r}]\n"
+            "runpy.run_module('torchtune_config_writer', run_name='__main__')\n"
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    monkeypatch.setenv("PATH", env["PATH"])  # sbatch passes it on: the tasks find the stand-in
+    planned = resubmit("--dry-run", "--cancelled")
+    assert "--array=0-1,3 configs/slurm_array.sh" in planned, planned
+    said = resubmit()
+    (job,) = re.findall(r"submitted job (\d+): trains run_000-run_001\n", said)
+    assert "left alone: 1 finished, 1 cancelled" in said
+    assert cluster.wait(job) == {0: ("COMPLETED", 0), 1: ("COMPLETED", 0)}
+    again = runs()
+    assert [again[f"run_{n:03d}"][0] for n in range(4)] == [
+        "finished", "finished", "finished", "cancelled"
+    ]  # fmt: skip
+    assert not list(study.glob(f"out/run_00[23]/slurm_{job}_*.log"))  # they never started
+    assert "nothing to resubmit" in resubmit()
