@@ -22,6 +22,7 @@ from torchtune_config_writer.runs.results import read_results
 from torchtune_config_writer.runs.results_report import render_text
 
 from .conftest import CliResult, python_without_torch, snapshot
+from .test_eval_table import TABLE_048, recipe_log
 
 BASE = """\
 output_dir: out
@@ -279,6 +280,28 @@ def test_evaluation_results_json_in_the_eval_folder_are_columns(
     assert first[4:] == ["", "", "", ""]
     best = cli("results", folder, "--best", "truthfulqa_mc2/acc")
     assert best.out.startswith("best: run_001, highest final truthfulqa_mc2/acc 0.41 (of 1 run")
+
+
+def test_the_results_table_an_evaluation_task_logged_is_read_without_torch(
+    tmp_path: Path,
+) -> None:
+    folder = study(tmp_path, "[0.001, 0.01]", "evaluation:\n  tasks: [hellaswag, gsm8k]\n")
+    evaluation = folder / "out" / "run_000" / "eval"
+    evaluation.mkdir(parents=True)
+    # torchtune's eleuther_eval writes no results file: its log is all there is.
+    (evaluation / "slurm_41_0.log").write_text(recipe_log(TABLE_048), encoding="utf-8")
+    script = (
+        "import sys; from torchtune_config_writer.cli import main; "
+        f"sys.exit(main(['results', {str(folder)!r}, '--format', 'csv']))"
+    )
+    done = python_without_torch(script)
+    assert (done.returncode, done.stderr) == (0, "")
+    header, first, second = list(csv.reader(io.StringIO(done.stdout)))
+    values = dict(zip(header, first, strict=True))
+    assert values["hellaswag/acc"] == "0.5" and values["hellaswag/acc_norm_stderr"] == "0.0111"
+    assert values["gsm8k/exact_match,strict-match"] == "0.25"
+    assert values["wikitext/word_perplexity"] == "12.5"
+    assert second[4:] == [""] * (len(header) - 4)
 
 
 def test_best_names_the_winner_its_values_and_its_existing_checkpoint(

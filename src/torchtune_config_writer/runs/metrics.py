@@ -9,9 +9,13 @@ a folder, no torch.
   folder each start), read with the ``tensorboard`` package's own reader when it is installed.
 - ``WandBLogger``: ``wandb/offline-run-*/files/`` under ``log_dir``: ``wandb-history.jsonl``
   (a step a line) where there is one, else ``wandb-summary.json`` (the last values).
-- The evaluation: every ``*.json`` under the evaluation's ``output_dir`` with a ``results``
-  mapping of task to metrics (lm_eval's results file): ``task/metric`` (``hellaswag/acc``; the
-  filter is kept after a comma unless it is ``none``).
+- The evaluation, in its ``output_dir``: every ``*.json`` under it with a ``results`` mapping of
+  task to metrics (lm_eval's results file), and the results table that torchtune's
+  ``eleuther_eval`` recipe logs (the only record it leaves: :mod:`.eval_table`), the last one
+  in the newest of the logs (``*.log``, ``*.txt``, ``*.out``) at its top. A results file wins:
+  a task it holds (by its name or its alias) is not read from the table, whose other tasks
+  are added. Each value is ``task/metric`` (``hellaswag/acc``; the filter is kept after a comma
+  unless it is ``none``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .eval_table import Results, find_eval_logs, read_eval_logs, task_name
 
 DISK, TENSORBOARD, WANDB, EVALUATION = "log", "tensorboard", "wandb", "eval"
 _DISK_LOG = re.compile(r"log_(\d+)\.txt")
@@ -107,7 +113,7 @@ def read_run_metrics(
                 notes.append(NO_TENSORBOARD)
         _keep(found, read_wandb(files.wandb, notes))
     if eval_dir is not None and eval_dir.is_dir():
-        _keep(found, read_evaluation(sorted(eval_dir.rglob("*.json")), notes))
+        _keep(found, read_evaluation(eval_dir, notes))
     return RunMetrics(found, bool(files.disk or files.events or files.wandb), tuple(notes))
 
 
@@ -291,10 +297,29 @@ def _add_row(series: dict[str, dict[int, float]], row: dict[str, Any]) -> None:
             series.setdefault(name, {})[step] = float(value)
 
 
-def read_evaluation(paths: Iterable[Path], notes: list[str]) -> list[Metric]:
-    """The metrics of every results JSON (``{"results": {task: {metric: value}}}``) given; a
-    later file's value replaces an earlier one."""
+def read_evaluation(eval_dir: Path, notes: list[str]) -> list[Metric]:
+    """The metrics of an evaluation's ``output_dir``: its results JSON files (a later file's
+    value replaces an earlier one), then the results table of its logs for the tasks that no
+    results file holds."""
+    results, tasks = read_results_json(sorted(eval_dir.rglob("*.json")), notes)
+    logged = read_eval_logs(find_eval_logs(eval_dir), notes)
+    for task, values in logged.items():
+        if task not in tasks:
+            results[task] = values
     series: dict[str, dict[int, float]] = {}
+    for task, values in results.items():
+        for key, value in values.items():
+            metric, _, kind = key.partition(",")
+            name = f"{task}/{metric}" + ("" if kind in ("", "none") else f",{kind}")
+            series.setdefault(name, {})[0] = value
+    return _metrics(series, EVALUATION)
+
+
+def read_results_json(paths: Iterable[Path], notes: list[str]) -> tuple[Results, set[str]]:
+    """The numbers of every results JSON (``{"results": {task: {metric: value}}}``) given, a
+    later file's replacing an earlier one's; and the tasks they hold, by name and by alias."""
+    results: Results = {}
+    tasks: set[str] = set()
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -302,18 +327,20 @@ def read_evaluation(paths: Iterable[Path], notes: list[str]) -> list[Metric]:
             notes.append(f"{path}: cannot be read")
             continue
         document = _json_object(text, path, notes)
-        results = document.get("results") if document is not None else None
-        if not isinstance(results, dict):
+        found = document.get("results") if document is not None else None
+        if not isinstance(found, dict):
             continue
-        for task, values in results.items():
+        for task, values in found.items():
             if not isinstance(values, dict):
                 continue
+            tasks.add(str(task))
+            alias = values.get("alias")
+            if isinstance(alias, str):
+                tasks.add(task_name(alias))
             for key, value in values.items():
                 if _is_number(value):
-                    metric, _, kind = str(key).partition(",")
-                    name = f"{task}/{metric}" + ("" if kind in ("", "none") else f",{kind}")
-                    series.setdefault(name, {})[0] = float(value)
-    return _metrics(series, EVALUATION)
+                    results.setdefault(str(task), {})[str(key)] = float(value)
+    return results, tasks
 
 
 def _json_object(
