@@ -144,6 +144,26 @@ class Cluster:
             tasks[int(index)] = (fields["JobState"], int(fields["ExitCode"].split(":")[0]))
         return tasks
 
+    def release(self, task: str, timeout: float = 60) -> None:
+        """Start the requeued array task ``task`` (``1234_5``) now, not after the two minutes
+        Slurm holds a requeued task (BeginTime), once the node has let its last start go: sooner,
+        slurmd may refuse the launch ("already killed") and the task fails, which Slurm's hold
+        is there to prevent."""
+        fields = dict(
+            item.split("=", 1)
+            for item in self.run("scontrol", "-o", "show", "job", task).stdout.split()
+            if "=" in item
+        )
+        job, restarts = fields["JobId"], int(fields["Restarts"])
+        log = self.folder / "log" / "slurmd.log"
+        deadline = time.monotonic() + timeout
+        while log.read_text(errors="replace").count(f"[{job}.batch] done with job") < restarts:
+            assert time.monotonic() < deadline, f"the node did not let {task} go"
+            time.sleep(0.2)
+        time.sleep(2)  # and its revoked credential, which slurmd checks a relaunch against
+        released = self.run("scontrol", "update", f"JobId={task}", "StartTime=now")
+        assert released.returncode == 0, released.stderr
+
     def stop(self) -> None:
         """Cancel every job, then stop exactly the daemons this cluster started."""
         self.run("scancel", "--full", f"--user={pwd.getpwuid(os.getuid()).pw_name}")

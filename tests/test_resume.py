@@ -9,6 +9,7 @@ and resume it. (The real cluster's requeue is in tests/test_slurm.py.)
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,10 +74,21 @@ def output_dir(folder: Path, run: int) -> Path:
     return Path(mapping["runs"][run]["output_dir"])
 
 
-def save(path: Path, at: float) -> None:
+def zip_bytes() -> bytes:
+    """A whole file in torch.save's format: a zip archive."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as written:
+        written.writestr("recipe_state/data.pkl", b"state")
+    return archive.getvalue()
+
+
+WHOLE = zip_bytes()
+
+
+def save(path: Path, at: float, data: bytes = WHOLE) -> None:
     """A file torchtune wrote at time ``at``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"saved")
+    path.write_bytes(data)
     os.utime(path, (at, at))
     os.utime(path.parent, (at, at))
 
@@ -262,7 +275,11 @@ if [[ -n $SAVE_EPOCH ]]; then
   mkdir -p "$out/epoch_$SAVE_EPOCH" "$out/recipe_state"
   touch "$out/epoch_$SAVE_EPOCH/adapter_model.pt"
   sleep 0.05
-  touch "$out/recipe_state/recipe_state.pt"
+  if [[ -n $CUT_SHORT ]]; then  # still being written: its first bytes only
+    head -c 10 "{whole}" > "$out/recipe_state/recipe_state.pt"
+  else
+    cp "{whole}" "$out/recipe_state/recipe_state.pt"
+  fi
 fi
 echo training > "{started}"
 for _ in $(seq 600); do sleep 0.1; [[ -e "{stop}" ]] && exit 0; done
@@ -271,9 +288,11 @@ exit 1
 
 
 def training_stand_ins(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
-    started, stop = tmp_path / "started", tmp_path / "stop"
+    started, stop, whole = tmp_path / "started", tmp_path / "stop", tmp_path / "whole.pt"
+    whole.write_bytes(WHOLE)
     bin_dir, calls = stand_ins(
-        tmp_path, TRAINING.format(calls=tmp_path / "calls.txt", started=started, stop=stop)
+        tmp_path,
+        TRAINING.format(calls=tmp_path / "calls.txt", started=started, stop=stop, whole=whole),
     )
     return bin_dir, calls, started, stop
 
@@ -321,6 +340,45 @@ def test_slurms_signal_before_any_epoch_is_saved_does_not_requeue_and_training_g
     task.communicate(timeout=30)
     assert task.returncode == 0
     assert "scontrol" not in calls.read_text() and "TERM" not in calls.read_text()
+
+
+def test_slurms_signal_while_recipe_state_is_being_saved_waits_for_it_before_stopping(
+    write_experiment: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = study(write_experiment, tmp_path)
+    bin_dir, calls, started, _ = training_stand_ins(tmp_path)
+    monkeypatch.setenv("SAVE_EPOCH", "0")
+    monkeypatch.setenv("CUT_SHORT", "1")
+    task = start(folder, bin_dir)
+    until(started.exists)
+    task.send_signal(signal.SIGUSR1)
+    time.sleep(1.5)
+    assert task.poll() is None and "scontrol" not in calls.read_text()  # waiting for the save
+    state = output_dir(folder, 0) / "recipe_state" / "recipe_state.pt"
+    state.write_bytes(WHOLE)  # the save ends
+    task.communicate(timeout=30)
+    assert task.returncode == 0
+    assert calls.read_text().splitlines()[-2:] == ["tune stopped by TERM", "scontrol requeue 41_0"]
+
+
+def test_a_recipe_state_cut_short_is_not_resumed_from(
+    write_experiment: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = study(write_experiment, tmp_path)
+    bin_dir, calls = stand_ins(tmp_path)
+    out = output_dir(folder, 0)
+    save(out / "epoch_0" / "adapter_model.pt", 1_000)
+    save(out / "recipe_state" / "recipe_state.pt", 1_001, WHOLE[:-30])  # killed while saving
+    code, log = run_task(folder, bin_dir)
+    assert code == 0, log
+    assert tune_calls(calls) == [
+        "tune run lora_finetune_single_device --config configs/run_000.yaml"
+    ]
+    assert "recipe_state.pt was cut short while it was saved: training from the start" in log
+    reason = study_status(read_catalog(folder).runs, folder, slurm=None).runs[0].reason
+    assert reason.endswith(
+        "(saved epoch_0; recipe_state.pt cut short: submitted again it starts over)"
+    )
 
 
 def test_a_resumed_task_requeues_again_only_after_it_saved_another_epoch(
@@ -386,8 +444,8 @@ def test_a_requeue_slurm_refuses_is_an_error_the_task_exits_with(
     assert "error: scontrol requeue failed: submit the run again" in log
 
 
-# Real training: a tiny model on CPU (tests/oracle/assets.py), two epochs of 60 steps each, long
-# enough to be stopped within the second.
+# Real training: a tiny model on CPU (tests/oracle/assets.py), two epochs of 300 steps each (about
+# 2 s), long enough to be stopped within the second.
 @pytest.mark.slow
 @pytest.mark.needs_torch
 @pytest.mark.parametrize("kind", ["lora", "full"])
@@ -397,7 +455,7 @@ def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_fin
     from tests.oracle.assets import RECIPES, build_assets, make_dataset
 
     assets = build_assets(tmp_path / "tiny")
-    make_dataset(assets.root / "assets", random.Random(1), records=240)  # 120 steps an epoch
+    make_dataset(assets.root / "assets", random.Random(1), records=1200)  # 600 batches
     folder = tmp_path / "study"
     folder.mkdir()
     shutil.copyfile(assets.bases[kind], folder / "base.yaml")
@@ -405,7 +463,8 @@ def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_fin
         f"experiment:\n  name: resumed_{kind}\n  framework: torchtune\n"
         f"framework_config:\n  base_config_file: base.yaml\n  recipe: {RECIPES[kind]}\n"
         "variables:\n  optimizer.lr: [0.001]\n"
-        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 60\n  output_dir: {tmp_path}/out\n" + SLURM
+        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 300\n  output_dir: {tmp_path}/out\n"
+        + SLURM
     )
     generate(folder)
     bin_dir, calls = stand_ins(tmp_path)
@@ -430,11 +489,11 @@ def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_fin
     assert "configs/run_000.yaml: resuming after epoch_0" in log
     assert "Loading the recipe state" in log  # torchtune's own word that it resumed
     assert any((out / "epoch_1").iterdir())
-    # The DiskLogger logs of both attempts: the second goes on at step 61 (max_steps_per_epoch
+    # The DiskLogger logs of both attempts: the second goes on at step 301 (max_steps_per_epoch
     # set, so the step count and LR schedule carry on), and results reads both.
     logs = sorted((out / "logs").glob("log_*.txt"))
     assert len(logs) == 2
-    assert logs[1].read_text().startswith("Step 61 |")
+    assert logs[1].read_text().startswith("Step 301 |")
     results = subprocess.run(
         [
             sys.executable,
@@ -450,4 +509,4 @@ def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_fin
     )
     assert results.returncode == 0, results.stderr
     (run,) = json.loads(results.stdout)["runs"]
-    assert (run["status"], run["steps"]) == ("finished", 120)
+    assert (run["status"], run["steps"]) == ("finished", 600)

@@ -11,7 +11,9 @@ time a task out (its one-minute minimum, checked every 30 s).
 from __future__ import annotations
 
 import json
+import random
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from torchtune_config_writer import generate
 
 from .conftest import python_without_torch
 from .slurm_cluster import Cluster, Unavailable, running_cluster
@@ -110,8 +114,7 @@ def test_sacct_names_a_timeout_an_out_of_memory_a_requeue_and_a_cancel(
     assert requeued.returncode == 0, requeued.stderr
     wait_for(lambda: runs()["run_002"][0] == "queued", "the requeued task is not queued")
     assert "BeginTime" in runs()["run_002"][1]
-    released = cluster.run("scontrol", "update", f"JobId={rest}_2", "StartTime=now")
-    assert released.returncode == 0, released.stderr
+    cluster.release(f"{rest}_2")
     wait_for(lambda: starts(2, rest) == 2, "the requeued task did not run again")
     assert runs()["run_002"][0] == "running"
     (gates / "run_002").touch()
@@ -170,3 +173,62 @@ def test_sacct_names_a_timeout_an_out_of_memory_a_requeue_and_a_cancel(
     ]  # fmt: skip
     assert not list(study.glob(f"out/run_00[23]/slurm_{job}_*.log"))  # they never started
     assert "nothing to resubmit" in resubmit()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_torch
+@pytest.mark.needs_slurm
+def test_a_real_run_signalled_before_its_time_limit_requeues_itself_and_resumes(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real `tune run` under sbatch: Slurm's USR1 (sent here with scancel, as --signal
+    would send it before the time limit) in the second epoch stops training and requeues the
+    task, which starts again, resumes after epoch_0 and finishes."""
+    from tests.oracle.assets import LORA, RECIPES, build_assets, make_dataset
+
+    assets = build_assets(tmp_path / "tiny")
+    make_dataset(assets.root / "assets", random.Random(1), records=1200)  # 600 batches
+    study = tmp_path / "requeued"
+    study.mkdir()
+    shutil.copyfile(assets.bases[LORA], study / "base.yaml")
+    (study / "experiment.yaml").write_text(
+        "experiment:\n  name: requeued\n  framework: torchtune\n"
+        f"framework_config:\n  base_config_file: base.yaml\n  recipe: {RECIPES[LORA]}\n"
+        "variables:\n  model.lora_rank: [2]\n"
+        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 300\n  output_dir: {tmp_path}/out\n"
+        "launch:\n  slurm:\n    sbatch: {time: '00:30:00'}\n"
+    )
+    generate(study)
+    out = tmp_path / "out"
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    job = cluster.sbatch("configs/slurm_array.sh", cwd=study, env=env)
+    assert "--signal=B:USR1@120" in (study / "configs" / "slurm_array.sh").read_text()
+    wait_for(lambda: (out / "recipe_state" / "recipe_state.pt").is_file(), "no epoch saved", 300)
+    signalled = cluster.run("scancel", "--batch", "--signal=USR1", f"{job}_0")
+    assert signalled.returncode == 0, signalled.stderr
+
+    def state() -> str:
+        shown = cluster.run("scontrol", "-o", "show", "job", f"{job}_0").stdout
+        return dict(f.split("=", 1) for f in shown.split() if "=" in f).get("JobState", "")
+
+    wait_for(lambda: state() == "PENDING", "the task did not requeue itself", 120)
+    assert not (out / "epoch_1").exists()
+    cluster.release(f"{job}_0")  # not after Slurm's two-minute hold
+    assert cluster.wait(job, timeout=600) == {0: ("COMPLETED", 0)}
+    log = (out / f"slurm_{job}_0.log").read_text()
+    assert f"requeueing {job}_0 to resume after epoch_0" in log
+    assert "configs/run_000.yaml: resuming after epoch_0" in log
+    assert any((out / "epoch_1").iterdir())
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    done = python_without_torch(
+        "import runpy, sys\n"
+        f"sys.argv = ['tcw', 'results', {str(study)!r}, '--format', 'json']\n"
+        "runpy.run_module('torchtune_config_writer', run_name='__main__')\n"
+    )
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert (run["status"], run["steps"]) == ("finished", 600)

@@ -85,9 +85,15 @@ fi
 # torchtune saves each epoch at its end (epoch_N/), then recipe_state/recipe_state.pt to go on
 # from it: a run stopped part-way resumes after the last epoch saved whole (older than that file;
 # a save cut short is newer), and the epoch it was in reruns from its first step.
+state=${final:+${final%/*}/recipe_state/recipe_state.pt}
+# torch.save writes a zip file, whose last 22 bytes start with its end record: a file without it
+# was cut short while it was saved (killed then), and cannot be resumed from.
+whole() {
+  [[ $(tail -c 22 "$1" 2>/dev/null | head -c 4 | od -An -tx1 | tr -d ' \n') == 504b0506 ]]
+}
 last_whole_epoch() {
-  local state=${final%/*}/recipe_state/recipe_state.pt folder number found=
-  [[ -n $final && -f $state ]] || return 0
+  local folder number found=
+  [[ -n $state ]] && whole "$state" || return 0
   for folder in "${final%/*}"/epoch_*/; do
     number=${folder%/}
     number=${number##*/epoch_}
@@ -116,6 +122,8 @@ elif [[ -n $epoch ]]; then
 fi
 if [[ -n $epoch ]]; then
   echo "${config}: resuming after epoch_$epoch (recipe_state.pt says where); the epoch it stopped in reruns from its first step"
+elif [[ -n $state && -f $state ]]; then
+  echo "${config}: recipe_state.pt was cut short while it was saved: training from the start"
 fi
 source ~/venvs/torchtune/bin/activate
 # Slurm sends USR1 120 s before the time limit (--signal above): stop training and
@@ -123,7 +131,12 @@ source ~/venvs/torchtune/bin/activate
 # epoch: else it would start the same epoch again, so it runs out of time (resubmit it with more).
 # (No `return` in it: a trap's return would be the interrupted wait's status, which set -e ends.)
 requeue() {
-  local saved
+  local saved wait
+  # Training may be saving recipe_state.pt this moment: stopping it now would cut the file short.
+  for wait in $(seq 60); do
+    [[ ! -f $state ]] || whole "$state" && break
+    sleep 1
+  done
   saved=$(last_whole_epoch)
   if [[ -z $saved || $saved == "$epoch" ]]; then
     echo "${config}: time limit near and no epoch saved since this task started: not requeued, as it would start the same epoch again; give it more time"

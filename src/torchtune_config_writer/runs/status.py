@@ -354,6 +354,8 @@ def _progress(run: RunRecord) -> str:
     if whole is not None:
         # What the generated script does with it, and what torchtune 0.6.1 cannot keep.
         parts.append(f"submitted again it resumes after {whole}, losing the epoch it was in")
+    elif _has_recipe_state(run) and not _saved_whole(_recipe_state(run)):
+        parts.append("recipe_state.pt cut short: submitted again it starts over")
     elif epochs or step is not None:
         parts.append("no recipe_state.pt: submitted again it starts over")
     return f" ({'; '.join(parts)})" if parts else ""
@@ -379,21 +381,38 @@ def _saved_epochs(run: RunRecord) -> list[str]:
 
 
 def _has_recipe_state(run: RunRecord) -> bool:
-    return (
-        run.final_checkpoint is not None and (run.final_checkpoint.parent / RECIPE_STATE).is_file()
-    )
+    return run.final_checkpoint is not None and _recipe_state(run).is_file()
+
+
+def _recipe_state(run: RunRecord) -> Path:
+    assert run.final_checkpoint is not None
+    return run.final_checkpoint.parent / RECIPE_STATE
+
+
+def _saved_whole(path: Path) -> bool:
+    """Whether torch.save finished writing ``path``: a zip file ends with its end record (a
+    file killed while it was written does not), as the SLURM script checks it."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 22))
+            return file.read(4) == b"PK\x05\x06"
+    except OSError:
+        return False
 
 
 def last_whole_epoch(run: RunRecord) -> str | None:
     """The epoch folder a resubmitted run resumes after, as the SLURM script chooses it: the
     newest ``epoch_N`` with nothing in it newer than ``recipe_state.pt`` (a save cut short is
-    newer), or ``None`` without recipe_state.pt."""
+    newer), or ``None`` without a whole recipe_state.pt."""
     if run.final_checkpoint is None:
         return None
     folder = run.final_checkpoint.parent
+    state = folder / RECIPE_STATE
     try:
-        saved_at = (folder / RECIPE_STATE).stat().st_mtime_ns
+        saved_at = state.stat().st_mtime_ns
     except OSError:
+        return None
+    if not _saved_whole(state):
         return None
     for name in reversed(_saved_epochs(run)):
         if _newest_change(folder / name) <= saved_at:
