@@ -90,9 +90,10 @@ def main(out: Path) -> None:
         best = f"{tool} results . --best loss --min"
         run(*COMMAND, "results", ".", "--best", "loss", "--min", shown=best)
         run(
-            *COMMAND, "results", ".", "--metrics", "loss", "--plot", str(out / "loop.png"),
+            *COMMAND, "results", ".", "--metrics", "loss", "--plot", "loop.png",
             shown=f"{tool} results . --metrics loss --plot loop.png",
         )  # fmt: skip
+        shutil.copyfile(study / "loop.png", out / "loop.png")
     (out / "transcript.txt").write_text("\n".join(transcript))
 
 
