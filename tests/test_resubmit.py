@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -35,7 +33,7 @@ from torchtune_config_writer.runs.sbatch import SbatchFailed, run_sbatch, shell_
 from torchtune_config_writer.runs.status import STOPPED
 
 from .conftest import CliResult, python_without_torch
-from .test_status import CannedSlurm, make_study, save_final, task_log
+from .test_status import CannedSlurm, make_study, save_final, started_process, task_log
 
 SLURM = "{sbatch: {time: '01:30:00', mem: 16G}, max_parallel: 2}"
 TRAIN = "configs/slurm_array.sh"
@@ -710,9 +708,7 @@ def test_a_run_training_outside_slurm_on_this_machine_is_left_alone(tmp_path: Pa
     logs.mkdir(parents=True)
     (logs / "log_1700000000.txt").write_text("Step 3 | loss:1.0 \n")
     # A real process whose arguments name the config, as `tune run` started by hand does.
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "configs/run_001.yaml"], cwd=study
-    )
+    process = started_process(study, "configs/run_001.yaml")
     try:
         resubmission = prepared(study, CannedSlurm())
     finally:

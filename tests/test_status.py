@@ -417,23 +417,29 @@ def test_status_never_imports_torch(study: Path) -> None:
     assert "run_000" in done.stdout
 
 
+def started_process(cwd: Path, config: str) -> subprocess.Popen[str]:
+    """A real process whose arguments name ``config``, as `tune run` does, once it runs: until
+    then its /proc cmdline may read empty (Popen returns while the kernel still sets up exec)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(flush=True); time.sleep(60)", config],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    return process
+
+
 def test_a_process_running_a_runs_config_is_found_in_the_process_table(study: Path) -> None:
     # A real process whose arguments name the config relative to its folder, as `tune run` does.
     logs = out(study, 2) / "logs"
     logs.mkdir()
     (logs / "log_1700000000.txt").write_text("Step 3 | loss:1.0 \n")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "configs/run_002.yaml"], cwd=study
-    )
+    process = started_process(study, "configs/run_002.yaml")
     try:
         catalog = read_catalog(study)
-        # Looked for until it shows (the suite on a busy machine once missed it at first look).
-        deadline = time.monotonic() + 10
-        while True:
-            status = study_status(catalog.runs, study, slurm=None)
-            if by_run(status)["run_002"][0] == "running" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        status = study_status(catalog.runs, study, slurm=None)
         assert by_run(status)["run_002"] == ("running", f"outside Slurm, process {process.pid}")
     finally:
         process.kill()
