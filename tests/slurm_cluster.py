@@ -22,10 +22,13 @@ import socket as socket_module
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 ACCOUNTING_PACKAGES = ("slurmdbd", "mariadb-server")
@@ -469,3 +472,26 @@ def _until(ready: object, what: str, log: Path, timeout: float = 30) -> None:
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
     raise Unavailable(f"{what} within {timeout:.0f} s: {tail}")
+
+
+def cluster_fixture(**options: Any) -> Any:
+    """A module-scoped ``cluster`` fixture: :func:`running_cluster` with ``options``, or a skip
+    that says why Slurm cannot run here."""
+
+    @pytest.fixture(scope="module")
+    def cluster() -> Iterator[Cluster]:
+        try:
+            with running_cluster(**options) as running:
+                yield running
+        except Unavailable as why:
+            pytest.skip(f"needs a Slurm cluster: {why}")
+
+    return cluster
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Wait until ``predicate()`` holds, failing with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)

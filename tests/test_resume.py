@@ -444,29 +444,34 @@ def test_a_requeue_slurm_refuses_is_an_error_the_task_exits_with(
     assert "error: scontrol requeue failed: submit the run again" in log
 
 
-# Real training: a tiny model on CPU (tests/oracle/assets.py), two epochs of 300 steps each (about
-# 2 s), long enough to be stopped within the second.
-@pytest.mark.slow
-@pytest.mark.needs_torch
-@pytest.mark.parametrize("kind", ["lora", "full"])
-def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_finishes(
-    kind: str, tmp_path: Path
-) -> None:
+def two_epoch_study(root: Path, kind: str = "lora") -> Path:
+    """A generated study of one real run on the tiny model of tests/oracle/assets.py (CPU), two
+    epochs of 300 steps each (about 2 s: long enough to be stopped within the second), its
+    output_dir ``root/out``; its folder."""
     from tests.oracle.assets import RECIPES, build_assets, make_dataset
 
-    assets = build_assets(tmp_path / "tiny")
+    assets = build_assets(root / "tiny")
     make_dataset(assets.root / "assets", random.Random(1), records=1200)  # 600 batches
-    folder = tmp_path / "study"
+    folder = root / f"resumed_{kind}"
     folder.mkdir()
     shutil.copyfile(assets.bases[kind], folder / "base.yaml")
     (folder / "experiment.yaml").write_text(
         f"experiment:\n  name: resumed_{kind}\n  framework: torchtune\n"
         f"framework_config:\n  base_config_file: base.yaml\n  recipe: {RECIPES[kind]}\n"
         "variables:\n  optimizer.lr: [0.001]\n"
-        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 300\n  output_dir: {tmp_path}/out\n"
-        + SLURM
+        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 300\n  output_dir: {root}/out\n" + SLURM
     )
     generate(folder)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.needs_torch
+@pytest.mark.parametrize("kind", ["lora", "full"])
+def test_a_real_run_stopped_by_slurms_signal_in_its_second_epoch_resumes_and_finishes(
+    kind: str, tmp_path: Path
+) -> None:
+    folder = two_epoch_study(tmp_path, kind)
     bin_dir, calls = stand_ins(tmp_path)
     (bin_dir / "tune").unlink()  # the real one, from this interpreter's environment
     path = f"{Path(sys.executable).parent}:{bin_dir}"

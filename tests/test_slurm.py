@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import yaml
 from torchtune_config_writer import generate
 
 from .conftest import mapping_of
-from .slurm_cluster import Cluster, Unavailable, running_cluster
+from .slurm_cluster import Cluster, cluster_fixture
 
 pytestmark = pytest.mark.needs_slurm
 
@@ -29,13 +28,7 @@ MAX_ARRAY_SIZE = 4  # the cluster's MaxArraySize: small, so that splitting is te
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with running_cluster(cpus=4, max_array_size=MAX_ARRAY_SIZE) as running:
-            yield running
-    except Unavailable as why:
-        pytest.skip(f"needs a Slurm cluster: {why}")
+cluster = cluster_fixture(cpus=4, max_array_size=MAX_ARRAY_SIZE)
 
 
 def study(folder: Path, base: Path, recipe: str, variables: str, controls: str, slurm: str) -> Path:

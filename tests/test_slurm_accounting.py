@@ -11,21 +11,17 @@ time a task out (its one-minute minimum, checked every 30 s).
 from __future__ import annotations
 
 import json
-import random
 import re
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from torchtune_config_writer import generate
-
 from .conftest import python_without_torch
-from .slurm_cluster import Cluster, Unavailable, running_cluster
+from .slurm_cluster import Cluster, cluster_fixture, wait_for
+from .test_resume import two_epoch_study
 from .test_status import make_study
 
 # run_000 sleeps past its --time, run_001 holds more than its --mem, run_002 trains once its gate
@@ -51,20 +47,7 @@ mkdir -p "$out/epoch_0" && echo weights > "$out/epoch_0/model.safetensors"
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with running_cluster(cpus=4, max_array_size=4, accounting=True) as running:
-            yield running
-    except Unavailable as why:
-        pytest.skip(f"needs a Slurm cluster with accounting: {why}")
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.3)
+cluster = cluster_fixture(cpus=4, max_array_size=4, accounting=True)
 
 
 @pytest.mark.slow
@@ -184,21 +167,7 @@ def test_a_real_run_signalled_before_its_time_limit_requeues_itself_and_resumes(
     """The real `tune run` under sbatch: Slurm's USR1 (sent here with scancel, as --signal
     would send it before the time limit) in the second epoch stops training and requeues the
     task, which starts again, resumes after epoch_0 and finishes."""
-    from tests.oracle.assets import LORA, RECIPES, build_assets, make_dataset
-
-    assets = build_assets(tmp_path / "tiny")
-    make_dataset(assets.root / "assets", random.Random(1), records=1200)  # 600 batches
-    study = tmp_path / "requeued"
-    study.mkdir()
-    shutil.copyfile(assets.bases[LORA], study / "base.yaml")
-    (study / "experiment.yaml").write_text(
-        "experiment:\n  name: requeued\n  framework: torchtune\n"
-        f"framework_config:\n  base_config_file: base.yaml\n  recipe: {RECIPES[LORA]}\n"
-        "variables:\n  model.lora_rank: [2]\n"
-        f"controls:\n  epochs: 2\n  max_steps_per_epoch: 300\n  output_dir: {tmp_path}/out\n"
-        "launch:\n  slurm:\n    sbatch: {time: '00:30:00'}\n"
-    )
-    generate(study)
+    study = two_epoch_study(tmp_path)
     out = tmp_path / "out"
     env = {
         "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}",

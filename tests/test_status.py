@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from torchtune_config_writer.runs.slurm_jobs import (
 from torchtune_config_writer.runs.status import STOPPED, StudyStatus, study_status
 
 from .conftest import CliResult, python_without_torch
-from .slurm_cluster import Cluster, Unavailable, running_cluster
+from .slurm_cluster import Cluster, cluster_fixture, wait_for
 
 
 def make_study(folder: Path, runs: int = 4, slurm: str = "{}") -> Path:
@@ -496,20 +495,7 @@ mkdir -p "$out/epoch_0" && echo weights > "$out/epoch_0/model.safetensors"
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        with running_cluster(cpus=4, max_array_size=8) as running:
-            yield running
-    except Unavailable as why:
-        pytest.skip(f"needs a Slurm cluster: {why}")
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.3)
+cluster = cluster_fixture(cpus=4, max_array_size=8)
 
 
 @pytest.mark.slow
