@@ -122,9 +122,9 @@ fi
 # epoch: else it would start the same epoch again, so it runs out of time (resubmit it with more).
 # (No `return` in it: a trap's return would be the interrupted wait's status, which set -e ends.)
 requeue() {
-  local saved wait
+  local saved second
   # Training may be saving recipe_state.pt this moment: stopping it now would cut the file short.
-  for wait in $(seq 60); do
+  for second in $(seq 60); do
     [[ ! -f $state ]] || whole "$state" && break
     sleep 1
   done
