@@ -8,7 +8,9 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -252,6 +254,26 @@ def test_a_run_logged_to_wandb_offline_is_read_from_its_history_or_summary(
     assert first["status"] == second["status"] == "stopped"
 
 
+def test_a_wandb_store_without_wandb_installed_is_a_note_or_its_summary(
+    tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed
+    folder = study(tmp_path, "[0.001, 0.01]")
+    for index, name in enumerate(["offline-run-20261207_101500-ab12cd34", "run-20261207_1016-x"]):
+        run = folder / "out" / f"run_00{index}" / "logs" / "wandb" / name
+        (run / "files").mkdir(parents=True)
+        (run / f"run-{name[-8:]}.wandb").write_bytes(b":W&B\xe1\xbe\x00")
+    # An older wandb wrote the summary beside its store: the last values are read from it.
+    summary = folder / "out" / "run_001" / "logs" / "wandb" / "run-20261207_1016-x" / "files"
+    (summary / "wandb-summary.json").write_text(json.dumps({"loss": 2.5, "_step": 7}))
+    result = cli("results", folder, "--format", "json")
+    first, second = json.loads(result.out)["runs"]
+    assert first["metrics"] == {} and second["metrics"]["loss"]["final"] == 2.5
+    assert json.loads(result.out)["notes"] == [
+        "wandb is not installed, its run-*.wandb files are not read (pip install wandb) (run_000)"
+    ]
+
+
 LM_EVAL_RESULTS = {
     "results": {
         "truthfulqa_mc2": {"alias": "truthfulqa_mc2", "acc,none": 0.41, "acc_stderr,none": 0.02},
@@ -426,7 +448,9 @@ def test_event_files_without_tensorboard_installed_are_a_note(
 def test_results_never_imports_torch(three_runs: Path) -> None:
     script = (
         "import sys; from torchtune_config_writer.cli import main; "
-        f"sys.exit(main(['results', {str(three_runs)!r}, '--best', 'loss']))"
+        f"code = main(['results', {str(three_runs)!r}, '--best', 'loss']); "
+        # wandb too: 700 modules, imported only where a run has a W&B folder.
+        "assert 'wandb' not in sys.modules; sys.exit(code)"
     )
     done = python_without_torch(script)
     assert (done.returncode, done.stderr) == (0, "")
@@ -450,6 +474,93 @@ def test_tensorboard_events_written_by_torch_are_read_back(tmp_path: Path) -> No
     assert read.logged and read.notes == ()
     assert read.metrics["loss"].steps == ((1, 4.0), (2, 2.5), (3, 2.0))
     assert read.metrics["loss"].source == "tensorboard" and read.steps_done == 3
+
+
+# Two starts of torchtune's own WandBLogger, as a run resumed once logs them: what a real
+# offline run writes. The 40,000-character note makes a record longer than a store block.
+WANDB_STARTS = """\
+import sys, time
+from torchtune.training.metric_logging import WandBLogger
+
+for steps in ([(1, 4.0), (2, 3.0)], [(2, 2.5), (3, 2.0)]):
+    logger = WandBLogger(project="study", log_dir=sys.argv[1])
+    for step, loss in steps:
+        logger.log_dict({"loss": loss, "lr": 0.001}, step=step)
+    logger.log("note", "x" * 40000, step)
+    logger.log("tokens_per_second_per_gpu", 12.5, step)
+    logger.close()
+    del logger  # its __del__ finishes wandb's current run: it must not meet the next start's
+    time.sleep(1.1)  # offline-run-<second>-<id>: the second start's folder sorts after the first
+"""
+
+
+def offline_wandb_env(home: Path) -> dict[str, str]:
+    """Offline, silent, and every file wandb keeps outside the run's folder under ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        HOME=str(home), XDG_CACHE_HOME=str(home / "cache"), XDG_CONFIG_HOME=str(home / "config"),
+        WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(home / "wandb"),
+        WANDB_CACHE_DIR=str(home / "cache"), WANDB_CONFIG_DIR=str(home / "config"),
+        WANDB_DATA_DIR=str(home / "data"), WANDB_ARTIFACT_DIR=str(home / "artifacts"),
+    )  # fmt: skip
+    return env
+
+
+def without_network(argv: list[str]) -> list[str]:
+    """``argv`` in a network namespace of its own where this machine allows one (no packet can
+    leave it), else as it is (offline mode is then what keeps wandb off the network)."""
+    if shutil.which("unshare"):
+        probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
+        if probe.returncode == 0:
+            return ["unshare", "-rn", *argv]
+    return argv
+
+
+@pytest.mark.slow
+@pytest.mark.needs_torch
+def test_a_run_torchtunes_wandb_logger_wrote_offline_is_read_from_its_store(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("wandb", reason="wandb is not installed here")
+    folder = study(tmp_path, "[0.001, 0.01]", base=BASE.replace("DiskLogger", "WandBLogger"))
+    logs = folder / "out" / "run_000" / "logs"
+    done = subprocess.run(
+        without_network([sys.executable, "-c", WANDB_STARTS, str(logs)]),
+        env=offline_wandb_env(tmp_path / "home"), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = sorted((logs / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2
+    # wandb 0.31 offline keeps the steps in run-<id>.wandb only: no history, no summary file.
+    for run in runs:
+        assert sorted(p.name for p in run.glob("*.wandb")) == [f"run-{run.name[-8:]}.wandb"]
+        assert sorted(p.name for p in (run / "files").iterdir()) == ["requirements.txt"]
+    script = (
+        "import sys; from torchtune_config_writer.cli import main; "
+        f"sys.exit(main(['results', {str(folder)!r}, '--format', 'json']))"
+    )
+    read = python_without_torch(script)
+    assert (read.returncode, read.stderr) == (0, "")
+    first, second = json.loads(read.stdout)["runs"]
+    # The steps are torchtune's global_step (wandb's _step counts calls of log from 0); the
+    # resumed start's value for step 2 replaces the first start's.
+    assert first["metrics"]["loss"] == {
+        "final": 2.0, "min": 2.0, "max": 4.0, "last_step": 3, "count": 3, "source": "wandb"
+    }  # fmt: skip
+    assert first["metrics"]["tokens_per_second_per_gpu"]["count"] == 2
+    assert first["steps"] == 3 and "global_step" not in first["metrics"]
+    assert json.loads(read.stdout)["notes"] == [] and second["status"] == "not started"
+    # A run killed while writing: its store cut short mid-record still gives the steps before.
+    store = next(runs[1].glob("*.wandb"))
+    data = store.read_bytes()
+    store.write_bytes(data[: data.rindex(b"loss")])  # inside the last record of loss: step 3's
+    cut = read_run_metrics(logs)
+    assert cut.metrics["loss"].steps == ((1, 4.0), (2, 2.5)) and cut.notes == ()
+    # A store of a version this reader does not know: a note, not a guess.
+    store.write_bytes(b":W&B\xe1\xbe\x01" + data[7:])
+    later = read_run_metrics(logs)
+    assert later.metrics["loss"].steps == ((1, 4.0), (2, 3.0))
+    assert later.notes == (f"{store}: a W&B store of version 1, not read",)
 
 
 @pytest.mark.needs_torch

@@ -410,6 +410,7 @@ def test_status_never_imports_torch(study: Path) -> None:
         "from torchtune_config_writer.cli import main\n"
         f"code = main(['status', {str(study)!r}])\n"
         "assert 'torch' not in sys.modules and 'torchtune' not in sys.modules\n"
+        "assert 'wandb' not in sys.modules\n"
         "sys.exit(code)\n"
     )
     assert done.returncode == 0, done.stderr

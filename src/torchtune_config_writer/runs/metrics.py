@@ -7,8 +7,11 @@ a folder, no torch.
   a step replaces an earlier one.
 - ``TensorBoardLogger``: ``events.out.tfevents.*`` under ``log_dir`` (a ``run_<rank>_<time>``
   folder each start), read with the ``tensorboard`` package's own reader when it is installed.
-- ``WandBLogger``: ``wandb/offline-run-*/files/`` under ``log_dir``: ``wandb-history.jsonl``
-  (a step a line) where there is one, else ``wandb-summary.json`` (the last values).
+- ``WandBLogger``: ``wandb/offline-run-*/`` under ``log_dir`` (a folder each start): an older
+  wandb's ``files/wandb-history.jsonl`` (a step a line) where there is one, else the history in
+  its ``run-<id>.wandb`` (read with wandb's own protobuf where wandb is installed:
+  :mod:`.wandb_store`), else ``files/wandb-summary.json`` (the last values). A row's step is
+  torchtune's ``global_step``, else wandb's ``_step``.
 - The evaluation, in its ``output_dir``: every ``*.json`` under it with a ``results`` mapping of
   task to metrics (lm_eval's results file), and the results table that torchtune's
   ``eleuther_eval`` recipe logs (the only record it leaves: :mod:`.eval_table`), the last one
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .eval_table import Results, find_eval_logs, read_eval_logs, task_name
+from .wandb_store import NO_WANDB, StoreError, read_store_history
 
 DISK, TENSORBOARD, WANDB, EVALUATION = "log", "tensorboard", "wandb", "eval"
 _DISK_LOG = re.compile(r"log_(\d+)\.txt")
@@ -36,6 +40,7 @@ _TENSOR = re.compile(r"tensor\(([^,)]+)")  # tensor(1.25), tensor(1.25, grad_fn=
 _EVENTS_PREFIX = "events.out.tfevents."
 _EVENTS_TIME = re.compile(r"events\.out\.tfevents\.(\d+)")
 _WANDB_RUN = re.compile(r"(offline-)?run-.*")
+_WANDB_STEPS = ("global_step", "_step")
 NO_TENSORBOARD = (
     "tensorboard is not installed, its event files are not read (pip install tensorboard)"
 )
@@ -266,35 +271,65 @@ def read_tensorboard(paths: Iterable[Path]) -> list[Metric]:
 
 
 def read_wandb(folders: Iterable[Path], notes: list[str]) -> list[Metric]:
-    """The metrics of W&B run folders' ``files`` given oldest first: the history where there is
-    one, else the summary's last values (at its ``_step``, else 0)."""
+    """The metrics of W&B run folders' ``files`` given oldest first (a later run's value for a
+    step replaces an earlier one's): the ``wandb-history.jsonl`` an older wandb wrote, else the
+    history in the run's ``run-<id>.wandb`` (all an offline run of wandb 0.31 keeps; read with
+    wandb's own protobuf where it is installed), else ``wandb-summary.json``'s last values."""
     series: dict[str, dict[int, float]] = {}
+    missing = False
     for files in folders:
         history = files / "wandb-history.jsonl"
         summary = files / "wandb-summary.json"
         try:
+            stores = sorted(files.parent.glob("run-*.wandb"))
             if history.is_file():
                 text = history.read_text(encoding="utf-8", errors="replace")
                 for number, line in enumerate(text.splitlines(), 1):
                     row = _json_object(line, history, notes, number)
                     if row is not None:
                         _add_row(series, row)
+            elif stores and _read_stores(stores, series, notes):
+                pass  # every step logged, from the store
             elif summary.is_file():
                 text = summary.read_text(encoding="utf-8", errors="replace")
                 row = _json_object(text, summary, notes)
                 if row is not None:
                     _add_row(series, row)
+            elif stores:
+                missing = True
         except OSError as exc:
             notes.append(f"cannot read {files}: {exc.strerror}")
+    if missing:
+        notes.append(NO_WANDB)
     return _metrics(series, WANDB)
 
 
+def _read_stores(stores: list[Path], series: dict[str, dict[int, float]], notes: list[str]) -> bool:
+    """Add the history of a run's ``.wandb`` files; ``False`` where wandb is not installed."""
+    for store in stores:
+        try:
+            rows = read_store_history(store)
+        except ImportError:
+            return False
+        except StoreError as exc:
+            notes.append(f"{store}: {exc}")
+            continue
+        for row in rows:
+            _add_row(series, row)
+    return True
+
+
 def _add_row(series: dict[str, dict[int, float]], row: dict[str, Any]) -> None:
-    step = row.get("_step", 0)
-    step = step if isinstance(step, int) and not isinstance(step, bool) else 0
+    # torchtune's WandBLogger logs its training step as global_step; wandb's own _step counts
+    # the calls of wandb.log from 0 (one behind, and two calls at one step are two _steps).
+    step = next((row[key] for key in _WANDB_STEPS if _is_step(row.get(key))), 0)
     for name, value in row.items():
-        if not name.startswith("_") and _is_number(value):
-            series.setdefault(name, {})[step] = float(value)
+        if not name.startswith("_") and name != "global_step" and _is_number(value):
+            series.setdefault(name, {})[int(step)] = float(value)
+
+
+def _is_step(value: Any) -> bool:
+    return _is_number(value) and float(value).is_integer()
 
 
 def read_evaluation(eval_dir: Path, notes: list[str]) -> list[Metric]:
