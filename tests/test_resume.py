@@ -69,6 +69,14 @@ def study(
     return path.parent
 
 
+def stopped_study(
+    write_experiment: Callable[..., Path], tmp_path: Path, epochs: int = 2
+) -> tuple[Path, Path, Path]:
+    """:func:`study` with the stand-ins: its folder, the stand-ins' folder and their calls."""
+    folder = study(write_experiment, tmp_path, epochs=epochs)
+    return (folder, *stand_ins(tmp_path))
+
+
 def output_dir(folder: Path, run: int) -> Path:
     mapping = yaml.safe_load((folder / "configs" / "run_mapping.yaml").read_text())
     return Path(mapping["runs"][run]["output_dir"])
@@ -144,8 +152,7 @@ def test_a_run_without_recipe_state_trains_from_the_start(
 def test_a_lora_run_resumes_with_its_last_whole_epochs_adapter(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path)
     out = output_dir(folder, 1)
     save(out / "epoch_0" / "adapter_model.pt", 1_000)
     save(out / "epoch_0" / "model-00001-of-00001.safetensors", 1_000)
@@ -163,8 +170,7 @@ def test_a_lora_run_resumes_with_its_last_whole_epochs_adapter(
 def test_a_save_cut_short_is_not_resumed_from_but_the_epoch_before_it_is(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path, epochs=20)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path, epochs=20)
     out = output_dir(folder, 0)
     for epoch in (0, 1, 2, 10):  # 10 after 2: epochs compare as numbers, not as text
         save(out / f"epoch_{epoch}" / "adapter_model.pt", 1_000 + epoch)
@@ -181,8 +187,7 @@ def test_a_save_cut_short_is_not_resumed_from_but_the_epoch_before_it_is(
 def test_a_full_finetune_resumes_from_the_epochs_weight_files_in_output_dir(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path)
     out = output_dir(folder, 0)
     for name in (
         "model-00001-of-00002.safetensors",
@@ -206,8 +211,7 @@ def test_a_full_finetune_resumes_from_the_epochs_weight_files_in_output_dir(
 def test_an_epoch_without_weights_it_can_read_trains_from_the_start_and_says_why(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path)
     out = output_dir(folder, 0)
     save(out / "epoch_0" / "consolidated.pth", 1_000)
     save(out / "recipe_state" / "recipe_state.pt", 1_001)
@@ -222,8 +226,7 @@ def test_an_epoch_without_weights_it_can_read_trains_from_the_start_and_says_why
 def test_a_run_whose_final_epoch_is_saved_is_never_resumed(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path)
     out = output_dir(folder, 0)
     save(out / "epoch_0" / "adapter_model.pt", 1_000)
     save(out / "recipe_state" / "recipe_state.pt", 1_001)  # stale: left by epoch 0
@@ -364,8 +367,7 @@ def test_slurms_signal_while_recipe_state_is_being_saved_waits_for_it_before_sto
 def test_a_recipe_state_cut_short_is_not_resumed_from(
     write_experiment: Callable[..., Path], tmp_path: Path
 ) -> None:
-    folder = study(write_experiment, tmp_path)
-    bin_dir, calls = stand_ins(tmp_path)
+    folder, bin_dir, calls = stopped_study(write_experiment, tmp_path)
     out = output_dir(folder, 0)
     save(out / "epoch_0" / "adapter_model.pt", 1_000)
     save(out / "recipe_state" / "recipe_state.pt", 1_001, WHOLE[:-30])  # killed while saving

@@ -56,6 +56,13 @@ def writable_output(path: Path) -> None:
     raise ConfigWriterError(f"cannot write the report: {reason}", path)
 
 
+def add_experiment(parser: argparse.ArgumentParser) -> None:
+    """The one experiment a command reads (``show``, ``status``, ``resubmit``, ``results``)."""
+    parser.add_argument(
+        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
+    )
+
+
 def add_max_runs(parser: argparse.ArgumentParser) -> None:
     """The run limit option shared by the commands that generate."""
     parser.add_argument(

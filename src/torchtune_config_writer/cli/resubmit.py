@@ -7,7 +7,6 @@ import argparse
 import shlex
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 from ..errors import ConfigWriterError, ExitCode
 from ..runs import resubmit as resubmitting
@@ -16,14 +15,12 @@ from ..runs.resubmit import Resubmission
 from ..runs.sbatch import Submitted, named_runs
 from ..terminal import printable
 from ..wording import plural
-from .common import add_max_runs
+from .common import add_experiment, add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser("resubmit", help=summary)
-    parser.add_argument(
-        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
-    )
+    add_experiment(parser)
     parser.add_argument(
         "--cancelled",
         action="store_true",

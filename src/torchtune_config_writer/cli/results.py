@@ -10,14 +10,18 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigWriterError, ExitCode
-from .common import STANDARD_OUTPUT, is_standard_output, writable_output, write_output
+from .common import (
+    STANDARD_OUTPUT,
+    add_experiment,
+    is_standard_output,
+    writable_output,
+    write_output,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser("results", help=summary)
-    parser.add_argument(
-        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
-    )
+    add_experiment(parser)
     parser.add_argument(
         "--format",
         choices=("text", "markdown", "csv", "json"),

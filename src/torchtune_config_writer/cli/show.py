@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import ExitCode
 from ..generation.inputs import read_inputs
 from ..generation.plan import Plan, plan_experiment
 from ..review.sweep_changes import sweep_changes
 from ..review.sweep_report import DEFAULT_CELL_WIDTH, render_json, render_text
-from .common import add_max_runs
+from .common import add_experiment, add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser("show", help=summary)
-    parser.add_argument(
-        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
-    )
+    add_experiment(parser)
     add_max_runs(parser)
     parser.add_argument(
         "--wide",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode
@@ -14,14 +13,12 @@ from ..runs.catalog import read_catalog
 from ..runs.status import StudyStatus, catalog_status
 from ..terminal import printable
 from ..wording import plural
-from .common import add_max_runs
+from .common import add_experiment, add_max_runs
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser], summary: str) -> None:
     parser = commands.add_parser("status", help=summary)
-    parser.add_argument(
-        "experiment", type=Path, metavar="EXP", help="an experiment.yaml, or the folder holding one"
-    )
+    add_experiment(parser)
     add_max_runs(parser)
     parser.add_argument(
         "--format",
