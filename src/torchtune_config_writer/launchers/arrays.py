@@ -17,10 +17,22 @@ def array_parts(numbers: list[int], size: int) -> list[tuple[int, list[int]]]:
 
 def array_spec(offset: int, numbers: list[int]) -> str:
     """``--array``'s task ids for runs ``numbers``: ``0-3``, or ``0-1,4,6-9`` where ids retired."""
-    spans = _ranges([number - offset for number in numbers])
+    spans = ranges([number - offset for number in numbers])
     if len(spans) == 1:
         return f"{spans[0][0]}-{spans[0][1]}"
     return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
+def array_option(offset: int, numbers: list[int], max_parallel: int | None) -> str:
+    """sbatch's ``--array`` for runs ``numbers`` of a part at ``offset``, with the limit of how
+    many run at once (``--array=0-9%4``)."""
+    limit = f"%{max_parallel}" if max_parallel is not None else ""
+    return f"--array={array_spec(offset, numbers)}{limit}"
+
+
+def offset_option(offset: int) -> list[str]:
+    """What a part past the first is submitted with: its offset, task N being run N + it."""
+    return [f"--export=ALL,TCW_RUN_OFFSET={offset}"] if offset else []
 
 
 def contiguous(numbers: list[int]) -> bool:
@@ -33,7 +45,7 @@ def no_run_test(numbers: list[int]) -> str:
     if contiguous(numbers):
         return f"(( run >= {len(numbers)} ))"
     spans = " || ".join(
-        f"run == {a}" if a == b else f"(run >= {a} && run <= {b})" for a, b in _ranges(numbers)
+        f"run == {a}" if a == b else f"(run >= {a} && run <= {b})" for a, b in ranges(numbers)
     )
     return f"! (( {spans} ))"
 
@@ -42,10 +54,10 @@ def described(numbers: list[int]) -> str:
     """``0 to 3``, or ``0-1, 4, 6-9``."""
     if contiguous(numbers):
         return f"0 to {len(numbers) - 1}"
-    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in _ranges(numbers))
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in ranges(numbers))
 
 
-def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+def ranges(numbers: list[int]) -> list[tuple[int, int]]:
     """Ascending numbers as runs of consecutive ones: [0, 1, 2, 5] → [(0, 2), (5, 5)]."""
     found: list[tuple[int, int]] = []
     for number in numbers:

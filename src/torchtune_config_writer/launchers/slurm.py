@@ -23,7 +23,7 @@ from ..experiment.launch import Launch, Slurm, evaluation_options, nodes_agree, 
 from ..workspace.layout import CONFIGS_DIR, eval_file, run_file
 from ..yaml_read import Document
 from ..yaml_write import dump_yaml
-from .arrays import array_parts, array_spec, contiguous, described, no_run_test
+from .arrays import array_option, array_parts, contiguous, described, no_run_test, offset_option
 from .backend import RenderedRuns, RunFolders
 from .commands import EVAL_RECIPE, tune_run
 from .shell import UnresolvableFolder, shell_path
@@ -169,13 +169,12 @@ def _array_script(
     ids = plan.sweep.ids
     numbers = sorted(ids.numbers)
     parts = array_parts(numbers, slurm.max_array_size)
-    limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
     named = any(option.startswith("--job-name=") for option in sbatch)
     chosen_output = any(option.split("=", 1)[0] in _OUTPUT_OPTIONS for option in sbatch)
     logs = not chosen_output and all(run.output_dir is not None for run in runs)
     written = [
         *([] if named else [f"--job-name={shlex.quote(job_name)}"]),
-        f"--array={array_spec(*parts[0])}{limit}",
+        array_option(*parts[0], slurm.max_parallel),
         *(["--output=/dev/null"] if logs else []),  # each task logs in its run's folder
         *options,
         *sbatch,
@@ -204,7 +203,7 @@ def _array_script(
         header=rendered.header,
         job_name=job_name,
         run_count=str(len(runs)),
-        submitting=_submitting(parts, limit, slurm.max_array_size, script, paired),
+        submitting=_submitting(parts, slurm, script, paired),
         logs_note=_fill("logs_note") if logs else "",
         sbatch="".join(f"#SBATCH {option}\n" for option in written),
         find_run=find_run,
@@ -214,16 +213,15 @@ def _array_script(
     return text.encode("utf-8")
 
 
-def _submitting(
-    parts: list[tuple[int, list[int]]], limit: str, size: int, script: str, paired: bool
-) -> str:
+def _submitting(parts: list[tuple[int, list[int]]], slurm: Slurm, script: str, paired: bool) -> str:
     """The comment lines that say how to submit the array: each part of it where the runs need
     more than one, and with the evaluation array after the training array."""
     training, evaluation = f"{CONFIGS_DIR}/{SLURM_SCRIPT}", f"{CONFIGS_DIR}/{SLURM_EVAL_SCRIPT}"
-    arrays = []
-    for start, members in parts:
-        offset = f" --export=ALL,TCW_RUN_OFFSET={start}" if start else ""
-        arrays.append(f"--array={array_spec(start, members)}{limit}{offset}")
+    size = slurm.max_array_size
+    arrays = [
+        " ".join([array_option(start, members, slurm.max_parallel), *offset_option(start)])
+        for start, members in parts
+    ]
     if paired and len(parts) == 1:
         return _fill("submit_with_evaluation", training=training, evaluation=evaluation)
     if paired:

@@ -15,6 +15,7 @@ from ..generation.eval_configs import evaluation_config, final_checkpoint
 from ..generation.inputs import newest_generation, read_inputs
 from ..generation.output_dirs import OUTPUT_DIR, folder_in
 from ..generation.plan import Plan, plan_experiment
+from ..generation.run_ids import run_number as number_of_id
 from ..workspace.layout import CONFIGS_DIR, eval_file, run_file
 
 
@@ -105,6 +106,13 @@ def _disk_log_file(config: dict[str, Any]) -> str | None:
     logger = config.get("metric_logger")
     name = logger.get("filename") if isinstance(logger, dict) else None
     return name if isinstance(name, str) and name else None
+
+
+def run_number(run_id: str) -> int:
+    """``run_012`` → 12: task N of the job array trains run N. A plan's ids are all run ids."""
+    number = number_of_id(run_id)
+    assert number is not None, f"{run_id} is no run id"
+    return number
 
 
 def eval_config_file(record: RunRecord) -> Path:

@@ -16,16 +16,16 @@ from pathlib import Path
 
 from ..errors import ConfigWriterError, all_of
 from ..experiment.launch import Slurm
-from ..launchers.arrays import array_parts, array_spec
+from ..launchers.arrays import array_option, array_parts, offset_option
 from ..launchers.sbatch_limits import LimitError, scaled_memory, scaled_time
 from ..launchers.slurm import SLURM_EVAL_SCRIPT, SLURM_SCRIPT
 from ..output.checking import check
 from ..wording import plural
 from ..workspace.layout import CONFIGS_DIR
 from . import status as status_module
-from .catalog import Catalog, read_catalog
+from .catalog import Catalog, read_catalog, run_number
 from .slurm_jobs import SlurmCommand, tasks_of_script
-from .status import STATUSES, STOPPED, RunStatus, StudyStatus, catalog_status
+from .status import STATUSES, STOPPED, RunStatus, StudyStatus, catalog_status, in_parts
 
 # The statuses resubmitted; "cancelled" too on request. Never finished, running or queued.
 RESUBMITTED = ("failed", "timed out", "out of memory", "preempted", STOPPED, "not started")
@@ -139,9 +139,7 @@ def _refuse_unknown_jobs(
 ) -> None:
     """A study in parts knows a queued part's runs only once one of its tasks has logged (its
     offset): until then those runs read as before, and would be submitted twice."""
-    launch = catalog.plan.experiment.launch.slurm
-    numbers = [run_number(run.id) for run in catalog.runs]
-    if launch is None or max(numbers, default=0) < launch.max_array_size:
+    if not in_parts(catalog):
         return  # one array: task N is run N, every queued task is known
     listed = tasks_of_script(script, slurm) or {}
     known = {run.task.split("_", 1)[0] for run in status.runs if run.task is not None}
@@ -252,15 +250,12 @@ def plan_resubmission(
     evaluation = None
     if experiment.evaluation is not None:
         evaluation = f"{CONFIGS_DIR}/{SLURM_EVAL_SCRIPT}"
-    limit = f"%{slurm.max_parallel}" if slurm.max_parallel is not None else ""
     arrays = []
     # Each set of options its own arrays, in the order of their first run.
     for group, numbers in sorted(groups.items(), key=lambda item: item[1][0]):
         for start, members in array_parts(numbers, slurm.max_array_size):
             # As the script's comment submits a part: task N is run N + TCW_RUN_OFFSET.
-            array = [f"--array={array_spec(start, members)}{limit}"]
-            if start:
-                array.append(f"--export=ALL,TCW_RUN_OFFSET={start}")
+            array = [array_option(start, members, slurm.max_parallel), *offset_option(start)]
             arrays.append(
                 ArraySubmission(
                     runs=tuple(ids[number] for number in members),
@@ -280,8 +275,3 @@ def configs_folder(catalog: Catalog) -> Path:
     if catalog.runs:
         return catalog.runs[0].config_file.parent
     return catalog.plan.experiment.folder / CONFIGS_DIR
-
-
-def run_number(run_id: str) -> int:
-    """``run_012`` → 12."""
-    return int(run_id.rsplit("_", 1)[-1])

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigWriterError
-from .resubmit import ArraySubmission, Resubmission, run_number
+from ..launchers.arrays import ranges
+from .catalog import run_number
+from .resubmit import ArraySubmission, Resubmission
 
 # sbatch's arguments and the folder it runs in, to its standard output (``--parsable``: the job
 # id); raises SbatchFailed.
@@ -141,13 +143,9 @@ def _failure(
 
 def named_runs(ids: Sequence[str]) -> str:
     """``run_000-run_003, run_007``: consecutive runs as one range."""
-    spans: list[list[str]] = []
-    for run in sorted(ids, key=run_number):
-        if spans and run_number(run) == run_number(spans[-1][-1]) + 1:
-            spans[-1].append(run)
-        else:
-            spans.append([run])
-    return ", ".join(span[0] if len(span) == 1 else f"{span[0]}-{span[-1]}" for span in spans)
+    by_number = {run_number(run): run for run in ids}
+    spans = ranges(sorted(by_number))
+    return ", ".join(by_number[a] if a == b else f"{by_number[a]}-{by_number[b]}" for a, b in spans)
 
 
 def run_sbatch(arguments: Sequence[str], folder: Path) -> str:

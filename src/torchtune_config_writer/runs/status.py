@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..launchers.slurm import SLURM_SCRIPT
-from .catalog import Catalog, RunRecord
+from .catalog import Catalog, RunRecord, run_number
 from .metrics import disk_log_time
 from .slurm_jobs import (
     SlurmCommand,
@@ -120,18 +120,24 @@ def catalog_status(catalog: Catalog, slurm: SlurmCommand | None = None) -> Study
         slurm: Runs a Slurm command; by default Slurm's own, where its commands are installed.
     """
     experiment = catalog.plan.experiment
-    launch = experiment.launch.slurm
     script = None
-    if launch is not None and catalog.runs:
+    if experiment.launch.slurm is not None and catalog.runs:
         script = catalog.runs[0].config_file.parent / SLURM_SCRIPT
-    numbers = [_number(run.id) for run in catalog.runs]
     return study_status(
         catalog.runs,
         experiment.folder,
         slurm=default_slurm() if slurm is None else slurm,
         script=script,
-        one_array=launch is None or max(numbers, default=0) < launch.max_array_size,
+        one_array=not in_parts(catalog),
     )
+
+
+def in_parts(catalog: Catalog) -> bool:
+    """Whether the study's array is submitted in parts (its run numbers pass the cluster's
+    MaxArraySize), where task N of a part is run N plus the part's offset."""
+    launch = catalog.plan.experiment.launch.slurm
+    numbers = [run_number(run.id) for run in catalog.runs]
+    return launch is not None and max(numbers, default=0) >= launch.max_array_size
 
 
 def study_status(
@@ -212,14 +218,14 @@ def _tasks_by_run(
     for run in runs:
         if run.output_dir is not None:
             sharing.setdefault(run.output_dir, []).append(run)
-    by_number = {_number(run.id): run.id for run in runs}
+    by_number = {run_number(run.id): run.id for run in runs}
     found: dict[str, list[_Task]] = {}
     offsets: dict[int, int] = {}  # a job's TCW_RUN_OFFSET, read off a run's own log
     for folder, owners in sharing.items():
         for task, log in task_logs(folder).items():
             if len(owners) == 1:
                 owner = owners[0].id
-                offsets[task.job] = _number(owner) - task.task
+                offsets[task.job] = run_number(owner) - task.task
             else:  # generate splits output_dirs; one shared by hand: task N is run N
                 owner = by_number.get(task.task, "")
                 if owner not in {run.id for run in owners}:
@@ -247,18 +253,13 @@ def _add_queued(
 ) -> None:
     """Each task Slurm listed (queued, or ended before it wrote anything) to its run's tasks,
     without a file."""
-    by_number = {_number(run.id): run.id for run in runs}
+    by_number = {run_number(run.id): run.id for run in runs}
     for task in listed:
         offset = offsets.get(task.job, 0 if one_array else None)
         owner = None if offset is None else by_number.get(task.task + offset)
         if owner is not None and all(known != task for known, _ in tasks.get(owner, [])):
             tasks.setdefault(owner, []).append((task, None))
             tasks[owner].sort(key=lambda found: found[0])
-
-
-def _number(run_id: str) -> int:
-    digits = run_id.rsplit("_", 1)[-1]
-    return int(digits) if digits.isdigit() else -1
 
 
 def _run_status(
@@ -392,12 +393,7 @@ def _recipe_state(run: RunRecord) -> Path:
 def _saved_whole(path: Path) -> bool:
     """Whether torch.save finished writing ``path``: a zip file ends with its end record (a
     file killed while it was written does not), as the SLURM script checks it."""
-    try:
-        with path.open("rb") as file:
-            file.seek(max(0, file.seek(0, os.SEEK_END) - 22))
-            return file.read(4) == b"PK\x05\x06"
-    except OSError:
-        return False
+    return _tail(path, 22)[:4] == b"PK\x05\x06"
 
 
 def last_whole_epoch(run: RunRecord) -> str | None:
